@@ -1,0 +1,148 @@
+"""Calling the C kernels of ``kernels/`` on NumPy arrays (CPU) or CuPy arrays (GPU).
+
+One entry point serves both devices::
+
+    from autonn import kernels
+    kernels.launch("axpy", n, 2.0, x, y, n)     # y += 2 x, where x and y live
+
+``launch(name, count, *args)`` picks the device from the array arguments and the type suffix
+(``_f32``/``_f64``) from the first floating-point array, then
+
+- on the CPU calls ``autonn._kernels_cpu.lib.<name>_f32(...)``, built by cffi at install time,
+  passing arrays with ``ffi.from_buffer`` (no copy; arrays must be C-contiguous); the kernel's
+  own OpenMP loop runs over ``count`` (cffi releases the GIL during the call);
+- on the GPU compiles the same translation unit with CuPy ``RawModule`` on first use (cached per
+  device), and launches ``<name>_f32`` with a grid-stride loop over ``count`` elements; Python
+  numbers are converted to the C type the kernel declares (``REAL``, ``index_t``, ``int``).
+
+CuPy is imported only on the GPU path, so the CPU never needs it.
+"""
+
+import numpy as np
+
+from . import backend
+from .kernel_sources import DTYPE_SUFFIX, kernel_dir, kernel_signatures, translation_unit
+
+_CPU_TYPES = {np.dtype(np.float32): "float[]", np.dtype(np.float64): "double[]",
+              np.dtype(np.int64): "int64_t[]", np.dtype(np.int32): "int[]",
+              np.dtype(np.uint8): "unsigned char[]"}
+_GPU_THREADS = 256
+_GPU_MAX_BLOCKS = 65535
+
+
+def launch(name, count, *args):
+    """Run kernel ``name`` over ``count`` work items with ``args`` (its C parameters in order).
+
+    Arrays must all live on one device and be C-contiguous; their floating dtype selects the
+    float32 or float64 build of the kernel.
+    """
+    suffix = _suffix(name, args)
+    if any(backend.is_gpu_array(a) for a in args):
+        return _launch_gpu(name + suffix, name, count, args)
+    return _launch_cpu(name + suffix, args)
+
+
+# --------------------------------------------------------------------- CPU (cffi)
+_cpu = None
+
+
+def cpu_library():
+    """The cffi module ``autonn._kernels_cpu`` (with ``.ffi`` and ``.lib``)."""
+    global _cpu
+    if _cpu is None:
+        try:
+            from . import _kernels_cpu
+        except ImportError as error:
+            raise ImportError(
+                "autonn: the CPU kernel library autonn._kernels_cpu is not built. Install the "
+                "package with 'pip install -e .' (or 'pip install .'); it compiles kernels/ "
+                f"with cffi. ({error})") from None
+        _cpu = _kernels_cpu
+    return _cpu
+
+
+def _launch_cpu(full_name, args):
+    module = cpu_library()
+    function = getattr(module.lib, full_name, None)
+    if function is None:
+        raise AttributeError(f"autonn kernels: no CPU kernel {full_name!r}; is the library "
+                             f"stale? reinstall with 'pip install -e .'")
+    ffi = module.ffi
+    converted = []
+    for position, value in enumerate(args):
+        if isinstance(value, np.ndarray):
+            if not value.flags.c_contiguous:
+                raise ValueError(f"kernel {full_name}: argument {position} must be "
+                                 f"C-contiguous (got strides {value.strides})")
+            value = ffi.from_buffer(_CPU_TYPES[value.dtype], value)
+        converted.append(value)
+    function(*converted)
+
+
+# --------------------------------------------------------------------- GPU (CuPy RawModule)
+_gpu_modules = {}      # device id -> cupy.RawModule
+_gpu_signatures = None
+
+
+def gpu_module():
+    """The RawModule of all kernels for the current CUDA device, compiled on first use."""
+    cp = backend.cupy()
+    if cp is None:
+        raise RuntimeError("autonn kernels: no GPU is available (install autonn[cuda] and "
+                           "check that a CUDA device is visible)")
+    device = cp.cuda.Device().id
+    module = _gpu_modules.get(device)
+    if module is None:
+        directory = kernel_dir()
+        module = cp.RawModule(code=translation_unit(directory),
+                              options=("-I" + directory, "--std=c++14"))
+        _gpu_modules[device] = module
+    return module
+
+
+def _launch_gpu(full_name, name, count, args):
+    global _gpu_signatures
+    cp = backend.cupy()
+    if _gpu_signatures is None:
+        _gpu_signatures = kernel_signatures(kernel_dir())
+    params = _gpu_signatures.get(name)
+    if params is None:
+        raise AttributeError(f"autonn kernels: no kernel {name!r} in {kernel_dir()}")
+    if len(params) != len(args):
+        raise TypeError(f"kernel {name}: takes {len(params)} arguments, got {len(args)}")
+    real = np.float32 if full_name.endswith("_f32") else np.float64
+    converted = []
+    for (c_type, param), value in zip(params, args):
+        if isinstance(value, cp.ndarray):
+            if not value.flags.c_contiguous:
+                raise ValueError(f"kernel {name}: argument {param!r} must be C-contiguous")
+            converted.append(value)
+        elif "*" in c_type:
+            raise TypeError(f"kernel {name}: argument {param!r} ({c_type}) must be a CuPy "
+                            f"array, got {type(value).__name__}")
+        elif c_type.endswith("REAL"):
+            converted.append(real(value))
+        elif c_type.endswith("index_t") or c_type.endswith("int64_t"):
+            converted.append(np.int64(value))
+        elif c_type.endswith("int"):
+            converted.append(np.int32(value))
+        else:
+            raise TypeError(f"kernel {name}: unsupported scalar type {c_type!r} for {param!r}")
+    count = int(count)
+    if count <= 0:
+        return
+    blocks = min((count + _GPU_THREADS - 1) // _GPU_THREADS, _GPU_MAX_BLOCKS)
+    gpu_module().get_function(full_name)((blocks,), (_GPU_THREADS,), tuple(converted))
+
+
+# --------------------------------------------------------------------- helpers
+def _suffix(name, args):
+    for value in args:
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and dtype.kind == "f":
+            suffix = DTYPE_SUFFIX.get(dtype.name)
+            if suffix is None:
+                raise TypeError(f"kernel {name}: dtype {dtype.name} is not supported "
+                                f"(float32 or float64)")
+            return suffix
+    raise TypeError(f"kernel {name}: needs at least one float32 or float64 array argument")

@@ -1,0 +1,68 @@
+/* portable.h -- the one place where the CPU and GPU targets differ.
+ *
+ * Every kernel family (kernels/<family>.h) is written once against these macros and compiled
+ * twice: by the C compiler for the CPU library (cffi, OpenMP) and by NVRTC/nvcc for the GPU
+ * (CuPy RawModule). Families are included once per floating-point type, with REAL set to the
+ * type and AN(name) appending the type suffix (_f32 or _f64), so every function a family
+ * defines must have its name wrapped in AN(...).
+ *
+ *   AN_INLINE        qualifier of per-element bodies and helpers ("static inline" on the CPU,
+ *                    "__device__ inline" on the GPU).
+ *   AN_KERNEL(name, count, (params...), call)
+ *                    defines the exported kernel AN(name)(params...) that evaluates `call` for
+ *                    every index `i` in [0, count). On the CPU it is a `for` loop parallelised
+ *                    with OpenMP (serial below AN_OMP_MIN iterations, where starting threads
+ *                    costs more than the work); on the GPU an `extern "C" __global__` function
+ *                    with a grid-stride loop, so any launch configuration covers `count`.
+ *   index_t          the integer type of sizes and indices (64-bit: tensors can exceed 2^31).
+ */
+#ifndef AUTONN_PORTABLE_H
+#define AUTONN_PORTABLE_H
+
+#if defined(__CUDACC__)
+/* ---------------------------------------------------------------- GPU (nvcc or NVRTC) */
+#if defined(__CUDACC_RTC__)
+/* NVRTC ships no C library headers; these are the only types the kernels need. */
+typedef long long int64_t;
+#else
+#include <stdint.h>
+#endif
+#define AN_INLINE static __device__ __forceinline__
+#define AN_KERNEL(name, count, params, call)                                          \
+    extern "C" __global__ void AN(name) params {                                      \
+        const index_t an_count = (count);                                             \
+        for (index_t i = (index_t)blockIdx.x * blockDim.x + threadIdx.x; i < an_count; \
+             i += (index_t)blockDim.x * gridDim.x) {                                  \
+            call;                                                                     \
+        }                                                                             \
+    }
+
+#else
+/* ---------------------------------------------------------------- CPU (C99 + OpenMP) */
+#include <stdint.h>
+#include <math.h>
+#define AN_INLINE static inline
+#ifndef AN_OMP_MIN
+#define AN_OMP_MIN 2048
+#endif
+#define AN_KERNEL(name, count, params, call)                                          \
+    void AN(name) params {                                                            \
+        const index_t an_count = (count);                                             \
+        _Pragma("omp parallel for schedule(static) if(an_count >= AN_OMP_MIN)")       \
+        for (index_t i = 0; i < an_count; ++i) {                                      \
+            call;                                                                     \
+        }                                                                             \
+    }
+#endif
+
+typedef int64_t index_t;
+
+/* Token pasting through two levels so that AN_SUFFIX is expanded before it is pasted. */
+#define AN_PASTE2(a, b) a##b
+#define AN_PASTE(a, b) AN_PASTE2(a, b)
+#define AN(name) AN_PASTE(name, AN_SUFFIX)
+
+/* Floor division and modulo for possibly negative numerators (C rounds toward zero). */
+#define AN_FLOORDIV(a, b) (((a) >= 0) ? (a) / (b) : -((-(a) + (b) - 1) / (b)))
+
+#endif /* AUTONN_PORTABLE_H */

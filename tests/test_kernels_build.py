@@ -1,0 +1,81 @@
+"""The kernel build machinery: one source, compiled for the CPU (cffi) and the GPU (CUDA).
+
+The CUDA side is compiled with nvcc when it is installed, so a CUDA syntax error fails here even
+on a machine without a GPU; the GPU launch tests run only where CuPy sees a device.
+"""
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from autonn import backend, kernels
+from autonn.kernel_sources import (REAL_TYPES, cdef, family_headers, kernel_dir,
+                                   kernel_signatures, translation_unit)
+
+DTYPES = [np.float32, np.float64]
+
+
+def test_every_family_header_is_in_the_translation_unit_once_per_real_type():
+    source = translation_unit()
+    for header in family_headers():
+        assert source.count(f'#include "{header}"') == len(REAL_TYPES)
+
+
+def test_cdef_declares_every_kernel_for_both_types():
+    declarations = cdef()
+    for name in kernel_signatures():
+        for suffix in REAL_TYPES:
+            assert f"void {name}{suffix}(" in declarations
+
+
+def test_cpu_library_exports_every_declared_kernel():
+    lib = kernels.cpu_library().lib
+    for name in kernel_signatures():
+        for suffix in REAL_TYPES:
+            assert hasattr(lib, name + suffix), name + suffix
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_cuda_sources_compile_with_nvcc(tmp_path):
+    source = tmp_path / "autonn_kernels.cu"
+    source.write_text(translation_unit())
+    result = subprocess.run(["nvcc", "--ptx", "-x", "cu", "-I", kernel_dir(), str(source),
+                             "-o", str(tmp_path / "autonn_kernels.ptx")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    ptx = (tmp_path / "autonn_kernels.ptx").read_text()
+    for name in kernel_signatures():
+        for suffix in REAL_TYPES:
+            assert f".entry {name}{suffix}(" in ptx, f"{name}{suffix} missing from the PTX"
+
+
+def _devices():
+    return ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(
+        not backend.gpu_available(), reason="no GPU")])]
+
+
+@pytest.mark.parametrize("device", _devices())
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 7, 100_003])  # 100_003 crosses the OpenMP threshold
+def test_fill_and_axpy_kernels_run_end_to_end(device, dtype, n):
+    x = np.arange(n, dtype=dtype)
+    y = np.ones(n, dtype=dtype)
+    x, y = backend.to_device(x, device), backend.to_device(y, device)
+    kernels.launch("axpy", n, 0.5, x, y, n)
+    np.testing.assert_allclose(backend.to_numpy(y), 0.5 * np.arange(n) + 1, rtol=1e-6)
+    kernels.launch("fill", n, y, -2.0, n)
+    assert np.all(backend.to_numpy(y) == -2.0)
+
+
+def test_launch_refuses_non_contiguous_arrays():
+    y = np.zeros((4, 4), np.float32)[:, 1]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        kernels.launch("fill", 4, y, 1.0, 4)
+
+
+def test_launch_refuses_unsupported_dtypes():
+    with pytest.raises(TypeError, match="float16"):
+        kernels.launch("fill", 4, np.zeros(4, np.float16), 1.0, 4)
