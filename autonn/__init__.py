@@ -1,0 +1,19 @@
+"""autonn: MatConvNet and its AutoNN wrapper in Python.
+
+Write a network as Python and NumPy expressions on :class:`Layer` objects, compile it with
+:class:`Net` into a forward/backward tape, and evaluate it on NumPy (CPU) or CuPy (GPU) arrays.
+"""
+
+from . import nn
+from .backend import gpu_available, to_device
+from .gradcheck import GradcheckReport, gradcheck
+from .layer import Input, Layer, Param, Selector, workspace_names
+from .net import Net
+from .ops import Op, op
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GradcheckReport", "Input", "Layer", "Net", "Op", "Param", "Selector", "gpu_available",
+    "gradcheck", "nn", "op", "to_device", "workspace_names",
+]

@@ -1,0 +1,471 @@
+"""The implicit graph: ``Layer``, ``Input``, ``Param`` and selectors.
+
+A ``Layer`` records one call of an op on its inputs (other Layers, constant arrays, numbers or
+``None``) and its options. Nothing is computed here: Python operators and NumPy functions on
+Layers build nodes, and :class:`autonn.Net` compiles the graph into a tape. ::
+
+    a, b = Input(), Input()
+    c = np.sqrt(np.maximum(a, 0) + a * b / 2)    # a graph of five nodes
+
+Layers are compared by identity everywhere inside autonn: ``==`` on Layers builds a comparison
+node, as NumPy's ``==`` on arrays builds an array.
+"""
+
+import fnmatch
+import os
+import sys
+
+import numpy as np
+
+from . import math_ops
+from .ops import Op
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+TRAIN_METHODS = ("gradient", "average", "none")
+
+
+class Layer:
+    """A node of the implicit graph: ``op(*inputs, **options)``.
+
+    Attributes
+    ----------
+    op : Op or None
+        None for :class:`Input`, :class:`Param` and :class:`Selector`.
+    inputs : tuple
+        Layers, constants (arrays, numbers) or None, in the op's argument order.
+    options : dict
+        The op's keyword options.
+    name : str or None
+        Set by the user, by :func:`workspace_names`, by :meth:`sequential_names` or at compile.
+    source : str
+        ``file:line`` of the user code that created the Layer, for error messages.
+    """
+
+    # NumPy defers to these methods instead of treating a Layer as an object array.
+    __array_priority__ = 1000
+
+    def __init__(self, op=None, inputs=(), options=None, *, name=None):
+        self.op = op
+        self.inputs = tuple(inputs)
+        self.options = dict(options or {})
+        self.name = name
+        self.source = _user_source()
+
+    @classmethod
+    def create(cls, op, inputs, options):
+        """A node for ``op(*inputs, **options)``; a tuple of selectors for multi-output ops."""
+        op.check_options(len(inputs), options)
+        layer = cls(op, [_as_graph_input(op, x) for x in inputs], options)
+        if op.num_outputs > 1:
+            return tuple(Selector(layer, i) for i in range(op.num_outputs))
+        return layer
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self):
+        return f"Layer({self.describe()})"
+
+    def describe(self):
+        """One line: ``name = op(input names, options)``."""
+        args = [_input_label(x) for x in self.inputs]
+        args += [f"{k}={_short_repr(v)}" for k, v in self.options.items()]
+        op_name = self.op.name if self.op is not None else type(self).__name__
+        return f"{self.name or '?'} = {op_name}({', '.join(args)})"
+
+    # ------------------------------------------------------------------ traversal
+    def graph(self):
+        """All Layers this one depends on, itself included, in topological order."""
+        return topological_order([self])
+
+    def find(self, what=None, *, name=None, op=None, kind=None, index=None):
+        """Layers of this graph matching a name (glob patterns allowed), an op (an Op, a block
+        function or an op name) or a kind (``Input``, ``Param``, ...).
+
+        ``what`` guesses which of these it is. Returns a list, or the ``index``-th match.
+        """
+        if isinstance(what, str):
+            name = what
+        elif isinstance(what, type):
+            kind = what
+        elif what is not None:
+            op = what
+        matches = [layer for layer in self.graph()
+                   if (name is None or (layer.name is not None
+                                        and fnmatch.fnmatchcase(layer.name, name)))
+                   and (op is None or _op_matches(layer, op))
+                   and (kind is None or isinstance(layer, kind))]
+        if index is None:
+            return matches
+        try:
+            return matches[index]
+        except IndexError:
+            raise IndexError(f"find: {len(matches)} layers match, index {index} is out of "
+                             f"range") from None
+
+    def sequential_names(self, start=1):
+        """Name every unnamed Layer of the graph after its op and position: ``conv1``,
+        ``conv1_filters``, ``relu2``, ``input1``... Returns self."""
+        counts = {}
+        used = {layer.name for layer in self.graph() if layer.name is not None}
+
+        def fresh(base):
+            while True:
+                counts[base] = counts.get(base, start - 1) + 1
+                candidate = f"{base}{counts[base]}"
+                if candidate not in used:
+                    used.add(candidate)
+                    return candidate
+
+        for layer in self.graph():
+            if layer.name is None and type(layer) is Layer:
+                layer.name = fresh(layer.op.name)
+            elif layer.name is None and isinstance(layer, Input):
+                layer.name = fresh("input")
+        for layer in self.graph():
+            if isinstance(layer, Selector) and layer.name is None:
+                layer.name = _unique(f"{layer.inputs[0].name}_{layer.index}", used)
+            if type(layer) is not Layer:
+                continue
+            for position, x in enumerate(layer.inputs):
+                if isinstance(x, Param) and x.name is None:
+                    role = (layer.op.input_names[position]
+                            if position < len(layer.op.input_names) else f"param{position}")
+                    x.name = _unique(f"{layer.name}_{role}", used)
+        for layer in self.graph():  # params no op names (a Param used only as an output)
+            if layer.name is None:
+                layer.name = fresh("param" if isinstance(layer, Param) else "var")
+        return self
+
+    def deep_copy(self, *shared):
+        """A copy of the whole graph up to this Layer; Layers listed in ``shared`` (for example
+        the Inputs) are reused instead of copied. Params are copied with their values."""
+        copies = {id(layer): layer for layer in shared}
+        for layer in self.graph():
+            if id(layer) in copies:
+                continue
+            copies[id(layer)] = layer._copy_with(
+                [copies[id(x)] if isinstance(x, Layer) else x for x in layer.inputs])
+        return copies[id(self)]
+
+    def _copy_with(self, inputs):
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.inputs = tuple(inputs)
+        clone.options = dict(self.options)
+        return clone
+
+    # ------------------------------------------------------------------ Python's protocols
+    __hash__ = object.__hash__
+
+    def __bool__(self):
+        raise TypeError(f"Layer {self.name or ''} has no truth value: it is a node of a graph, "
+                        f"evaluated only by a Net")
+
+    def __iter__(self):
+        # Without this, Python would iterate a Layer through __getitem__ forever.
+        raise TypeError("a Layer is not iterable; index it explicitly (x[0], x[1], ...)")
+
+    def __len__(self):
+        raise TypeError("a Layer has no length until a Net evaluates it")
+
+    # ------------------------------------------------------------------ NumPy protocols
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        op = math_ops.UFUNC_OPS.get(ufunc)
+        if op is None or method != "__call__":
+            return NotImplemented
+        if kwargs.get("out") is not None:
+            raise TypeError(f"{ufunc.__name__}: out= cannot write into a Layer")
+        unsupported = {k: v for k, v in kwargs.items() if k != "out"}
+        if unsupported:
+            raise TypeError(f"{ufunc.__name__}: options {sorted(unsupported)} are not "
+                            f"supported on Layers")
+        return op(*inputs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        handler = math_ops.FUNCTION_OPS.get(func)
+        if handler is None:
+            return NotImplemented
+        return handler(*args, **kwargs)
+
+    # ------------------------------------------------------------------ operators
+    def __add__(self, other):
+        return math_ops.add(self, other)
+
+    def __radd__(self, other):
+        return math_ops.add(other, self)
+
+    def __sub__(self, other):
+        return math_ops.subtract(self, other)
+
+    def __rsub__(self, other):
+        return math_ops.subtract(other, self)
+
+    def __mul__(self, other):
+        return math_ops.multiply(self, other)
+
+    def __rmul__(self, other):
+        return math_ops.multiply(other, self)
+
+    def __truediv__(self, other):
+        return math_ops.divide(self, other)
+
+    def __rtruediv__(self, other):
+        return math_ops.divide(other, self)
+
+    def __pow__(self, other):
+        return math_ops.power(self, other)
+
+    def __rpow__(self, other):
+        return math_ops.power(other, self)
+
+    def __matmul__(self, other):
+        return math_ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return math_ops.matmul(other, self)
+
+    def __neg__(self):
+        return math_ops.negative(self)
+
+    def __pos__(self):
+        return math_ops.positive(self)
+
+    def __abs__(self):
+        return math_ops.absolute(self)
+
+    def __lt__(self, other):
+        return math_ops.less(self, other)
+
+    def __le__(self, other):
+        return math_ops.less_equal(self, other)
+
+    def __gt__(self, other):
+        return math_ops.greater(self, other)
+
+    def __ge__(self, other):
+        return math_ops.greater_equal(self, other)
+
+    def __eq__(self, other):
+        return math_ops.equal(self, other)
+
+    def __ne__(self, other):
+        return math_ops.not_equal(self, other)
+
+    def __getitem__(self, index):
+        if isinstance(index, Layer) or (isinstance(index, tuple)
+                                        and any(isinstance(i, Layer) for i in index)):
+            raise TypeError("getitem: indexing with a Layer is not supported; index with "
+                            "arrays, slices and integers")
+        return math_ops.getitem(self, index=_freeze_index(index))
+
+    # ------------------------------------------------------------------ array-like methods
+    @property
+    def T(self):  # noqa: N802 (NumPy's name)
+        return math_ops.transpose(self)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = shape[0]
+        return math_ops.reshape(self, shape=math_ops._shape_option(shape))
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+            axes = axes[0]
+        return math_ops.transpose(self, axes=tuple(int(a) for a in axes) if axes else None)
+
+    def sum(self, axis=None, keepdims=False):
+        return math_ops.sum(self, axis=math_ops._axis_option(axis), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return math_ops.mean(self, axis=math_ops._axis_option(axis), keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return math_ops.max(self, axis=math_ops._axis_option(axis), keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return math_ops.min(self, axis=math_ops._axis_option(axis), keepdims=keepdims)
+
+    def squeeze(self, axis=None):
+        return math_ops.squeeze(self, axis=math_ops._axis_option(axis))
+
+    def argmax(self, axis=None):
+        return math_ops.argmax(self, axis=axis)
+
+    def argmin(self, axis=None):
+        return math_ops.argmin(self, axis=axis)
+
+    # ------------------------------------------------------------------ conversions
+    @staticmethod
+    def from_dagnn(dag):
+        """The implicit graph of a :class:`autonn.dagnn.DagNN`: its output Layers."""
+        from .dagnn import to_layers
+        return to_layers(dag)
+
+
+class Input(Layer):
+    """A network input, fed by ``net.eval({'name': value})``."""
+
+    def __init__(self, name=None):
+        super().__init__(None, (), None, name=name)
+
+    def describe(self):
+        return f"{self.name or '?'} = Input()"
+
+
+class Param(Layer):
+    """A learnable parameter.
+
+    Parameters
+    ----------
+    value : array
+        Initial value (copied when it is not already an array of a float type).
+    learning_rate, weight_decay : float
+        Multipliers of the solver's learning rate and weight decay for this parameter.
+    train_method : {'gradient', 'average', 'none'}
+        'gradient' descends the derivative; 'average' moves the value toward what the backward
+        pass reports (batch-norm moments); 'none' keeps it fixed.
+    """
+
+    def __init__(self, value, *, name=None, learning_rate=1.0, weight_decay=1.0,
+                 train_method="gradient"):
+        super().__init__(None, (), None, name=name)
+        if train_method not in TRAIN_METHODS:
+            raise ValueError(f"Param: train_method must be one of {TRAIN_METHODS}, "
+                             f"got {train_method!r}")
+        if not hasattr(value, "shape"):
+            value = np.asarray(value, dtype=np.float32)
+        self.value = value
+        self.learning_rate = float(learning_rate)
+        self.weight_decay = float(weight_decay)
+        self.train_method = train_method
+
+    def describe(self):
+        return f"{self.name or '?'} = Param({_shape_text(self.value)})"
+
+    def _copy_with(self, inputs):
+        clone = super()._copy_with(inputs)
+        clone.value = self.value.copy()
+        return clone
+
+
+class Selector(Layer):
+    """Output ``index`` of a multi-output op node."""
+
+    def __init__(self, node, index):
+        super().__init__(None, (node,), None)
+        self.index = index
+
+    def describe(self):
+        return f"{self.name or '?'} = {_input_label(self.inputs[0])}[output {self.index}]"
+
+
+# ---------------------------------------------------------------------- naming
+def workspace_names(frame=None, *, overwrite=False):
+    """Name the unnamed Layers held in the caller's variables after those variables.
+
+    ``x = an.Input(); an.workspace_names()`` names it ``'x'``. With ``overwrite``, named Layers
+    are renamed too. Returns the mapping of names given.
+    """
+    frame = frame or sys._getframe(1)
+    given = {}
+    for scope in (frame.f_locals, frame.f_globals):
+        for variable, value in list(scope.items()):
+            if isinstance(value, Layer) and not variable.startswith("_") and (
+                    value.name is None or overwrite) and variable not in given:
+                value.name = variable
+                given[variable] = value
+    return given
+
+
+def topological_order(outputs):
+    """Layers reachable from ``outputs``, each after all its inputs (iterative: deep chains of
+    thousands of nodes are fine)."""
+    order, state = [], {}
+    for root in outputs:
+        stack = [(root, False)]
+        while stack:
+            layer, expanded = stack.pop()
+            key = id(layer)
+            if expanded:
+                if state.get(key) != 2:
+                    state[key] = 2
+                    order.append(layer)
+                continue
+            if key in state:
+                continue
+            state[key] = 1
+            stack.append((layer, True))
+            for x in reversed(layer.inputs):
+                if isinstance(x, Layer) and id(x) not in state:
+                    stack.append((x, False))
+    return order
+
+
+# ---------------------------------------------------------------------- helpers
+def _as_graph_input(op, x):
+    if isinstance(x, Layer) or x is None or isinstance(x, (int, float, bool, np.number)):
+        return x
+    if isinstance(x, (list, tuple)):
+        if any(isinstance(v, Layer) for v in x):
+            raise TypeError(f"{op.name}: a list containing Layers cannot be one input; "
+                            f"pass the Layers as separate arguments")
+        return np.asarray(x)
+    return x
+
+
+def _freeze_index(index):
+    """Indices become tuples/arrays so they can be stored, printed and saved."""
+    if isinstance(index, list):
+        return np.asarray(index)
+    if isinstance(index, tuple):
+        return tuple(np.asarray(i) if isinstance(i, list) else i for i in index)
+    return index
+
+
+def _user_source():
+    """``file:line`` of the first caller outside autonn."""
+    frame = sys._getframe(2)
+    while frame is not None and os.path.dirname(os.path.abspath(
+            frame.f_code.co_filename)).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return "?"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _op_matches(layer, op):
+    if layer.op is None:
+        return False
+    if isinstance(op, str):
+        return layer.op.name == op
+    if isinstance(op, Op):
+        return layer.op is op
+    # a block function (nn.conv) matches the op it calls when they share a name
+    return layer.op.name == getattr(op, "__name__", None)
+
+
+def _unique(name, used):
+    candidate, n = name, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{name}{n}"
+    used.add(candidate)
+    return candidate
+
+
+def _input_label(x):
+    if isinstance(x, Layer):
+        return x.name or f"<{x.op.name if x.op else type(x).__name__}>"
+    if x is None:
+        return "None"
+    return _short_repr(x)
+
+
+def _short_repr(value):
+    if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
+        return f"array{_shape_text(value)}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _shape_text(value):
+    return "×".join(str(n) for n in np.shape(value)) or "scalar"

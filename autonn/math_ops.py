@@ -1,0 +1,463 @@
+"""NumPy's math as autonn ops: a table of (forward, derivative) pairs.
+
+Each entry names a NumPy function and gives, per input, the rule ``vjp(dzdy, y, *inputs)``
+for the derivative of ``<dzdy, f(inputs)>`` with respect to that input (``None``: no
+derivative). Broadcasting is undone in one place, :func:`unbroadcast`. The forwards are NumPy's
+own functions, which CuPy arrays also accept, so the same table serves both devices.
+
+``Layer`` maps its operators and ``__array_ufunc__`` / ``__array_function__`` onto these ops
+(see :data:`UFUNC_OPS` and :data:`FUNCTION_OPS`).
+"""
+
+import numpy as np
+
+from .backend import array_module
+from .ops import Op
+
+
+def unbroadcast(dzdy, x):
+    """Sum ``dzdy`` over the axes along which ``x`` was broadcast, giving ``x``'s shape."""
+    shape = np.shape(x)
+    if dzdy.shape == shape:
+        return dzdy
+    extra = dzdy.ndim - len(shape)
+    if extra:
+        dzdy = dzdy.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and dzdy.shape[i] != 1)
+    if axes:
+        dzdy = dzdy.sum(axis=axes, keepdims=True)
+    return dzdy
+
+
+def _defmath(name, forward, *vjps, needs_inputs=None, needs_output=False):
+    return Op(name, forward, vjps=vjps, backward_needs_inputs=needs_inputs,
+              backward_needs_output=needs_output)
+
+
+def _nondifferentiable(name, forward):
+    return Op(name, forward, differentiable=False, backward_needs_inputs=())
+
+
+# ------------------------------------------------------------------ elementwise, binary
+add = _defmath("add", np.add,
+               lambda g, y, a, b: unbroadcast(g, a),
+               lambda g, y, a, b: unbroadcast(g, b))
+subtract = _defmath("subtract", np.subtract,
+                    lambda g, y, a, b: unbroadcast(g, a),
+                    lambda g, y, a, b: unbroadcast(-g, b))
+multiply = _defmath("multiply", np.multiply,
+                    lambda g, y, a, b: unbroadcast(g * b, a),
+                    lambda g, y, a, b: unbroadcast(g * a, b))
+divide = _defmath("divide", np.true_divide,
+                  lambda g, y, a, b: unbroadcast(g / b, a),
+                  lambda g, y, a, b: unbroadcast(-g * a / (b * b), b))
+
+
+def _power_vjp_base(g, y, a, b):
+    return unbroadcast(g * b * a ** (b - 1), a)
+
+
+def _power_vjp_exponent(g, y, a, b):
+    xp = array_module(a, y)
+    # d(a^b)/db = a^b log a, continued by 0 where a <= 0 (where it is undefined).
+    log_a = xp.log(xp.where(a > 0, a, 1))
+    return unbroadcast(g * y * log_a, b)
+
+
+power = _defmath("power", np.power, _power_vjp_base, _power_vjp_exponent, needs_output=True)
+
+
+def _maximum_vjp(first):
+    # Ties go to the first argument, so exactly one input receives the derivative.
+    def vjp(g, y, a, b):
+        chosen = (a >= b) if first else (a < b)
+        return unbroadcast(g * chosen, a if first else b)
+    return vjp
+
+
+def _minimum_vjp(first):
+    def vjp(g, y, a, b):
+        chosen = (a <= b) if first else (a > b)
+        return unbroadcast(g * chosen, a if first else b)
+    return vjp
+
+
+maximum = _defmath("maximum", np.maximum, _maximum_vjp(True), _maximum_vjp(False))
+minimum = _defmath("minimum", np.minimum, _minimum_vjp(True), _minimum_vjp(False))
+
+
+def _matmul_as_matrices(g, a, b):
+    """View 1-D operands as matrices (a row, b a column) the way np.matmul does."""
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1:
+        g2 = g2[..., None, :]
+    if b.ndim == 1:
+        g2 = g2[..., None]
+    return g2, a2, b2
+
+
+def _matmul_vjp_left(g, y, a, b):
+    g2, a2, b2 = _matmul_as_matrices(g, a, b)
+    return unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2).reshape(a.shape)
+
+
+def _matmul_vjp_right(g, y, a, b):
+    g2, a2, b2 = _matmul_as_matrices(g, a, b)
+    return unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2).reshape(b.shape)
+
+
+matmul = _defmath("matmul", np.matmul, _matmul_vjp_left, _matmul_vjp_right)
+
+# ------------------------------------------------------------------ elementwise, unary
+negative = _defmath("negative", np.negative, lambda g, y, x: -g, needs_inputs=())
+positive = _defmath("positive", np.positive, lambda g, y, x: g, needs_inputs=())
+exp = _defmath("exp", np.exp, lambda g, y, x: g * y, needs_inputs=(), needs_output=True)
+expm1 = _defmath("expm1", np.expm1, lambda g, y, x: g * (y + 1), needs_inputs=(),
+                 needs_output=True)
+log = _defmath("log", np.log, lambda g, y, x: g / x)
+log1p = _defmath("log1p", np.log1p, lambda g, y, x: g / (1 + x))
+sqrt = _defmath("sqrt", np.sqrt, lambda g, y, x: g / (2 * y), needs_inputs=(),
+                needs_output=True)
+square = _defmath("square", np.square, lambda g, y, x: 2 * g * x)
+reciprocal = _defmath("reciprocal", np.reciprocal, lambda g, y, x: -g * y * y,
+                      needs_inputs=(), needs_output=True)
+sin = _defmath("sin", np.sin, lambda g, y, x: g * np.cos(x))
+cos = _defmath("cos", np.cos, lambda g, y, x: -g * np.sin(x))
+tan = _defmath("tan", np.tan, lambda g, y, x: g * (1 + y * y), needs_inputs=(),
+               needs_output=True)
+tanh = _defmath("tanh", np.tanh, lambda g, y, x: g * (1 - y * y), needs_inputs=(),
+                needs_output=True)
+sinh = _defmath("sinh", np.sinh, lambda g, y, x: g * np.cosh(x))
+cosh = _defmath("cosh", np.cosh, lambda g, y, x: g * np.sinh(x))
+arctan = _defmath("arctan", np.arctan, lambda g, y, x: g / (1 + x * x))
+absolute = _defmath("absolute", np.absolute, lambda g, y, x: g * np.sign(x))
+
+# ------------------------------------------------------------------ non-differentiable
+greater = _nondifferentiable("greater", np.greater)
+greater_equal = _nondifferentiable("greater_equal", np.greater_equal)
+less = _nondifferentiable("less", np.less)
+less_equal = _nondifferentiable("less_equal", np.less_equal)
+equal = _nondifferentiable("equal", np.equal)
+not_equal = _nondifferentiable("not_equal", np.not_equal)
+sign = _nondifferentiable("sign", np.sign)
+floor = _nondifferentiable("floor", np.floor)
+ceil = _nondifferentiable("ceil", np.ceil)
+rint = _nondifferentiable("rint", np.rint)
+argmax = _nondifferentiable("argmax", lambda x, *, axis=None: np.argmax(x, axis=axis))
+argmin = _nondifferentiable("argmin", lambda x, *, axis=None: np.argmin(x, axis=axis))
+
+
+# ------------------------------------------------------------------ reductions
+def _normalize_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    return tuple(sorted(int(a) % ndim for a in axis))
+
+
+def _expand_reduced(g, x, axis, keepdims):
+    """Reshape a reduction's output derivative so it broadcasts against ``x``."""
+    if keepdims or np.ndim(x) == 0:
+        return g
+    shape = list(np.shape(x))
+    for a in _normalize_axes(axis, np.ndim(x)):
+        shape[a] = 1
+    return g.reshape(shape)
+
+
+def _broadcast_copy(g, shape):
+    xp = array_module(g)
+    return xp.array(xp.broadcast_to(g, shape))
+
+
+def _sum_forward(x, *, axis=None, keepdims=False):
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+def _sum_vjp(g, y, x, *, axis=None, keepdims=False):
+    return _broadcast_copy(_expand_reduced(g, x, axis, keepdims), np.shape(x))
+
+
+def _mean_forward(x, *, axis=None, keepdims=False):
+    return np.mean(x, axis=axis, keepdims=keepdims)
+
+
+def _mean_vjp(g, y, x, *, axis=None, keepdims=False):
+    count = 1
+    for a in _normalize_axes(axis, np.ndim(x)):
+        count *= np.shape(x)[a]
+    return _broadcast_copy(_expand_reduced(g, x, axis, keepdims) / count, np.shape(x))
+
+
+def _extremum_vjp(pick):
+    """Derivative of max/min: all of it goes to one arg-extremum (the first), as MatConvNet's
+    pooling does, so ties never split the derivative."""
+    def vjp(g, y, x, *, axis=None, keepdims=False):
+        xp = array_module(x)
+        axes = _normalize_axes(axis, x.ndim)
+        kept = [a for a in range(x.ndim) if a not in axes]
+        moved = xp.transpose(x, kept + list(axes))
+        flat = moved.reshape(moved.shape[:len(kept)] + (-1,))
+        index = pick(flat, axis=-1)[..., None]
+        dflat = xp.zeros_like(flat)
+        gk = _expand_reduced(g, x, axis, keepdims)
+        gk = xp.transpose(xp.broadcast_to(gk, _keepdims_shape(x.shape, axes)), kept + list(axes))
+        gk = gk.reshape(gk.shape[:len(kept)] + (1,))
+        xp.put_along_axis(dflat, index, gk, axis=-1)
+        dmoved = dflat.reshape(moved.shape)
+        return xp.transpose(dmoved, np.argsort(kept + list(axes)))
+    return vjp
+
+
+def _keepdims_shape(shape, axes):
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _max_forward(x, *, axis=None, keepdims=False):
+    return np.max(x, axis=axis, keepdims=keepdims)
+
+
+def _min_forward(x, *, axis=None, keepdims=False):
+    return np.min(x, axis=axis, keepdims=keepdims)
+
+
+sum = Op("sum", _sum_forward, vjps=(_sum_vjp,))  # noqa: A001 (NumPy's name, on purpose)
+mean = Op("mean", _mean_forward, vjps=(_mean_vjp,))
+max = Op("max", _max_forward, vjps=(_extremum_vjp(lambda a, axis: a.argmax(axis=axis)),))  # noqa
+min = Op("min", _min_forward, vjps=(_extremum_vjp(lambda a, axis: a.argmin(axis=axis)),))  # noqa
+
+
+# ------------------------------------------------------------------ shape manipulation
+def _reshape_forward(x, *, shape):
+    return np.reshape(x, shape)
+
+
+def _transpose_forward(x, *, axes=None):
+    return np.transpose(x, axes)
+
+
+def _transpose_vjp(g, y, x, *, axes=None):
+    if axes is None:
+        return np.transpose(g)
+    return np.transpose(g, np.argsort(axes))
+
+
+def _squeeze_forward(x, *, axis=None):
+    return np.squeeze(x, axis=axis)
+
+
+def _expand_dims_forward(x, *, axis):
+    return np.expand_dims(x, axis)
+
+
+def _back_to_shape(g, y, x, **options):
+    return g.reshape(np.shape(x))
+
+
+reshape = Op("reshape", _reshape_forward, vjps=(_back_to_shape,))
+transpose = Op("transpose", _transpose_forward, vjps=(_transpose_vjp,), backward_needs_inputs=())
+squeeze = Op("squeeze", _squeeze_forward, vjps=(_back_to_shape,))
+expand_dims = Op("expand_dims", _expand_dims_forward, vjps=(_back_to_shape,))
+
+
+def _concatenate_forward(*xs, axis=0):
+    return array_module(*xs).concatenate(xs, axis=axis)
+
+
+def _concatenate_vjp(index, g, y, *xs, axis=0):
+    start = 0
+    for x in xs[:index]:
+        start += np.shape(x)[axis]
+    stop = start + np.shape(xs[index])[axis]
+    where = [slice(None)] * g.ndim
+    where[axis] = slice(start, stop)
+    return g[tuple(where)]
+
+
+def _stack_forward(*xs, axis=0):
+    return array_module(*xs).stack(xs, axis=axis)
+
+
+def _stack_vjp(index, g, y, *xs, axis=0):
+    return array_module(g).take(g, index, axis=axis)
+
+
+concatenate = Op("concatenate", _concatenate_forward, vjp=_concatenate_vjp)
+stack = Op("stack", _stack_forward, vjp=_stack_vjp, backward_needs_inputs=())
+
+
+def _where_forward(condition, a, b):
+    return np.where(condition, a, b)
+
+
+where = Op("where", _where_forward, vjps=(
+    None,
+    lambda g, y, c, a, b: unbroadcast(g * c, a),
+    lambda g, y, c, a, b: unbroadcast(g * np.logical_not(c), b)))
+
+
+def _clip_forward(x, *, a_min=None, a_max=None):
+    return np.clip(x, a_min, a_max)
+
+
+def _clip_vjp(g, y, x, *, a_min=None, a_max=None):
+    inside = True
+    if a_min is not None:
+        inside = np.logical_and(inside, x >= a_min)
+    if a_max is not None:
+        inside = np.logical_and(inside, x <= a_max)
+    return g * inside
+
+
+clip = Op("clip", _clip_forward, vjps=(_clip_vjp,))
+
+
+# ------------------------------------------------------------------ indexing
+def _getitem_forward(x, *, index):
+    return x[index]
+
+
+def _getitem_vjp(g, y, x, *, index):
+    xp = array_module(x)
+    dx = xp.zeros(x.shape, dtype=g.dtype)
+    if _is_basic_index(index):
+        dx[index] = g
+    elif xp is np:
+        np.add.at(dx, index, g)  # repeated indices accumulate
+    else:
+        import cupyx
+        cupyx.scatter_add(dx, index, g)
+    return dx
+
+
+def _is_basic_index(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis
+               for p in parts)
+
+
+getitem = Op("getitem", _getitem_forward, vjps=(_getitem_vjp,))
+
+
+# ------------------------------------------------------------------ the optimiser's op
+def _weighted_sum_forward(*xs, weights):
+    y = xs[0] * weights[0] if weights[0] != 1 else xs[0]
+    for x, w in zip(xs[1:], weights[1:]):
+        y = y + (x * w if w != 1 else x)
+    return y
+
+
+def _weighted_sum_vjp(index, g, y, *xs, weights):
+    w = weights[index]
+    return unbroadcast(g * w if w != 1 else g, xs[index])
+
+
+weighted_sum = Op("weighted_sum", _weighted_sum_forward, vjp=_weighted_sum_vjp,
+                  doc="y = Σ_i weights[i]·x_i (what the compiler merges chains of +, − and "
+                      "scalar × into).")
+
+
+# ------------------------------------------------------------------ NumPy dispatch tables
+UFUNC_OPS = {
+    np.add: add, np.subtract: subtract, np.multiply: multiply, np.true_divide: divide,
+    np.power: power, np.maximum: maximum, np.minimum: minimum, np.matmul: matmul,
+    np.negative: negative, np.positive: positive, np.exp: exp, np.expm1: expm1, np.log: log,
+    np.log1p: log1p, np.sqrt: sqrt, np.square: square, np.reciprocal: reciprocal, np.sin: sin,
+    np.cos: cos, np.tan: tan, np.tanh: tanh, np.sinh: sinh, np.cosh: cosh, np.arctan: arctan,
+    np.absolute: absolute, np.greater: greater, np.greater_equal: greater_equal,
+    np.less: less, np.less_equal: less_equal, np.equal: equal, np.not_equal: not_equal,
+    np.sign: sign, np.floor: floor, np.ceil: ceil, np.rint: rint,
+}
+
+
+def _reduction_call(op):
+    def call(a, axis=None, keepdims=False, **unsupported):
+        _refuse(op.name, unsupported)
+        return op(a, axis=_axis_option(axis), keepdims=bool(keepdims))
+    return call
+
+
+def _axis_option(axis):
+    if axis is None or isinstance(axis, int):
+        return axis
+    if isinstance(axis, np.integer):
+        return int(axis)
+    return tuple(int(a) for a in axis)
+
+
+def _refuse(name, unsupported):
+    given = {k: v for k, v in unsupported.items() if v is not None and v is not np._NoValue}
+    if given:
+        raise TypeError(f"{name}: options {sorted(given)} are not supported on Layers")
+
+
+def _reshape_call(a, *args, **kwargs):
+    shape = kwargs.pop("newshape", None) or kwargs.pop("shape", None) or args[0]
+    _refuse("reshape", {k: v for k, v in kwargs.items() if k != "order" or v != "C"})
+    return reshape(a, shape=_shape_option(shape))
+
+
+def _shape_option(shape):
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    return tuple(int(n) for n in shape)
+
+
+def _transpose_call(a, axes=None):
+    return transpose(a, axes=None if axes is None else tuple(int(i) for i in axes))
+
+
+def _concatenate_call(arrays, axis=0, **unsupported):
+    _refuse("concatenate", unsupported)
+    return concatenate(*arrays, axis=int(axis))
+
+
+def _stack_call(arrays, axis=0, **unsupported):
+    _refuse("stack", unsupported)
+    return stack(*arrays, axis=int(axis))
+
+
+def _squeeze_call(a, axis=None):
+    return squeeze(a, axis=_axis_option(axis))
+
+
+def _expand_dims_call(a, axis):
+    return expand_dims(a, axis=_axis_option(axis))
+
+
+def _clip_call(a, a_min=None, a_max=None, **unsupported):
+    _refuse("clip", unsupported)
+    return clip(a, a_min=a_min, a_max=a_max)
+
+
+def _where_call(condition, x, y):
+    return where(condition, x, y)
+
+
+def _dot_call(a, b, **unsupported):
+    _refuse("dot", unsupported)
+    return matmul(a, b)
+
+
+def _argmax_call(a, axis=None, **unsupported):
+    _refuse("argmax", unsupported)
+    return argmax(a, axis=axis)
+
+
+def _argmin_call(a, axis=None, **unsupported):
+    _refuse("argmin", unsupported)
+    return argmin(a, axis=axis)
+
+
+FUNCTION_OPS = {
+    np.sum: _reduction_call(sum), np.mean: _reduction_call(mean),
+    np.max: _reduction_call(max), np.min: _reduction_call(min),
+    np.amax: _reduction_call(max), np.amin: _reduction_call(min),
+    np.reshape: _reshape_call, np.transpose: _transpose_call,
+    np.concatenate: _concatenate_call, np.stack: _stack_call, np.squeeze: _squeeze_call,
+    np.expand_dims: _expand_dims_call, np.clip: _clip_call, np.where: _where_call,
+    np.dot: _dot_call, np.matmul: _dot_call, np.argmax: _argmax_call, np.argmin: _argmin_call,
+}

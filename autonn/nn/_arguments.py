@@ -1,0 +1,144 @@
+"""Argument checks shared by the blocks of Blocks II (activations, normalisations, losses, ...).
+
+Every block validates its arguments here, eagerly, before it touches an array, so that bad input
+fails with a message naming the op, the argument and the shapes (SPEC section 0) rather than with
+a NumPy broadcasting error deep inside the computation. When any argument is a ``Layer`` the block
+is building a graph: shapes are unknown, so only the options are checked.
+"""
+
+import math
+import sys
+
+import numpy as np
+
+from ..backend import check_same_device, is_gpu_array
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def any_layer(*values):
+    """True when one of the values is a graph ``Layer`` (the block then builds a node).
+
+    Looked up through ``sys.modules`` so that the blocks never import the graph classes: no Layer
+    can exist before :mod:`autonn.layer` has been imported by somebody else.
+    """
+    layer_module = sys.modules.get(__name__.rsplit(".", 2)[0] + ".layer")
+    if layer_module is None:
+        return False
+    layer_class = layer_module.Layer
+    for value in values:
+        if isinstance(value, layer_class):
+            return True
+        if isinstance(value, (list, tuple)) and any(isinstance(v, layer_class) for v in value):
+            return True
+    return False
+
+
+def is_array(value):
+    return isinstance(value, np.ndarray) or is_gpu_array(value)
+
+
+def check_float_array(op, name, x, ndim=None):
+    """``x`` must be a float32/float64 NumPy or CuPy array, optionally of a given rank."""
+    if not is_array(x):
+        raise TypeError(f"{op}: {name} must be a NumPy or CuPy array, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: {name} must be float32 or float64, got {x.dtype} "
+                        f"(float16 is not supported)")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in allowed:
+            wanted = " or ".join(f"{d}-D" for d in allowed)
+            raise ValueError(f"{op}: {name} must be {wanted} (NCHW), got shape {tuple(x.shape)}")
+    return x
+
+
+def check_same_dtype(op, **arrays):
+    dtypes = {name: a.dtype for name, a in arrays.items() if a is not None}
+    if len(set(dtypes.values())) > 1:
+        listing = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
+        raise TypeError(f"{op}: arguments must share one dtype, got {listing}")
+
+
+def check_shape(op, name, a, shape):
+    if tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {tuple(a.shape)}")
+
+
+def check_devices(op, **arrays):
+    check_same_device(op, **arrays)
+
+
+def check_dzdy(op, dzdy, shape):
+    """The projection ``dzdy`` must be shaped like the block output (a number for scalars)."""
+    if dzdy is None:
+        return
+    if np.ndim(dzdy) == 0 and tuple(shape) == ():
+        return
+    if tuple(np.shape(dzdy)) != tuple(shape):
+        raise ValueError(f"{op}: dzdy must have the output shape {tuple(shape)}, "
+                         f"got {tuple(np.shape(dzdy))}")
+
+
+def as_pair(op, name, value):
+    """An int or a pair ``(h, w)`` of non-negative ints, as a tuple."""
+    values = _int_tuple(op, name, value)
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2:
+        raise ValueError(f"{op}: {name} must be an int or a pair (h, w), got {value!r}")
+    return values
+
+
+def as_quad(op, name, value):
+    """An int, a pair ``(h, w)`` or ``(top, bottom, left, right)``, as a 4-tuple."""
+    values = _int_tuple(op, name, value)
+    if len(values) == 1:
+        values = values * 4
+    elif len(values) == 2:
+        values = (values[0], values[0], values[1], values[1])
+    if len(values) != 4:
+        raise ValueError(f"{op}: {name} must be an int, a pair (h, w) or a 4-tuple "
+                         f"(top, bottom, left, right), got {value!r}")
+    if min(values) < 0:
+        raise ValueError(f"{op}: {name} must be non-negative, got {value!r}")
+    return values
+
+
+def as_real(op, name, value, *, positive=False, nonnegative=False):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: {name} must be a real number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{op}: {name} must be finite, got {value!r}")
+    if positive and number <= 0:
+        raise ValueError(f"{op}: {name} must be positive, got {value!r}")
+    if nonnegative and number < 0:
+        raise ValueError(f"{op}: {name} must be non-negative, got {value!r}")
+    return number
+
+
+def real_params(op, name, param, count):
+    """A parameter vector such as LRN's (depth, kappa, alpha, beta), as a tuple of floats."""
+    try:
+        values = tuple(float(v) for v in np.asarray(param, dtype=np.float64).ravel())
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: {name} must be {count} numbers, got {param!r}") from None
+    if len(values) != count:
+        raise ValueError(f"{op}: {name} must have {count} entries, got {len(values)}: {param!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{op}: {name} must be finite, got {param!r}")
+    return values
+
+
+def _int_tuple(op, name, value):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return (int(value),)
+    try:
+        values = tuple(value)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got {value!r}") from None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"{op}: {name} must contain ints, got {value!r}")
+    return tuple(int(v) for v in values)

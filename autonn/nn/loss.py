@@ -1,0 +1,271 @@
+"""Losses: ``loss`` (MatConvNet's ``vl_nnloss``, ten types) and ``softmaxloss``.
+
+Labels come in two kinds, chosen by the loss type:
+
+- categorical (classerror, topkerror, log, softmaxlog, mhinge, mshinge): 0-based class labels
+  shaped (N,) (one label per image, repeated over space as MatConvNet does), (N, H, W) or
+  (N, 1, H, W); a negative label means "ignore this location" (MatConvNet's label 0);
+- attributes (binaryerror, binarylog, logistic, hinge): +1/-1 per prediction, shaped like x;
+  0 means "ignore".
+
+The per-location losses ``t`` are multiplied by the instance weights (zero where ignored) and
+summed; with ``normalise=True`` (the default) the sum is divided by the batch size N.
+"""
+
+import numpy as np
+
+from ..backend import array_module
+from ..ops import Op
+from ._arguments import (any_layer, as_real, check_devices, check_float_array, check_same_dtype,
+                         is_array)
+
+CATEGORICAL = ("classerror", "topkerror", "log", "softmaxlog", "mhinge", "mshinge")
+ATTRIBUTE = ("binaryerror", "binarylog", "logistic", "hinge")
+# Probabilities below this are clamped by 'log' and 'binarylog' (MatConvNet's 1e-8), so that a
+# probability of exactly 0 gives a large finite loss instead of inf.
+MIN_PROBABILITY = 1e-8
+
+
+def loss(x, c, *, loss="softmaxlog", instance_weights=None, topk=5, threshold=0.0,
+         normalise=True, dzdy=None):
+    """Classification and attribute losses, ``vl_nnloss``; returns a scalar (shape ()).
+
+    Per location, with x_c the score of the true class c (categorical) or c = +-1 (attributes):
+
+    - classerror: ``[argmax_k x_k != c]``;  topkerror: 1 when c is not among the top-k scores;
+    - log: ``-log x_c`` (x holds probabilities);  softmaxlog: ``log sum_k exp x_k - x_c``;
+    - mhinge: ``max(0, 1 - x_c)``;  mshinge: ``max(0, 1 - x_c + max_{k != c} x_k)``;
+    - binaryerror: ``[sign(x - threshold) != c]``;  binarylog: ``-log(c (x - 1/2) + 1/2)``;
+    - logistic: ``log(1 + exp(-c x))``;  hinge: ``max(0, 1 - c x)``.
+
+    ``y = sum w t`` (divided by N when ``normalise``), w the instance weights times the
+    not-ignored mask. Derivatives are MatConvNet's: zero for the error counts; for log
+    ``-w / max(x_c, 1e-8)`` at the true class; for softmaxlog ``w (softmax(x) - onehot(c))``; ...
+    Only x receives a derivative (``dzdy=`` returns ``(dx, None)``).
+
+    x : (N, C, H, W) or (N, C) scores.
+    instance_weights : broadcast to (N, 1, H, W) for class labels (an array shaped like c is
+        taken location by location), to x's shape for attributes.
+    """
+    name = "loss"
+    kind = str(loss).lower()
+    if kind not in CATEGORICAL + ATTRIBUTE:
+        raise ValueError(f"{name}: unknown loss type {loss!r}; expected one of "
+                         f"{', '.join(CATEGORICAL + ATTRIBUTE)}")
+    if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)) or topk < 1:
+        raise ValueError(f"{name}: topk must be a positive integer, got {topk!r}")
+    options = dict(loss=kind, topk=int(topk), threshold=as_real(name, "threshold", threshold),
+                   normalise=bool(normalise))
+    inputs = (x, c) if instance_weights is None else (x, c, instance_weights)
+    if any_layer(*inputs):
+        return loss_op(*inputs, **options)
+    check_float_array(name, "x", x, ndim=(2, 4))
+    if not is_array(c):
+        raise TypeError(f"{name}: labels c must be a NumPy or CuPy array, got {type(c).__name__}")
+    if instance_weights is not None:
+        check_float_array(name, "instance_weights", instance_weights)
+        check_same_dtype(name, x=x, instance_weights=instance_weights)
+    check_devices(name, x=x, c=c, instance_weights=instance_weights)
+    # Validate labels and weights now, so errors surface before any derivative is computed.
+    prepare_labels(x, c, instance_weights, kind)
+    if dzdy is not None:
+        if np.ndim(dzdy) != 0:
+            raise ValueError(f"{name}: dzdy must be a scalar (the loss is), "
+                             f"got shape {np.shape(dzdy)}")
+        ders = loss_op(*inputs, dzdy=dzdy, **options)
+        return ders[0], None
+    return loss_op(*inputs, **options)
+
+
+def softmaxloss(x, c, *, instance_weights=None, normalise=True, dzdy=None):
+    """Softmax log-loss, ``vl_nnsoftmaxloss``: the same as ``loss(x, c, loss='softmaxlog')``.
+
+    ``y = sum_locations w (log sum_k exp x_k - x_c)`` (divided by N when ``normalise``);
+    ``dz/dx = dzdy w (softmax(x) - onehot(c))``.
+    """
+    return loss(x, c, loss="softmaxlog", instance_weights=instance_weights,
+                normalise=normalise, dzdy=dzdy)
+
+
+# --------------------------------------------------------------------------- labels
+def prepare_labels(x, c, instance_weights, kind):
+    """Bring scores, labels and weights to a common NCHW form.
+
+    Returns ``(x4, labels, weights)``: x as (N, C, H, W); for categorical losses ``labels`` is an
+    int64 (N, 1, H, W) array of classes (ignored locations read class 0) and ``weights`` is
+    (N, 1, H, W); for attribute losses ``labels`` is c as x4's dtype and ``weights`` x4's shape.
+    ``weights`` is zero at ignored locations.
+    """
+    xp = array_module(x)
+    x4 = x.reshape(x.shape + (1, 1)) if x.ndim == 2 else x
+    n, channels, height, width = x4.shape
+    c_shape = tuple(c.shape)
+    if c.dtype.kind not in "iuf" or c.dtype == np.float16:
+        raise TypeError(f"loss: labels c must be integers or float32/float64, got {c.dtype}")
+    if c.dtype.kind == "f" and bool(xp.isnan(c).any()):
+        raise ValueError(f"loss: labels c contain NaN (shape {c_shape})")
+
+    if kind in CATEGORICAL:
+        label_shape = (n, 1, height, width)
+        if c_shape == (n,):
+            labels = xp.broadcast_to(c.reshape(n, 1, 1, 1), label_shape)
+        elif c_shape in ((n, height, width), label_shape):
+            labels = c.reshape(label_shape)
+        else:
+            raise ValueError(f"loss: labels c for {kind!r} must have shape ({n},), "
+                             f"({n}, {height}, {width}) or {label_shape} to match x of shape "
+                             f"{tuple(x.shape)}, got {c_shape}")
+        if c.dtype.kind == "f" and bool((labels != xp.floor(labels)).any()):
+            raise ValueError(f"loss: class labels c must be whole numbers (shape {c_shape})")
+        if labels.size and int(labels.max()) >= channels:
+            raise ValueError(f"loss: class label {int(labels.max())} out of range for x with "
+                             f"{channels} channels (labels are 0-based; shape of c {c_shape})")
+        keep = labels >= 0
+        labels = xp.where(keep, labels, 0).astype(np.int64)
+        weights = keep.astype(x.dtype)
+        weights = _weigh(weights, instance_weights, c_shape, label_shape, x.shape)
+    else:
+        if c_shape != tuple(x.shape):
+            raise ValueError(f"loss: attribute labels c for {kind!r} must have the shape of x "
+                             f"{tuple(x.shape)}, got {c_shape}")
+        if bool(((c != 1) & (c != -1) & (c != 0)).any()):
+            raise ValueError(f"loss: attribute labels c for {kind!r} must be +1, -1 or 0 "
+                             f"(ignore), shape {c_shape}")
+        labels = c.reshape(x4.shape).astype(x.dtype)
+        weights = (labels != 0).astype(x.dtype)
+        weights = _weigh(weights, instance_weights, c_shape, x4.shape, x.shape)
+    return x4, labels, weights
+
+
+def _weigh(weights, instance_weights, c_shape, target_shape, x_shape):
+    if instance_weights is None:
+        return weights
+    w = instance_weights
+    if tuple(w.shape) == c_shape:
+        w = w.reshape(target_shape if w.size == np.prod(target_shape) else
+                      (target_shape[0],) + (1,) * (len(target_shape) - 1))
+    elif len(x_shape) == 2 and w.ndim == 2:
+        w = w.reshape(tuple(w.shape) + (1, 1))
+    try:
+        if np.broadcast_shapes(tuple(w.shape), target_shape) != tuple(target_shape):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"loss: instance_weights of shape {tuple(instance_weights.shape)} do "
+                         f"not broadcast to {tuple(target_shape)} (x {tuple(x_shape)}, "
+                         f"c {c_shape})") from None
+    return weights * w
+
+
+def _onehot(labels, channels):
+    xp = array_module(labels)
+    return labels == xp.arange(channels).reshape(1, channels, 1, 1)
+
+
+def _logsumexp(x4):
+    xp = array_module(x4)
+    top = x4.max(axis=1, keepdims=True)
+    return top + xp.log(xp.exp(x4 - top).sum(axis=1, keepdims=True))
+
+
+def _true_class_score(x4, labels):
+    xp = array_module(x4)
+    return xp.take_along_axis(x4, labels, axis=1)
+
+
+def _best_other(x4, labels):
+    """The largest score and its class among the classes other than the true one."""
+    xp = array_module(x4)
+    others = xp.where(_onehot(labels, x4.shape[1]), -xp.inf, x4)
+    best = others.argmax(axis=1)[:, None]
+    return xp.take_along_axis(others, best, axis=1), best
+
+
+# --------------------------------------------------------------------------- forward
+def loss_forward(x, c, instance_weights=None, *, loss="softmaxlog", topk=5, threshold=0.0,
+                 normalise=True):
+    xp = array_module(x)
+    x4, labels, weights = prepare_labels(x, c, instance_weights, loss)
+    if loss == "classerror":
+        t = (x4.argmax(axis=1)[:, None] != labels)
+    elif loss == "topkerror":
+        # Rank of the true class in a stable descending sort (ties: lower class first).
+        xc = _true_class_score(x4, labels)
+        classes = xp.arange(x4.shape[1]).reshape(1, -1, 1, 1)
+        ahead = (x4 > xc) | ((x4 == xc) & (classes < labels))
+        t = ahead.sum(axis=1, keepdims=True) >= topk
+    elif loss == "log":
+        t = -xp.log(xp.maximum(_true_class_score(x4, labels), MIN_PROBABILITY))
+    elif loss == "softmaxlog":
+        t = _logsumexp(x4) - _true_class_score(x4, labels)
+    elif loss == "mhinge":
+        t = xp.maximum(0, 1 - _true_class_score(x4, labels))
+    elif loss == "mshinge":
+        other, _ = _best_other(x4, labels)
+        t = xp.maximum(0, 1 - _true_class_score(x4, labels) + other)
+    elif loss == "binaryerror":
+        t = xp.sign(x4 - threshold) != labels
+    elif loss == "binarylog":
+        t = -xp.log(xp.maximum(labels * (x4 - 0.5) + 0.5, MIN_PROBABILITY))
+    elif loss == "logistic":
+        # log(1 + exp(a)), a = -c x, evaluated as max(a, 0) + log(exp(-|a|) + 1).
+        a = -labels * x4
+        t = xp.maximum(a, 0) + xp.log1p(xp.exp(-xp.abs(a)))
+    else:  # hinge
+        t = xp.maximum(0, 1 - labels * x4)
+    # Ignored locations carry weight 0; where() keeps a non-finite t there out of the sum.
+    total = xp.where(weights != 0, weights * t, 0).sum()
+    if normalise:
+        total = total / x4.shape[0]
+    return xp.asarray(total, dtype=x.dtype)
+
+
+# --------------------------------------------------------------------------- backward
+def loss_backward(x, c, instance_weights=None, dzdy=1.0, *, loss="softmaxlog", topk=5,
+                  threshold=0.0, normalise=True):
+    xp = array_module(x)
+    x4, labels, weights = prepare_labels(x, c, instance_weights, loss)
+    scale = dzdy / x4.shape[0] if normalise else dzdy
+    w = (weights * scale).astype(x.dtype, copy=False)
+    if loss in ("classerror", "topkerror", "binaryerror"):
+        dx = xp.zeros_like(x4)
+    elif loss == "log":
+        xc = _true_class_score(x4, labels)
+        dx = _onehot(labels, x4.shape[1]) * (-w / xp.maximum(xc, MIN_PROBABILITY))
+    elif loss == "softmaxlog":
+        probabilities = xp.exp(x4 - _logsumexp(x4))
+        dx = w * (probabilities - _onehot(labels, x4.shape[1]))
+    elif loss == "mhinge":
+        xc = _true_class_score(x4, labels)
+        dx = _onehot(labels, x4.shape[1]) * (-w * (xc < 1))
+    elif loss == "mshinge":
+        xc = _true_class_score(x4, labels)
+        other, best = _best_other(x4, labels)
+        active = w * (xc - other < 1)
+        # Added, not assigned: with a single class the two one-hots coincide and cancel, which
+        # is the derivative of the (then constant) zero loss.
+        channels = x4.shape[1]
+        dx = _onehot(best, channels) * active - _onehot(labels, channels) * active
+    elif loss == "binarylog":
+        p = labels * (x4 - 0.5) + 0.5
+        dx = -w * labels / xp.maximum(p, MIN_PROBABILITY)
+    elif loss == "logistic":
+        # d/dx log(1 + exp(-c x)) = -c sigmoid(-c x), a sigmoid that never overflows.
+        a = -labels * x4
+        e = xp.exp(-xp.abs(a))
+        dx = -w * labels * xp.where(a >= 0, 1, e) / (1 + e)
+    else:  # hinge
+        dx = -w * labels * (labels * x4 < 1)
+    return dx.astype(x.dtype, copy=False).reshape(x.shape)
+
+
+def _loss_backward(x, c, *rest, **options):
+    """Adapter: the op's inputs are (x, c) or (x, c, instance_weights), then dzdy."""
+    instance_weights = rest[0] if len(rest) == 2 else None
+    dzdy = rest[-1]
+    dx = loss_backward(x, c, instance_weights, dzdy, **options)
+    return (dx, None) if len(rest) == 1 else (dx, None, None)
+
+
+loss_op = Op("loss", loss_forward, _loss_backward, backward_needs_inputs=None,
+             shape=lambda *shapes, **options: (), input_names=("x", "c", "instance_weights"),
+             doc=loss.__doc__)

@@ -1,0 +1,428 @@
+"""Normalisation blocks: ``normalize`` (LRN), ``bnorm``, ``spnorm``, ``normalizelp``, ``noffset``.
+
+Formulas follow the MatConvNet manual (4.5, 6.5) with H x W x C x N renamed NCHW; where the
+manual and MatConvNet's code differ, the code wins (noted at each place).
+"""
+
+import numpy as np
+
+from ..backend import array_module
+from ..ops import Op
+from ._arguments import (any_layer, as_real, check_devices, check_dzdy, check_float_array,
+                         check_same_dtype, check_shape, real_params)
+
+
+# =========================================================================== LRN
+def normalize(x, param, *, dzdy=None):
+    """Local response normalisation across channels, ``vl_nnnormalize``.
+
+    ``y_k = x_k * (kappa + alpha * sum_{t in Q(k)} x_t^2) ^ (-beta)`` at every (n, i, j), with
+    ``Q(k) = [k - floor((depth-1)/2), k + ceil((depth-1)/2)]`` clipped to the channels (no division
+    by ``depth``). Derivative (manual 6.5.1), with ``L_k = kappa + alpha * sum_{t in Q(k)} x_t^2``:
+    ``dz/dx_d = dz/dy_d L_d^-beta - 2 alpha beta x_d sum_{k: d in Q(k)} dz/dy_k L_k^(-beta-1) x_k``.
+
+    x : (N, C, H, W); param : (depth, kappa, alpha, beta), depth a positive integer.
+    """
+    depth, kappa, alpha, beta = real_params("normalize", "param", param, 4)
+    if depth < 1 or depth != int(depth):
+        raise ValueError(f"normalize: param depth must be a positive integer, got {param!r}")
+    param = (int(depth), kappa, alpha, beta)
+    if not any_layer(x):
+        check_float_array("normalize", "x", x, ndim=4)
+        check_dzdy("normalize", dzdy, x.shape)
+    return normalize_op(x, param=param, dzdy=dzdy)
+
+
+lrn = normalize
+
+
+def lrn_offsets(depth):
+    """Channel offsets (first, last) of the window Q(k) - k."""
+    before = (depth - 1) // 2
+    return -before, depth - 1 - before
+
+
+def normalize_forward(x, *, param):
+    depth, kappa, alpha, beta = param
+    first, last = lrn_offsets(depth)
+    denominator = kappa + alpha * window_sum(x * x, 1, first, last)
+    return x * denominator ** (-beta)
+
+
+def normalize_backward(x, dzdy, *, param):
+    depth, kappa, alpha, beta = param
+    first, last = lrn_offsets(depth)
+    denominator = kappa + alpha * window_sum(x * x, 1, first, last)
+    scale = denominator ** (-beta)
+    eta = dzdy * x * scale / denominator
+    # d belongs to Q(k) exactly when k lies in the mirrored window [d - last, d - first].
+    return dzdy * scale - (2 * alpha * beta) * x * window_sum(eta, 1, -last, -first)
+
+
+normalize_op = Op("normalize", normalize_forward, normalize_backward,
+                  shape=lambda x_shape, **options: tuple(x_shape), input_names=("x",),
+                  doc=normalize.__doc__)
+
+
+def window_sum(a, axis, first, last):
+    """``out[i] = sum_{o=first..last, 0 <= i+o < n} a[i+o]`` along ``axis`` (a clipped box sum).
+
+    Computed as a few shifted additions rather than a difference of cumulative sums, which would
+    lose float32 precision on long axes.
+    """
+    xp = array_module(a)
+    n = a.shape[axis]
+    out = xp.zeros_like(a)
+    for offset in range(max(first, -(n - 1)), min(last, n - 1) + 1):
+        target = [slice(None)] * a.ndim
+        source = [slice(None)] * a.ndim
+        target[axis] = slice(max(0, -offset), min(n, n - offset))
+        source[axis] = slice(max(0, offset), min(n, n + offset))
+        out[tuple(target)] += a[tuple(source)]
+    return out
+
+
+def window_count(n, first, last, xp, dtype):
+    """How many of the positions ``i+first .. i+last`` fall inside ``[0, n)``, for each i."""
+    i = xp.arange(n)
+    return (xp.minimum(i + last, n - 1) - xp.maximum(i + first, 0) + 1).astype(dtype)
+
+
+# =========================================================================== bnorm
+def bnorm(x, g=None, b=None, *, moments=None, epsilon=1e-4, return_moments=False, dzdy=None):
+    """Batch normalisation, ``vl_nnbnorm`` (manual 4.5.2, 6.5.2).
+
+    ``y = g_k (x - mu_k) / sigma_k + b_k`` per channel k, where ``mu_k`` is the mean of channel
+    k over N, H, W, ``sigma_k = sqrt(var_k + epsilon)`` and ``var_k`` the biased variance.
+    Derivatives, with M = N H W and ``xhat = (x - mu) / sigma``:
+    ``dz/dg = sum dz/dy xhat``, ``dz/db = sum dz/dy``,
+    ``dz/dx = g / sigma (dz/dy - dz/db / M - xhat dz/dg / M)``.
+
+    x : (N, C, H, W) or (N, C); g, b : (C,) or None (gain 1, bias 0).
+    moments : (C, 2) array ``[mu, sigma]``; when given it is used as-is (test mode) and
+        ``dz/dx = g / sigma dz/dy``.
+    return_moments : also return the moments used, ``(y, moments)``.
+
+    In a graph, ``nn.bnorm(x)`` creates the gain (ones), bias (zeros) and moments Params; the
+    moments Param has ``train_method='average'``: training uses the batch statistics and reports
+    them as the moments' derivative (as MatConvNet's AutoNN), so the solver moves the Param
+    towards them; test mode uses the Param.
+    """
+    epsilon = as_real("bnorm", "epsilon", epsilon, positive=True)
+    if any_layer(x, g, b, moments):
+        if return_moments:
+            raise ValueError("bnorm: return_moments is only available eagerly; in a graph the "
+                             "moments Param holds the running moments")
+        return _bnorm_layer(x, g, b, moments, epsilon)
+    check_float_array("bnorm", "x", x, ndim=(2, 4))
+    channels = x.shape[1]
+    for name, value, shape in (("g", g, (channels,)), ("b", b, (channels,)),
+                               ("moments", moments, (channels, 2))):
+        if value is not None:
+            check_float_array("bnorm", name, value)
+            check_shape("bnorm", name, value, shape)
+    check_same_dtype("bnorm", x=x, g=g, b=b, moments=moments)
+    check_devices("bnorm", x=x, g=g, b=b, moments=moments)
+    check_dzdy("bnorm", dzdy, x.shape)
+    if moments is None:
+        if dzdy is not None:
+            return bnorm_op(x, g, b, epsilon=epsilon, dzdy=dzdy)
+        y = bnorm_op(x, g, b, epsilon=epsilon)
+        return (y, batch_moments(x, epsilon)) if return_moments else y
+    if dzdy is not None:
+        return bnorm_given_moments_op(x, g, b, moments, dzdy=dzdy)[:3]
+    y = bnorm_given_moments_op(x, g, b, moments)
+    return (y, moments) if return_moments else y
+
+
+def _bnorm_layer(x, g, b, moments, epsilon):
+    """Graph mode: create the missing Params, then a node training on batch statistics."""
+    if g is None or b is None or moments is None:
+        from ..layer import Param
+        channels = _layer_channels(x)
+        if g is None:
+            # MatConvNet's AutoNN defaults: the gain learns twice as fast, no weight decay.
+            g = Param(np.ones(channels, np.float32), learning_rate=2.0, weight_decay=0.0)
+        if b is None:
+            b = Param(np.zeros(channels, np.float32), learning_rate=1.0, weight_decay=0.0)
+        if moments is None:
+            # learning_rate of an 'average' Param is the rate of its moving average.
+            moments = Param(np.concatenate([np.zeros((channels, 1), np.float32),
+                                            np.ones((channels, 1), np.float32)], axis=1),
+                            learning_rate=0.1, weight_decay=0.0, train_method="average")
+    return bnorm_train_op(x, g, b, moments, epsilon=epsilon)
+
+
+def _layer_channels(x):
+    """The channel count of a Layer, needed to size the Params that ``nn.bnorm(x)`` creates."""
+    shape = None
+    for attribute in ("output_shape", "shape"):
+        value = getattr(x, attribute, None)
+        try:
+            value = value() if callable(value) else value
+        except Exception:  # shape inference may need inputs the graph does not know yet
+            value = None
+        if value is not None:
+            shape = value
+            break
+    if shape is None or len(shape) < 2 or shape[1] is None:
+        raise ValueError("bnorm: cannot infer the number of channels of the input Layer; pass "
+                         "the gain and bias explicitly, e.g. nn.bnorm(x, Param(ones(C)), "
+                         "Param(zeros(C)))")
+    return int(shape[1])
+
+
+def _reduce_axes(x):
+    return (0,) if x.ndim == 2 else (0, 2, 3)
+
+
+def _per_channel(v, x):
+    """Reshape a per-channel vector to broadcast against x (N, C[, H, W])."""
+    return v.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def channel_sum(a):
+    """Sum over every axis but the channel axis 1: (N, C, H, W) or (N, C) -> (C,)."""
+    if a.ndim == 2:
+        return a.sum(axis=0)
+    # Summing the contiguous H*W run first is much faster than a strided reduction.
+    return a.reshape(a.shape[0], a.shape[1], -1).sum(axis=2).sum(axis=0)
+
+
+def batch_moments(x, epsilon):
+    """The (C, 2) moments ``[mu, sqrt(var + epsilon)]`` of a batch (biased variance)."""
+    xp = array_module(x)
+    count = x.size // x.shape[1]
+    mu = channel_sum(x) / count
+    centred = x - _per_channel(mu, x)
+    sigma = xp.sqrt(channel_sum(centred * centred) / count + epsilon)
+    return xp.stack([mu, sigma], axis=1).astype(x.dtype, copy=False)
+
+
+def _normalized(x, moments):
+    mu, sigma = moments[:, 0], moments[:, 1]
+    return (x - _per_channel(mu, x)) * _per_channel(1 / sigma, x)
+
+
+def _affine(xhat, g, b):
+    y = xhat
+    if g is not None:
+        y = y * _per_channel(g, xhat)
+    if b is not None:
+        y = y + _per_channel(b, xhat)
+    return y
+
+
+def bnorm_forward(x, g, b, *, epsilon=1e-4):
+    return _affine(_normalized(x, batch_moments(x, epsilon)), g, b)
+
+
+def bnorm_backward(x, g, b, dzdy, *, epsilon=1e-4):
+    moments = batch_moments(x, epsilon)
+    dx, dg, db = _bnorm_batch_derivatives(x, g, moments, dzdy)
+    return dx, dg, db
+
+
+def _bnorm_batch_derivatives(x, g, moments, dzdy):
+    count = x.size // x.shape[1]
+    xhat = _normalized(x, moments)
+    dg = channel_sum(dzdy * xhat)
+    db = channel_sum(dzdy)
+    gain = moments[:, 1] ** -1 if g is None else g / moments[:, 1]
+    dx = _per_channel(gain, x) * (dzdy - _per_channel(db / count, x)
+                                  - xhat * _per_channel(dg / count, x))
+    return dx, dg, db
+
+
+bnorm_op = Op("bnorm", bnorm_forward, bnorm_backward, backward_needs_inputs=(0, 1),
+              shape=lambda x_shape, g_shape=None, b_shape=None, **options: tuple(x_shape),
+              input_names=("x", "g", "b"), doc=bnorm.__doc__)
+
+
+def bnorm_given_moments_forward(x, g, b, moments):
+    return _affine(_normalized(x, moments), g, b)
+
+
+def bnorm_given_moments_backward(x, g, b, moments, dzdy):
+    """Exact derivatives with the moments held as an input (test mode)."""
+    mu, sigma = moments[:, 0], moments[:, 1]
+    xhat = _normalized(x, moments)
+    gain = 1 / sigma if g is None else g / sigma
+    dx = dzdy * _per_channel(gain, x)
+    dg = channel_sum(dzdy * xhat)
+    db = channel_sum(dzdy)
+    # y = g (x - mu) / sigma + b: dy/dmu = -g / sigma, dy/dsigma = -g xhat / sigma.
+    dmu = -gain * db
+    dsigma = -gain * dg
+    xp = array_module(x)
+    return dx, dg, db, xp.stack([dmu, dsigma], axis=1)
+
+
+bnorm_given_moments_op = Op(
+    "bnorm_given_moments", bnorm_given_moments_forward, bnorm_given_moments_backward,
+    backward_needs_inputs=(0, 1, 3),
+    shape=lambda x_shape, *shapes: tuple(x_shape),
+    input_names=("x", "g", "b", "moments"), doc=bnorm.__doc__)
+
+
+def bnorm_train_backward(x, g, b, moments, dzdy, *, epsilon=1e-4):
+    """Batch-statistics derivatives; the moments input 'receives' the batch moments themselves,
+    which a solver uses to move the 'average' moments Param towards them (MatConvNet AutoNN)."""
+    batch = batch_moments(x, epsilon)
+    dx, dg, db = _bnorm_batch_derivatives(x, g, batch, dzdy)
+    return dx, dg, db, batch
+
+
+def bnorm_train_forward_test(x, g, b, moments, *, epsilon=1e-4):
+    return bnorm_given_moments_forward(x, g, b, moments)
+
+
+def bnorm_train_forward(x, g, b, moments, *, epsilon=1e-4):
+    return bnorm_forward(x, g, b, epsilon=epsilon)
+
+
+bnorm_train_op = Op(
+    "bnorm_train", bnorm_train_forward, bnorm_train_backward,
+    backward_needs_inputs=(0, 1), forward_test=bnorm_train_forward_test,
+    shape=lambda x_shape, *shapes, **options: tuple(x_shape),
+    input_names=("x", "g", "b", "moments"), doc=bnorm.__doc__)
+
+
+# =========================================================================== spnorm
+def spnorm(x, param, *, dzdy=None):
+    """Spatial normalisation, ``vl_nnspnorm`` (manual 4.5.3, 6.5.3).
+
+    ``n2 = mean of x^2 over a ph x pw window`` around each pixel (rows
+    ``i - floor((ph-1)/2) .. i + ph - 1 - floor((ph-1)/2)``, likewise columns), the mean taken over
+    the window's pixels inside the image; ``y = x (1 + alpha n2)^(-beta)``. Derivative:
+    ``dz/dx = dz/dy f^-beta - 2 alpha beta x P*(dz/dy f^(-beta-1) x)`` with ``f = 1 + alpha n2``
+    and ``P*`` the adjoint of the averaging.
+
+    x : (N, C, H, W); param : (ph, pw, alpha, beta).
+    """
+    ph, pw, alpha, beta = real_params("spnorm", "param", param, 4)
+    if min(ph, pw) < 1 or ph != int(ph) or pw != int(pw):
+        raise ValueError(f"spnorm: param window (ph, pw) must be positive integers, "
+                         f"got {param!r}")
+    param = (int(ph), int(pw), alpha, beta)
+    if not any_layer(x):
+        check_float_array("spnorm", "x", x, ndim=4)
+        check_dzdy("spnorm", dzdy, x.shape)
+    return spnorm_op(x, param=param, dzdy=dzdy)
+
+
+def _spnorm_window(size):
+    before = (size - 1) // 2
+    return -before, size - 1 - before
+
+
+def _spatial_mean(a, ph, pw, adjoint=False):
+    """Mean over the clipped ph x pw window (or, with ``adjoint``, its transpose)."""
+    xp = array_module(a)
+    (top, bottom), (left, right) = _spnorm_window(ph), _spnorm_window(pw)
+    height, width = a.shape[2], a.shape[3]
+    count = (window_count(height, top, bottom, xp, a.dtype)[:, None]
+             * window_count(width, left, right, xp, a.dtype)[None, :])
+    if not adjoint:
+        return window_sum(window_sum(a, 2, top, bottom), 3, left, right) / count
+    a = a / count
+    return window_sum(window_sum(a, 2, -bottom, -top), 3, -right, -left)
+
+
+def spnorm_forward(x, *, param):
+    ph, pw, alpha, beta = param
+    return x * (1 + alpha * _spatial_mean(x * x, ph, pw)) ** (-beta)
+
+
+def spnorm_backward(x, dzdy, *, param):
+    ph, pw, alpha, beta = param
+    f = 1 + alpha * _spatial_mean(x * x, ph, pw)
+    scale = f ** (-beta)
+    eta = dzdy * scale / f * x
+    return dzdy * scale - (2 * alpha * beta) * x * _spatial_mean(eta, ph, pw, adjoint=True)
+
+
+spnorm_op = Op("spnorm", spnorm_forward, spnorm_backward,
+               shape=lambda x_shape, **options: tuple(x_shape), input_names=("x",),
+               doc=spnorm.__doc__)
+
+
+# =========================================================================== normalizelp
+def normalizelp(x, *, p=2, epsilon=0.01, spatial=False, dzdy=None):
+    """Lp normalisation, ``vl_nnnormalizelp``.
+
+    ``y = x / (sum x^p + epsilon)^(1/p)``, the sum over channels at each pixel, or over the
+    spatial positions of each channel when ``spatial=True``. As MatConvNet, ``x^p`` is not
+    ``|x|^p``: use an even p (or non-negative x). Derivative, with ``m = (sum x^p + eps)^(1/p)``:
+    ``dz/dx = dz/dy / m - x^(p-1) / m^p * sum(dz/dy x) / m``.
+
+    x : (N, C, H, W) (or (N, C) when not spatial).
+    """
+    p = as_real("normalizelp", "p", p, positive=True)
+    epsilon = as_real("normalizelp", "epsilon", epsilon, nonnegative=True)
+    spatial = bool(spatial)
+    if not any_layer(x):
+        check_float_array("normalizelp", "x", x, ndim=4 if spatial else (2, 4))
+        check_dzdy("normalizelp", dzdy, x.shape)
+    return normalizelp_op(x, p=p, epsilon=epsilon, spatial=spatial, dzdy=dzdy)
+
+
+def _lp_axes(spatial):
+    return (2, 3) if spatial else 1
+
+
+def normalizelp_forward(x, *, p=2.0, epsilon=0.01, spatial=False):
+    massp = (x ** p).sum(axis=_lp_axes(spatial), keepdims=True) + epsilon
+    return x / massp ** (1 / p)
+
+
+def normalizelp_backward(x, dzdy, *, p=2.0, epsilon=0.01, spatial=False):
+    axes = _lp_axes(spatial)
+    massp = (x ** p).sum(axis=axes, keepdims=True) + epsilon
+    dzdy = dzdy / massp ** (1 / p)
+    return dzdy - (dzdy * x).sum(axis=axes, keepdims=True) * (x ** (p - 1) / massp)
+
+
+normalizelp_op = Op("normalizelp", normalizelp_forward, normalizelp_backward,
+                    shape=lambda x_shape, **options: tuple(x_shape), input_names=("x",),
+                    doc=normalizelp.__doc__)
+
+
+# =========================================================================== noffset
+def noffset(x, param, *, dzdy=None):
+    """Norm-dependent offset, ``vl_nnnoffset``: ``y = x - a L^b`` with ``L = max(sum_c x^2, 1e-8)``.
+
+    Derivative as MatConvNet's code: ``dz/dx = dz/dy - 2 a b x (sum_c dz/dy) L^(b-1)`` (the
+    clamp of L is ignored by the derivative, as there).
+
+    x : (N, C, H, W) or (N, C); param : (a, b).
+    """
+    param = real_params("noffset", "param", param, 2)
+    if not any_layer(x):
+        check_float_array("noffset", "x", x, ndim=(2, 4))
+        check_dzdy("noffset", dzdy, x.shape)
+    return noffset_op(x, param=param, dzdy=dzdy)
+
+
+def _channel_energy(x):
+    xp = array_module(x)
+    return xp.maximum((x * x).sum(axis=1, keepdims=True), x.dtype.type(1e-8))
+
+
+def noffset_forward(x, *, param):
+    a, b = param
+    return x - a * _channel_energy(x) ** b
+
+
+def noffset_backward(x, dzdy, *, param):
+    a, b = param
+    energy = _channel_energy(x)
+    return dzdy - (2 * a * b) * x * (dzdy.sum(axis=1, keepdims=True) * energy ** (b - 1))
+
+
+noffset_op = Op("noffset", noffset_forward, noffset_backward,
+                shape=lambda x_shape, **options: tuple(x_shape), input_names=("x",),
+                doc=noffset.__doc__)
+
+
+__all__ = ["normalize", "lrn", "bnorm", "spnorm", "normalizelp", "noffset"]

@@ -1,0 +1,155 @@
+"""Saving and loading networks without pickle.
+
+A saved net is one ``.npz`` file: every array (parameter values, constants, array options) under
+its own key, and under ``__graph__`` a JSON description of the graph: its Layers in topological
+order, each with its op's registered name, inputs, options, name and source line, plus the
+net's settings and ``meta``. Loading builds the Layers again and recompiles; it never unpickles,
+so a hostile file cannot run code. Custom ops are found by name in the op registry: import the
+module that defines them before loading.
+"""
+
+import json
+
+import numpy as np
+
+from . import backend
+from .layer import Input, Layer, Param, Selector, topological_order
+from .ops import lookup
+
+FORMAT = "autonn-net"
+VERSION = 1
+
+
+def save_net(net, path):
+    arrays = {}
+    order = topological_order(net.outputs)
+    index = {id(layer): k for k, layer in enumerate(order)}
+    layers = [_describe_layer(layer, index, arrays) for layer in order]
+    graph = {
+        "format": FORMAT, "version": VERSION, "layers": layers,
+        "outputs": [index[id(layer)] for layer in net.outputs],
+        "protected": sorted(index[i] for i in net._protected if i in index),
+        "optimize": net.optimize, "conserve_memory": net.conserve_memory,
+        "meta": _encode(net.meta, arrays, "meta"),
+    }
+    with open(path, "wb") as file:
+        np.savez(file, __graph__=np.array(json.dumps(graph)), **arrays)
+
+
+def load_net(path):
+    from .net import Net
+    with np.load(path, allow_pickle=False) as data:
+        graph = json.loads(str(data["__graph__"]))
+        if graph.get("format") != FORMAT:
+            raise ValueError(f"Net.load: {path} is not an autonn network file")
+        if graph.get("version", 0) > VERSION:
+            raise ValueError(f"Net.load: {path} was written by a newer autonn (format "
+                             f"version {graph['version']})")
+        arrays = {key: data[key] for key in data.files if key != "__graph__"}
+    layers = []
+    for entry in graph["layers"]:
+        layers.append(_build_layer(entry, layers, arrays))
+    outputs = [layers[k] for k in graph["outputs"]]
+    protected = {id(layers[k]) for k in graph["protected"]}
+    return Net(*outputs, optimize=graph["optimize"], conserve_memory=graph["conserve_memory"],
+               meta=_decode(graph["meta"], arrays), _name_from=False, _protected=protected)
+
+
+# ---------------------------------------------------------------------- layers
+def _describe_layer(layer, index, arrays):
+    entry = {"name": layer.name, "source": layer.source}
+    if isinstance(layer, Input):
+        entry["kind"] = "input"
+    elif isinstance(layer, Param):
+        key = f"param:{layer.name}"
+        arrays[key] = backend.to_numpy(layer.value)
+        entry.update(kind="param", value=key, learning_rate=layer.learning_rate,
+                     weight_decay=layer.weight_decay, train_method=layer.train_method)
+    elif isinstance(layer, Selector):
+        entry.update(kind="selector", node=index[id(layer.inputs[0])], index=layer.index)
+    else:
+        where = f"layer '{layer.name}'"
+        entry.update(kind="op", op=layer.op.name,
+                     inputs=[{"layer": index[id(x)]} if isinstance(x, Layer)
+                             else _encode(x, arrays, f"{where} input {k}")
+                             for k, x in enumerate(layer.inputs)],
+                     options={name: _encode(value, arrays, f"{where} option {name}")
+                              for name, value in layer.options.items()})
+    return entry
+
+
+def _build_layer(entry, layers, arrays):
+    kind = entry["kind"]
+    if kind == "input":
+        layer = Input(entry["name"])
+    elif kind == "param":
+        layer = Param(arrays[entry["value"]], name=entry["name"],
+                      learning_rate=entry["learning_rate"], weight_decay=entry["weight_decay"],
+                      train_method=entry["train_method"])
+    elif kind == "selector":
+        layer = Selector(layers[entry["node"]], entry["index"])
+        layer.name = entry["name"]
+    elif kind == "op":
+        inputs = [layers[x["layer"]] if isinstance(x, dict) and "layer" in x
+                  else _decode(x, arrays) for x in entry["inputs"]]
+        options = {k: _decode(v, arrays) for k, v in entry["options"].items()}
+        layer = Layer(lookup(entry["op"]), inputs, options, name=entry["name"])
+    else:
+        raise ValueError(f"Net.load: unknown layer kind {kind!r}")
+    layer.source = entry.get("source", "?")
+    return layer
+
+
+# ---------------------------------------------------------------------- values
+def _encode(value, arrays, where):
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return {"__scalar__": value.item(), "dtype": str(value.dtype)}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, arrays, where) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, arrays, where) for v in value]
+    if isinstance(value, dict):
+        return {"__dict__": [[_encode(k, arrays, where), _encode(v, arrays, where)]
+                             for k, v in value.items()]}
+    if isinstance(value, slice):
+        return {"__slice__": [_encode(v, arrays, where)
+                              for v in (value.start, value.stop, value.step)]}
+    if value is Ellipsis:
+        return {"__ellipsis__": True}
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return {"__dtype__": np.dtype(value).str}
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        array = np.asarray(backend.to_numpy(value))
+        if array.dtype == object:
+            raise TypeError(f"Net.save: {where} is an object array, which cannot be saved "
+                            f"without pickle")
+        key = f"array{len(arrays)}"
+        arrays[key] = array
+        return {"__array__": key}
+    raise TypeError(f"Net.save: {where} has type {type(value).__name__}, which cannot be saved")
+
+
+def _decode(value, arrays):
+    if isinstance(value, list):
+        return [_decode(v, arrays) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tuple__" in value:
+        return tuple(_decode(v, arrays) for v in value["__tuple__"])
+    if "__dict__" in value:
+        return {_decode(k, arrays): _decode(v, arrays) for k, v in value["__dict__"]}
+    if "__slice__" in value:
+        return slice(*(_decode(v, arrays) for v in value["__slice__"]))
+    if "__ellipsis__" in value:
+        return Ellipsis
+    if "__scalar__" in value:
+        return np.dtype(value["dtype"]).type(value["__scalar__"])
+    if "__dtype__" in value:
+        return np.dtype(value["__dtype__"])
+    if "__array__" in value:
+        return arrays[value["__array__"]]
+    raise ValueError(f"Net.load: unknown encoded value {value!r}")

@@ -1,0 +1,108 @@
+"""``net.summary()``: the table of a network's variables (MatConvNet's ``vl_simplenn_display``
+for the implicit graph)."""
+
+import html
+
+import numpy as np
+
+from .layer import Input, Param
+
+
+class Summary:
+    """Rows of (name, op, shape, memory); ``str()`` gives a text table, Jupyter an HTML one."""
+
+    columns = ("name", "op", "inputs", "shape", "memory")
+
+    def __init__(self, rows, total_bytes):
+        self.rows = rows
+        self.total_bytes = total_bytes
+
+    def _cells(self):
+        return [(r["name"], r["op"], r["inputs"], r["shape"], _bytes_text(r["bytes"]))
+                for r in self.rows]
+
+    def __str__(self):
+        table = [self.columns] + self._cells()
+        widths = [max(len(row[i]) for row in table) for i in range(len(self.columns))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in table]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.append(f"total memory: {_bytes_text(self.total_bytes)}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self):
+        head = "".join(f"<th>{c}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                       for row in self._cells())
+        return (f"<table><tr>{head}</tr>{body}</table>"
+                f"<p>total memory: {_bytes_text(self.total_bytes)}</p>")
+
+
+def net_summary(net, input_sizes=None):
+    shapes = _inferred_shapes(net, input_sizes) if input_sizes else {}
+    compiled = net._compiled
+    rows, total = [], 0
+    producers = {}
+    for step in net.tape.forward:
+        for slot in step.outputs:
+            producers[slot] = step
+    for slot, name in enumerate(net.tape.names):
+        layer = compiled.layer_at.get(slot)
+        step = producers.get(slot)
+        if layer is None and step is None:
+            continue  # constants
+        value, der = net._values[slot], net._ders[slot]
+        if isinstance(layer, Param):
+            value, der = layer.value, getattr(layer, "der", None)
+        shape = np.shape(value) if value is not None else shapes.get(slot)
+        nbytes = sum(int(getattr(a, "nbytes", 0)) for a in (value, der) if a is not None)
+        if value is None and shape is not None:
+            nbytes = int(np.prod(shape)) * 4
+        total += nbytes
+        if step is not None:
+            op, inputs = step.op.name, ", ".join(net.tape.names[i] for i in step.inputs
+                                                 if compiled.layer_at.get(i) is not None
+                                                 or i in producers)
+        else:
+            op, inputs = ("Input" if isinstance(layer, Input) else "Param"), ""
+        rows.append({"name": name, "op": op, "inputs": inputs,
+                     "shape": "×".join(map(str, shape)) if shape is not None else "?",
+                     "bytes": nbytes})
+    return Summary(rows, total)
+
+
+def _inferred_shapes(net, input_sizes):
+    """Shapes of every slot from the Inputs' sizes and the ops' shape rules."""
+    shapes = {}
+    for layer, slot in net._input_slots:
+        if layer.name in input_sizes:
+            shapes[slot] = tuple(input_sizes[layer.name])
+    for param, slot in net._param_slots:
+        shapes[slot] = np.shape(param.value)
+    for slot, value in net.tape.constants:
+        shapes[slot] = np.shape(value) if value is not None else None
+    for step in net.tape.forward:
+        if any(i not in shapes for i in step.inputs):
+            continue
+        args = [shapes[i] for i in step.inputs]
+        constants = dict(net.tape.constants)
+        args = [constants[i] if i in constants and not hasattr(constants[i], "shape") else a
+                for i, a in zip(step.inputs, args)]
+        try:
+            out = step.op.output_shape(*args, **step.options)
+        except Exception:  # a shape rule that cannot run on shapes alone: leave it unknown
+            continue
+        if len(step.outputs) > 1:
+            for slot, shape in zip(step.outputs, out):
+                shapes[slot] = tuple(shape)
+        else:
+            shapes[step.outputs[0]] = tuple(out)
+    return shapes
+
+
+def _bytes_text(n):
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
