@@ -1,0 +1,495 @@
+"""Convolution and transposed convolution: ``conv`` (``vl_nnconv``) and ``convt`` (``vl_nnconvt``).
+
+Both run on the same two kernels and one GEMM (manual 6.1): ``im2col`` copies a chunk of images
+into a patch matrix ``P`` of shape ``(C*kh*kw, n*Ho*Wo)``, and per group
+
+    Y = W . P          (forward)        W : (K, C/G*kh*kw) filters, Y : (K, n*Ho*Wo)
+    dW = dY . P^T      (filters)        dP = W^T . dY, then ``col2im``  (data)
+
+with the GEMM done by the BLAS NumPy links (OpenBLAS) on the CPU and by cuBLAS through CuPy on
+the GPU. ``col2im`` is the adjoint of ``im2col``, so the transposed convolution's forward is the
+convolution's data derivative and vice versa (manual 4.2, 6.2). Batches are split into chunks so
+that ``P`` stays below :data:`PATCH_BUFFER_BYTES`.
+"""
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import kernels
+from ..backend import array_module
+from ..ops import Op
+from ._arguments import any_layer, as_pair, as_quad, check_devices, check_float_array
+
+# Upper bound of the patch matrix of one batch chunk (bytes). Larger chunks make no GEMM faster
+# (above a few MB the GEMM runs at its peak) and would only cost memory.
+PATCH_BUFFER_BYTES = 64 * 2**20
+
+INITS = ("xavier", "he", "gaussian", "zeros")
+
+
+# ============================================================================ public blocks
+def conv(x, w=None, b=None, *, stride=1, pad=0, dilate=1, size=None, init="xavier",
+         has_bias=True, learning_rate=(1.0, 1.0), weight_decay=(1.0, 0.0), dtype=np.float32,
+         dzdy=None):
+    """Convolution with a filter bank, ``vl_nnconv``.
+
+    ``y[n, k, oy, ox] = b[k] + sum_{c, i, j} w[k, c, i, j] * x[n, g*C/G + c, oy*sh - pt + i*dh,
+    ox*sw - pl + j*dw]`` where ``g = k // (K/G)`` is the group of filter ``k`` and ``x`` is zero
+    in the padding. Output size (manual 5.2)::
+
+        Ho = floor((H + pt + pb - (dh*(kh-1) + 1)) / sh) + 1      (likewise Wo)
+
+    Parameters
+    ----------
+    x : (N, C, H, W) array or Layer.
+    w : (K, C/G, kh, kw) filters; the number of groups ``G = C // w.shape[1]`` is inferred as in
+        MatConvNet, and K must be a multiple of G. A window covering the whole (unpadded) input is
+        a fully-connected layer (computed as one matrix product).
+    b : (K,) biases, or None.
+    stride, dilate : int or (h, w), at least 1.
+    pad : int, (h, w) or (top, bottom, left, right).
+    size : (kh, kw, cin, cout), graph mode only: create the filter and bias ``Param``s (MatConvNet's
+        order; the filter array itself is (cout, cin, kh, kw)). ``init`` is 'xavier' (uniform in
+        +-sqrt(3 / (kh*kw*cin)), MatConvNet's default), 'he' (Gaussian, std sqrt(2 / (kh*kw*cin))),
+        'gaussian' (std 0.01), 'zeros', or a callable ``shape -> array``; biases start at zero and
+        are left out when ``has_bias`` is False. ``learning_rate`` and ``weight_decay`` are
+        multipliers for (filters, biases), a pair or one number for both; the default biases get
+        no weight decay (MatConvNet's and autonn's convention). ``dtype`` is the Params' type.
+    dzdy : (N, K, Ho, Wo), optional. When given, returns ``(dx, dw, db)`` (None for a None input).
+    """
+    options = _conv_options("conv", stride, pad, dilate)
+    if size is not None:
+        w, b = _create_params("conv", x, w, b, size, init, has_bias, learning_rate,
+                              weight_decay, dtype, transposed=False)
+    elif w is None:
+        raise TypeError("conv: give the filters w, or size=(kh, kw, cin, cout) in a graph")
+    return conv_op(x, w, b, dzdy=dzdy, **options)
+
+
+def convt(x, w=None, b=None, *, upsample=1, crop=0, num_groups=1, size=None, init="xavier",
+          has_bias=True, learning_rate=(1.0, 1.0), weight_decay=(1.0, 0.0), dtype=np.float32,
+          dzdy=None):
+    """Transposed convolution ("deconvolution"), ``vl_nnconvt``.
+
+    The exact adjoint (transpose) of ``conv`` with ``stride=upsample`` and ``pad=crop``
+    (manual 4.2, 6.2): ``<conv(u, w), z> = <u, convt(z, w)>`` for the same filters. Each input
+    pixel scatters ``x[n, c, y, x] * w[c, k, i, j]`` to ``out[n, g*K + k, y*uh - ct + i,
+    x*uw - cl + j]``, where group ``g = c // (C/G)``; then ``b`` is added. Output size::
+
+        Ho = uh*(H - 1) + kh - ct - cb                           (likewise Wo)
+
+    Parameters
+    ----------
+    x : (N, C, H, W).
+    w : (C, K, kh, kw); group g maps input channels g*C/G ... (g+1)*C/G - 1 to output channels
+        g*K ... (g+1)*K - 1, so the output has K*G channels.
+    b : (K*G,) biases, or None.
+    upsample : int or (h, w), at least 1. crop : int, (h, w) or (top, bottom, left, right).
+    num_groups : G, dividing C.
+    size : (kh, kw, K, C), graph mode only, MatConvNet's order for ``vl_nnconvt`` filters (the
+        array is (C, K, kh, kw)); creates the Params as ``conv`` does (``init``, ``has_bias``,
+        ``learning_rate``, ``weight_decay``, ``dtype``; the bias has K*G entries).
+    dzdy : (N, K*G, Ho, Wo), optional. When given, returns ``(dx, dw, db)``.
+    """
+    options = _convt_options(upsample, crop, num_groups)
+    if size is not None:
+        w, b = _create_params("convt", x, w, b, size, init, has_bias, learning_rate,
+                              weight_decay, dtype, transposed=True, num_groups=num_groups)
+    elif w is None:
+        raise TypeError("convt: give the filters w, or size=(kh, kw, K, C) in a graph")
+    return convt_op(x, w, b, dzdy=dzdy, **options)
+
+
+# ============================================================================ ops
+def conv_forward(x, w, b=None, *, stride=1, pad=0, dilate=1):
+    """Eager forward of ``conv`` (see :func:`conv`)."""
+    g = conv_geometry("conv", x, w, b, stride, pad, dilate)
+    xp = array_module(x, w)
+    y = _conv_apply(xp.ascontiguousarray(x), xp.ascontiguousarray(w), g)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
+def conv_backward(x, w, b, dzdy, *, stride=1, pad=0, dilate=1, need=(True, True, True)):
+    """Derivatives of ``<dzdy, conv(x, w, b)>``: ``(dx, dw, db)``."""
+    g = conv_geometry("conv", x, w, b, stride, pad, dilate)
+    dzdy = _check_dzdy("conv", dzdy, x, (g.N, g.K, g.Ho, g.Wo))
+    xp = array_module(x, w, dzdy)
+    x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
+    dx = _conv_data_backward(dzdy, w, g) if need[0] else None
+    dw = _conv_filter_backward(x, dzdy, g) if need[1] else None
+    db = dzdy.sum(axis=(0, 2, 3)) if (b is not None and need[2]) else None
+    return dx, dw, db
+
+
+def conv_shape(x_shape, w_shape, b_shape=None, *, stride=1, pad=0, dilate=1):
+    g = conv_geometry("conv", _Shaped(x_shape), _Shaped(w_shape),
+                      None if b_shape is None else _Shaped(b_shape), stride, pad, dilate)
+    return (g.N, g.K, g.Ho, g.Wo)
+
+
+conv_op = Op("conv", conv_forward, conv_backward, backward_accepts_need=True,
+             backward_needs_inputs=(0, 1), shape=conv_shape,
+             input_names=("x", "filters", "biases"))
+
+
+def convt_forward(x, w, b=None, *, upsample=1, crop=0, num_groups=1):
+    """Eager forward of ``convt`` (see :func:`convt`)."""
+    g = convt_geometry(x, w, b, upsample, crop, num_groups)
+    xp = array_module(x, w)
+    y = _conv_data_backward(xp.ascontiguousarray(x), xp.ascontiguousarray(w), g)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
+def convt_backward(x, w, b, dzdy, *, upsample=1, crop=0, num_groups=1,
+                   need=(True, True, True)):
+    """Derivatives of ``<dzdy, convt(x, w, b)>``: the convolution of dzdy is dx, and the filter
+    derivative is conv's with the roles of input (dzdy) and output derivative (x) swapped."""
+    g = convt_geometry(x, w, b, upsample, crop, num_groups)
+    dzdy = _check_dzdy("convt", dzdy, x, (g.N, g.C, g.H, g.W))
+    xp = array_module(x, w, dzdy)
+    x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
+    dx = _conv_apply(dzdy, w, g) if need[0] else None
+    dw = _conv_filter_backward(dzdy, x, g) if need[1] else None
+    db = dzdy.sum(axis=(0, 2, 3)) if (b is not None and need[2]) else None
+    return dx, dw, db
+
+
+def convt_shape(x_shape, w_shape, b_shape=None, *, upsample=1, crop=0, num_groups=1):
+    g = convt_geometry(_Shaped(x_shape), _Shaped(w_shape),
+                       None if b_shape is None else _Shaped(b_shape), upsample, crop, num_groups)
+    return (g.N, g.C, g.H, g.W)
+
+
+convt_op = Op("convt", convt_forward, convt_backward, backward_accepts_need=True,
+              backward_needs_inputs=(0, 1), shape=convt_shape,
+              input_names=("x", "filters", "biases"))
+
+
+# ============================================================================ geometry
+class ConvGeometry(NamedTuple):
+    """A convolution ``x (N, C, H, W) * w (K, C/G, kh, kw) -> (N, K, Ho, Wo)``.
+
+    ``convt`` uses the geometry of the convolution it transposes: its output is this ``x``.
+    """
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    G: int
+    kh: int
+    kw: int
+    Ho: int
+    Wo: int
+    sh: int
+    sw: int
+    pt: int
+    pb: int
+    pl: int
+    pr: int
+    dh: int
+    dw: int
+
+    @property
+    def fully_connected(self):
+        """The window covers the whole unpadded input: one output pixel, one matrix product."""
+        return (self.kh == self.H and self.kw == self.W and self.pt == self.pb == self.pl ==
+                self.pr == 0 and (self.dh == 1 or self.kh == 1) and (self.dw == 1 or self.kw == 1))
+
+
+def conv_geometry(op, x, w, b, stride, pad, dilate):
+    """Validate the arguments of ``conv`` and return their :class:`ConvGeometry`."""
+    _check_arrays(op, x, w, b)
+    (sh, sw), (pt, pb, pl, pr), (dh, dw) = _conv_options(op, stride, pad, dilate).values()
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    if Cg < 1 or C % Cg != 0:
+        raise ValueError(f"{op}: the channels of x (C={C}, x shape {tuple(x.shape)}) must be a "
+                         f"multiple of filters.shape[1] ({Cg}, filters shape {tuple(w.shape)})")
+    G = C // Cg
+    if K % G != 0:
+        raise ValueError(f"{op}: the number of filters (K={K}, filters shape {tuple(w.shape)}) "
+                         f"must be divisible by the number of groups G={G} "
+                         f"(C={C} // filters.shape[1]={Cg})")
+    if b is not None and tuple(b.shape) != (K,):
+        raise ValueError(f"{op}: biases must have shape ({K},) for filters of shape "
+                         f"{tuple(w.shape)}, got {tuple(b.shape)}")
+    extent_h, extent_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    if H + pt + pb < extent_h or W + pl + pr < extent_w or min(kh, kw) < 1:
+        raise ValueError(f"{op}: the filter window ({kh}x{kw}, dilated {extent_h}x{extent_w}, "
+                         f"filters shape {tuple(w.shape)}) is larger than the padded input "
+                         f"({H}+{pt}+{pb} x {W}+{pl}+{pr}, x shape {tuple(x.shape)})")
+    Ho = (H + pt + pb - extent_h) // sh + 1
+    Wo = (W + pl + pr - extent_w) // sw + 1
+    return ConvGeometry(N, C, H, W, K, G, kh, kw, Ho, Wo, sh, sw, pt, pb, pl, pr, dh, dw)
+
+
+def convt_geometry(x, w, b, upsample, crop, num_groups):
+    """Validate the arguments of ``convt`` and return the geometry of the convolution it
+    transposes (whose input is convt's output and whose output is convt's input)."""
+    _check_arrays("convt", x, w, b)
+    (uh, uw), (ct, cb, cl, cr), G = _convt_options(upsample, crop, num_groups).values()
+    N, C, H, W = x.shape
+    Cw, K, kh, kw = w.shape
+    if Cw != C:
+        raise ValueError(f"convt: filters.shape[0] ({Cw}, filters shape {tuple(w.shape)}) must "
+                         f"equal the channels of x (C={C}, x shape {tuple(x.shape)})")
+    if C % G != 0:
+        raise ValueError(f"convt: num_groups={G} must divide the channels of x (C={C}, x shape "
+                         f"{tuple(x.shape)})")
+    if b is not None and tuple(b.shape) != (K * G,):
+        raise ValueError(f"convt: biases must have shape ({K * G},) (K={K} filters x "
+                         f"num_groups={G}), got {tuple(b.shape)}")
+    Ho = uh * (H - 1) + kh - ct - cb
+    Wo = uw * (W - 1) + kw - cl - cr
+    if Ho < 1 or Wo < 1 or min(kh, kw) < 1:
+        raise ValueError(f"convt: the crop {(ct, cb, cl, cr)} removes the whole output (x shape "
+                         f"{tuple(x.shape)}, filters shape {tuple(w.shape)}, upsample "
+                         f"{(uh, uw)} give {Ho}x{Wo})")
+    return ConvGeometry(N, K * G, Ho, Wo, C, G, kh, kw, H, W, uh, uw, ct, cb, cl, cr, 1, 1)
+
+
+# ============================================================================ computation
+def _conv_apply(x, w, g):
+    """``y = conv(x, w)`` without bias, for C-contiguous x (N, C, H, W) and w (K, C/G, kh, kw)."""
+    xp = array_module(x, w)
+    N, K, G = g.N, g.K, g.G
+    Kg, rows_g = K // G, w[0].size            # filters per group, patch rows per group
+    w2 = w.reshape(K, rows_g)
+    y = xp.empty((N, K, g.Ho, g.Wo), dtype=x.dtype)
+    if g.fully_connected:
+        x2 = x.reshape(N, G, rows_g)
+        for k in range(G):
+            y[:, k * Kg:(k + 1) * Kg, 0, 0] = x2[:, k] @ w2[k * Kg:(k + 1) * Kg].T
+        return y
+    pixels = g.Ho * g.Wo
+    for n0, n in _chunks(g, x.dtype.itemsize):
+        patches = _im2col(x[n0:n0 + n], g, n)
+        product = _workspace(xp, "product", (K, n * pixels), x.dtype)
+        for k in range(G):
+            xp.matmul(w2[k * Kg:(k + 1) * Kg], patches[k * rows_g:(k + 1) * rows_g],
+                      out=product[k * Kg:(k + 1) * Kg])
+        # (K, n, Ho*Wo) -> (n, K, Ho*Wo): the GEMM's layout back to NCHW
+        y[n0:n0 + n].reshape(n, K, pixels)[...] = product.reshape(K, n, pixels).transpose(1, 0, 2)
+    return y
+
+
+def _conv_data_backward(dy, w, g):
+    """``dx`` of ``conv`` for the output derivative ``dy (N, K, Ho, Wo)``: ``col2im(W^T dY)``.
+    Also the forward of ``convt``."""
+    xp = array_module(dy, w)
+    N, K, G = g.N, g.K, g.G
+    Kg, rows_g = K // G, w[0].size
+    w2 = w.reshape(K, rows_g)
+    dx = xp.empty((N, g.C, g.H, g.W), dtype=dy.dtype)
+    if g.fully_connected:
+        dx2 = dx.reshape(N, G, rows_g)
+        dy2 = dy.reshape(N, K)
+        for k in range(G):
+            dx2[:, k] = dy2[:, k * Kg:(k + 1) * Kg] @ w2[k * Kg:(k + 1) * Kg]
+        return dx
+    pixels = g.Ho * g.Wo
+    for n0, n in _chunks(g, dy.dtype.itemsize):
+        dy_chunk = _gemm_layout(xp, dy[n0:n0 + n], g, n)
+        dpatches = _workspace(xp, "patches", (rows_g * G, n * pixels), dy.dtype)
+        for k in range(G):
+            xp.matmul(w2[k * Kg:(k + 1) * Kg].T, dy_chunk[k * Kg:(k + 1) * Kg],
+                      out=dpatches[k * rows_g:(k + 1) * rows_g])
+        kernels.launch("col2im", n * g.C * g.H, dpatches, dx[n0:n0 + n], *_kernel_geometry(g, n))
+    return dx
+
+
+def _conv_filter_backward(x, dy, g):
+    """``dw`` of ``conv`` for input ``x`` and output derivative ``dy``: ``sum_chunks dY P^T``."""
+    xp = array_module(x, dy)
+    N, K, G = g.N, g.K, g.G
+    Kg, rows_g = K // G, g.C // G * g.kh * g.kw
+    dw = xp.zeros((K, rows_g), dtype=x.dtype)
+    if g.fully_connected:
+        x2 = x.reshape(N, G, rows_g)
+        dy2 = dy.reshape(N, K)
+        for k in range(G):
+            dw[k * Kg:(k + 1) * Kg] = dy2[:, k * Kg:(k + 1) * Kg].T @ x2[:, k]
+        return dw.reshape(K, g.C // G, g.kh, g.kw)
+    for n0, n in _chunks(g, x.dtype.itemsize):
+        patches = _im2col(x[n0:n0 + n], g, n)
+        dy_chunk = _gemm_layout(xp, dy[n0:n0 + n], g, n)
+        for k in range(G):
+            dw[k * Kg:(k + 1) * Kg] += (dy_chunk[k * Kg:(k + 1) * Kg]
+                                        @ patches[k * rows_g:(k + 1) * rows_g].T)
+    return dw.reshape(K, g.C // G, g.kh, g.kw)
+
+
+def _im2col(x_chunk, g, n):
+    """The patch matrix (C*kh*kw, n*Ho*Wo) of a chunk of n images (manual 6.1)."""
+    xp = array_module(x_chunk)
+    patches = _workspace(xp, "patches", (g.C * g.kh * g.kw, n * g.Ho * g.Wo), x_chunk.dtype)
+    kernels.launch("im2col", g.C * g.kh * g.kw * n * g.Ho, x_chunk, patches,
+                   *_kernel_geometry(g, n))
+    return patches
+
+
+def _gemm_layout(xp, dy_chunk, g, n):
+    """(n, K, Ho, Wo) -> (K, n*Ho*Wo), the layout of the GEMM's output."""
+    out = _workspace(xp, "product", (g.K, n * g.Ho * g.Wo), dy_chunk.dtype)
+    out.reshape(g.K, n, g.Ho * g.Wo)[...] = dy_chunk.reshape(n, g.K, -1).transpose(1, 0, 2)
+    return out
+
+
+def _kernel_geometry(g, n):
+    """The trailing arguments of the im2col/col2im kernels."""
+    return (n, g.C, g.H, g.W, g.Ho, g.Wo, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw)
+
+
+def _chunks(g, itemsize):
+    """(start, size) of batch chunks whose patch matrix fits in PATCH_BUFFER_BYTES, of (nearly)
+    equal sizes so that no chunk is a sliver."""
+    per_image = g.C * g.kh * g.kw * g.Ho * g.Wo * itemsize
+    most = max(1, min(g.N, PATCH_BUFFER_BYTES // max(per_image, 1)))
+    count = -(-g.N // most)
+    size = -(-g.N // count)
+    return [(n0, min(size, g.N - n0)) for n0 in range(0, g.N, size)]
+
+
+# Reused scratch buffers, one per (module, role, dtype). On the CPU a fresh 64 MiB buffer per
+# call would be returned to the OS and page-faulted in again every time (several ms); CuPy has
+# its own memory pool, so there the buffers are simply allocated.
+_workspaces = {}
+
+
+def _workspace(xp, role, shape, dtype):
+    size = math.prod(shape)
+    if xp is not np:
+        return xp.empty(shape, dtype=dtype)
+    key = (role, np.dtype(dtype).str)
+    buffer = _workspaces.get(key)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size, dtype=dtype)
+        _workspaces[key] = buffer
+    return buffer[:size].reshape(shape)
+
+
+# ============================================================================ arguments
+def _conv_options(op, stride, pad, dilate):
+    stride = as_pair(op, "stride", stride)
+    dilate = as_pair(op, "dilate", dilate)
+    for name, value in (("stride", stride), ("dilate", dilate)):
+        if min(value) < 1:
+            raise ValueError(f"{op}: {name} must be at least 1, got {value}")
+    return {"stride": stride, "pad": as_quad(op, "pad", pad), "dilate": dilate}
+
+
+def _convt_options(upsample, crop, num_groups):
+    upsample = as_pair("convt", "upsample", upsample)
+    if min(upsample) < 1:
+        raise ValueError(f"convt: upsample must be at least 1, got {upsample}")
+    if (not isinstance(num_groups, (int, np.integer)) or isinstance(num_groups, bool)
+            or num_groups < 1):
+        raise ValueError(f"convt: num_groups must be a positive int, got {num_groups!r}")
+    return {"upsample": upsample, "crop": as_quad("convt", "crop", crop),
+            "num_groups": int(num_groups)}
+
+
+def _check_arrays(op, x, w, b):
+    names = ("x", "filters", "biases")
+    for name, value, ndim in zip(names, (x, w, b), (4, 4, None)):
+        if value is None and name == "biases":
+            continue
+        if isinstance(value, _Shaped):
+            if ndim is not None and len(value.shape) != ndim:
+                raise ValueError(f"{op}: {name} must be 4-D, got shape {value.shape}")
+            continue
+        check_float_array(op, name, value, ndim=ndim)
+    arrays = {n: v for n, v in zip(names, (x, w, b)) if v is not None and not isinstance(v, _Shaped)}
+    dtypes = {n: v.dtype for n, v in arrays.items()}
+    if len(set(dtypes.values())) > 1:
+        listing = ", ".join(f"{n} {d} {tuple(arrays[n].shape)}" for n, d in dtypes.items())
+        raise TypeError(f"{op}: x, filters and biases must share one dtype, got {listing}")
+    check_devices(op, **arrays)
+
+
+def _check_dzdy(op, dzdy, x, shape):
+    check_float_array(op, "dzdy", dzdy)
+    if tuple(dzdy.shape) != tuple(shape):
+        raise ValueError(f"{op}: dzdy must have the output shape {tuple(shape)}, "
+                         f"got {tuple(dzdy.shape)}")
+    if dzdy.dtype != x.dtype:
+        raise TypeError(f"{op}: dzdy must have the dtype of x ({x.dtype}), got {dzdy.dtype}")
+    check_devices(op, x=x, dzdy=dzdy)
+    return array_module(dzdy).ascontiguousarray(dzdy)
+
+
+class _Shaped:
+    """A stand-in carrying only a shape, so that shape rules share the validation code."""
+
+    def __init__(self, shape):
+        self.shape = tuple(int(s) for s in shape)
+
+
+# ============================================================================ Params
+def _create_params(op, x, w, b, size, init, has_bias, learning_rate, weight_decay, dtype,
+                   transposed, num_groups=1):
+    """The filter and bias Params for ``size`` (MatConvNet order (kh, kw, d3, d4))."""
+    if w is not None or b is not None:
+        raise TypeError(f"{op}: give either the filters (and biases) or size=, not both")
+    if not any_layer(x):
+        raise TypeError(f"{op}: size= creates Params and is for building graphs; x must be a "
+                        f"Layer (got {type(x).__name__}); pass the filters to compute eagerly")
+    try:
+        kh, kw, d3, d4 = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"{op}: size must be (kh, kw, cin, cout) for conv or (kh, kw, K, C) "
+                         f"for convt, got {size!r}") from None
+    if min(kh, kw, d3, d4) < 1:
+        raise ValueError(f"{op}: size entries must be positive, got {tuple(size)}")
+    from ..layer import Param
+    lr_w, lr_b = _pair_of_reals(op, "learning_rate", learning_rate)
+    wd_w, wd_b = _pair_of_reals(op, "weight_decay", weight_decay)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"{op}: dtype must be float32 or float64, got {dtype}")
+    # MATLAB's kh x kw x d3 x d4 array is (d4, d3, kh, kw) in NCHW order; the fan-in of a filter
+    # is kh*kw*d3 in both cases (for convt, the output channels: MatConvNet's convention).
+    shape = (d4, d3, kh, kw)
+    filters = Param(initial_filters(op, shape, init, kh * kw * d3, dtype),
+                    learning_rate=lr_w, weight_decay=wd_w)
+    biases = None
+    if has_bias:
+        outputs = d3 * num_groups if transposed else d4
+        biases = Param(np.zeros(outputs, dtype=dtype), learning_rate=lr_b, weight_decay=wd_b)
+    return filters, biases
+
+
+def initial_filters(op, shape, init, fan_in, dtype):
+    """Initial filter values: 'xavier', 'he', 'gaussian', 'zeros' or a callable(shape)."""
+    if callable(init):
+        value = np.asarray(init(shape), dtype=dtype)
+        if value.shape != tuple(shape):
+            raise ValueError(f"{op}: init returned shape {value.shape}, expected {tuple(shape)}")
+        return value
+    if init == "xavier":
+        scale = math.sqrt(3.0 / fan_in)
+        return ((np.random.rand(*shape) * 2 - 1) * scale).astype(dtype)
+    if init == "he":
+        return (np.random.randn(*shape) * math.sqrt(2.0 / fan_in)).astype(dtype)
+    if init == "gaussian":
+        return (np.random.randn(*shape) * 0.01).astype(dtype)
+    if init == "zeros":
+        return np.zeros(shape, dtype=dtype)
+    raise ValueError(f"{op}: unknown init {init!r}; use one of {INITS} or a callable")
+
+
+def _pair_of_reals(op, name, value):
+    values = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
+    if values.size == 1:
+        values = np.repeat(values, 2)
+    if values.size != 2:
+        raise ValueError(f"{op}: {name} must be a number or a pair (filters, biases), "
+                         f"got {value!r}")
+    return float(values[0]), float(values[1])

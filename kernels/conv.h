@@ -1,0 +1,97 @@
+/* conv.h -- im2col and col2im, the data movement of convolution (manual 6.1).
+ *
+ * For a chunk of n images x (n, C, H, W), a filter of kh x kw taps with dilation (dh, dw),
+ * stride (sh, sw) and padding (pt, pl) at the top and left, the patch matrix is
+ *
+ *     P[(c*kh + i)*kw + j, b, oy, ox] = x[b, c, oy*sh - pt + i*dh, ox*sw - pl + j*dw]
+ *
+ * (zero where the index falls in the padding), stored as a (C*kh*kw, n*Ho*Wo) matrix so that
+ * the convolution is one GEMM per group, Y (K, n*Ho*Wo) = W (K, C*kh*kw) . P, and the pixels of
+ * one filter tap are contiguous (sequential reads of x, sequential writes of P).
+ *
+ * col2im is the adjoint: dx[b, c, y, x] = sum of the dP entries that im2col copied x[b,c,y,x]
+ * to. It is written as a gather over rows of dx, so no two work items write the same element.
+ */
+
+/* Work item: one row segment of P, i.e. one (tap row r, image b, output row oy), Wo outputs. */
+AN_INLINE void AN(im2col_row)(index_t item, const REAL *x, REAL *patches,
+                              index_t n, index_t C, index_t H, index_t W,
+                              index_t Ho, index_t Wo, index_t kh, index_t kw,
+                              index_t sh, index_t sw, index_t pt, index_t pl,
+                              index_t dh, index_t dw)
+{
+    const index_t oy = item % Ho;
+    const index_t b = (item / Ho) % n;
+    const index_t r = item / (Ho * n);
+    const index_t j = r % kw;
+    const index_t i = (r / kw) % kh;
+    const index_t c = r / (kw * kh);
+    const index_t y = oy * sh - pt + i * dh;
+    REAL *out = patches + item * Wo;
+    if (y < 0 || y >= H) {
+        for (index_t ox = 0; ox < Wo; ++ox) out[ox] = 0;
+        return;
+    }
+    const REAL *in = x + ((b * C + c) * H + y) * W;
+    /* Output columns ox whose input column ox*sw + x0 lies inside [0, W): [lo, hi). Splitting
+       the range keeps the copy loop free of branches (it vectorises when sw == 1). */
+    const index_t x0 = j * dw - pl;
+    index_t lo = x0 >= 0 ? 0 : (-x0 + sw - 1) / sw;
+    index_t hi = (W - 1 - x0) >= 0 ? (W - 1 - x0) / sw + 1 : 0;
+    if (hi > Wo) hi = Wo;
+    if (lo > hi) lo = hi;
+    for (index_t ox = 0; ox < lo; ++ox) out[ox] = 0;
+    if (sw == 1) {
+        const REAL *src = in + x0;
+        for (index_t ox = lo; ox < hi; ++ox) out[ox] = src[ox];
+    } else {
+        for (index_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * sw + x0];
+    }
+    for (index_t ox = hi; ox < Wo; ++ox) out[ox] = 0;
+}
+
+AN_KERNEL(im2col, C * kh * kw * n * Ho,
+          (const REAL *x, REAL *patches, index_t n, index_t C, index_t H, index_t W,
+           index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
+           index_t pt, index_t pl, index_t dh, index_t dw),
+          AN(im2col_row)(i, x, patches, n, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw))
+
+/* Work item: one row of dx, (image b, channel c, input row y); it owns the W outputs. */
+AN_INLINE void AN(col2im_row)(index_t item, const REAL *patches, REAL *dx,
+                              index_t n, index_t C, index_t H, index_t W,
+                              index_t Ho, index_t Wo, index_t kh, index_t kw,
+                              index_t sh, index_t sw, index_t pt, index_t pl,
+                              index_t dh, index_t dw)
+{
+    const index_t y = item % H;
+    const index_t c = (item / H) % C;
+    const index_t b = item / (H * C);
+    REAL *out = dx + item * W;
+    for (index_t x = 0; x < W; ++x) out[x] = 0;
+    for (index_t i = 0; i < kh; ++i) {
+        /* tap i of output row oy reads input row oy*sh - pt + i*dh == y */
+        const index_t ty = y + pt - i * dh;
+        if (ty < 0 || ty % sh != 0 || ty / sh >= Ho) continue;
+        const index_t oy = ty / sh;
+        for (index_t j = 0; j < kw; ++j) {
+            const index_t r = (c * kh + i) * kw + j;
+            const REAL *in = patches + ((r * n + b) * Ho + oy) * Wo;
+            const index_t x0 = j * dw - pl;
+            index_t lo = x0 >= 0 ? 0 : (-x0 + sw - 1) / sw;
+            index_t hi = (W - 1 - x0) >= 0 ? (W - 1 - x0) / sw + 1 : 0;
+            if (hi > Wo) hi = Wo;
+            if (sw == 1) {
+                REAL *dst = out + x0;
+                for (index_t ox = lo; ox < hi; ++ox) dst[ox] += in[ox];
+            } else {
+                for (index_t ox = lo; ox < hi; ++ox) out[ox * sw + x0] += in[ox];
+            }
+        }
+    }
+}
+
+AN_KERNEL(col2im, n * C * H,
+          (const REAL *patches, REAL *dx, index_t n, index_t C, index_t H, index_t W,
+           index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
+           index_t pt, index_t pl, index_t dh, index_t dw),
+          AN(col2im_row)(i, patches, dx, n, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw))
