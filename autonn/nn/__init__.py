@@ -1,2 +1,10 @@
 from .conv import conv, convt  # noqa: F401  (Kernels I)
 from .pool import pool  # noqa: F401  (Kernels I)
+from .activation import relu, sigmoid, softmax  # noqa: F401  (Blocks II)
+from .normalization import bnorm, lrn, noffset, normalize, normalizelp, spnorm  # noqa: F401
+from .loss import loss, softmaxloss  # noqa: F401  (Blocks II)
+from .pdist import pdist  # noqa: F401  (Blocks II)
+from .dropout import dropout  # noqa: F401  (Blocks II)
+from .structure import concat, crop  # noqa: F401  (Blocks II)
+from .roi import roipool  # noqa: F401  (Blocks II)
+from .spatial_transformer import affinegrid, bilinearsampler  # noqa: F401  (Blocks II)

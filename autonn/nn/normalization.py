@@ -153,23 +153,50 @@ def _bnorm_layer(x, g, b, moments, epsilon):
     return bnorm_train_op(x, g, b, moments, epsilon=epsilon)
 
 
+# Ops whose output has as many channels as their first input (used to size bnorm's Params).
+_CHANNEL_PRESERVING = {
+    "relu", "sigmoid", "softmax", "normalize", "spnorm", "normalizelp", "noffset", "bnorm",
+    "bnorm_train", "bnorm_given_moments", "dropout", "pool", "crop", "roipool",
+    "bilinearsampler", "weighted_sum", "add", "subtract", "multiply", "divide", "negative",
+}
+
+
 def _layer_channels(x):
-    """The channel count of a Layer, needed to size the Params that ``nn.bnorm(x)`` creates."""
-    shape = None
-    for attribute in ("output_shape", "shape"):
-        value = getattr(x, attribute, None)
-        try:
-            value = value() if callable(value) else value
-        except Exception:  # shape inference may need inputs the graph does not know yet
-            value = None
-        if value is not None:
-            shape = value
-            break
-    if shape is None or len(shape) < 2 or shape[1] is None:
-        raise ValueError("bnorm: cannot infer the number of channels of the input Layer; pass "
-                         "the gain and bias explicitly, e.g. nn.bnorm(x, Param(ones(C)), "
-                         "Param(zeros(C)))")
-    return int(shape[1])
+    """The channel count of a Layer, needed to size the Params that ``nn.bnorm(x)`` creates.
+
+    Layers carry no shapes before a network runs, so this follows the graph back to the block
+    that fixes the channels: a conv/convt filter Param, a Param, or a concatenation, through
+    blocks that keep the channel count.
+    """
+    channels = _channels_of(x)
+    if channels is None:
+        raise ValueError("bnorm: cannot infer the number of channels of the input Layer (it "
+                         "does not come from a conv/convt with a filter Param through "
+                         "channel-preserving blocks); pass the gain and bias explicitly, e.g. "
+                         "nn.bnorm(x, Param(np.ones(C)), Param(np.zeros(C)))")
+    return channels
+
+
+def _channels_of(layer):
+    value = getattr(layer, "value", None)
+    if layer.op is None:
+        return int(value.shape[1]) if value is not None and value.ndim >= 2 else None
+    name, inputs = layer.op.name, layer.inputs
+    if name in ("conv", "convt") and len(inputs) > 1:
+        filters = getattr(inputs[1], "value", inputs[1])
+        if not hasattr(filters, "shape") or len(filters.shape) != 4:
+            return None
+        if name == "conv":
+            return int(filters.shape[0])
+        return int(filters.shape[1]) * int(layer.options.get("num_groups", 1))
+    if name == "concat" and layer.options.get("axis", 1) == 1:
+        parts = [_channels_of(v) if hasattr(v, "op") else int(v.shape[1]) for v in inputs]
+        return None if None in parts else sum(parts)
+    if name in _CHANNEL_PRESERVING:
+        for v in inputs:
+            if hasattr(v, "op"):
+                return _channels_of(v)
+    return None
 
 
 def _reduce_axes(x):

@@ -1,0 +1,155 @@
+"""Region-of-interest pooling (Fast R-CNN), MatConvNet's ``vl_nnroipool``.
+
+Coordinate convention (0-based, unlike MatConvNet's 1-based one): a ROI is
+``[image, x1, y1, x2, y2]`` where ``image`` indexes the batch from 0 and ``(x1, y1)``, ``(x2, y2)``
+are the first and last pixel (inclusive) of the region, column x and row y counted from 0. The
+``transform`` maps ROI coordinates to feature-map coordinates (e.g. 1/16 for a stride-16
+network) and is applied to these 0-based coordinates. A ROI ``[n, x1, y1, x2, y2]`` here is the
+ROI ``[n+1, x1+1, y1+1, x2+1, y2+1]`` of MatConvNet (with transform 1 both select the same pixels).
+"""
+
+import numpy as np
+
+from ..backend import array_module, to_numpy
+from ..ops import Op
+from ._arguments import (any_layer, as_pair, check_devices, check_dzdy, check_float_array,
+                         is_array)
+
+
+def roipool(x, rois, *, method="max", subdivisions=(1, 1), transform=1.0, dzdy=None):
+    """Pool each region of interest into a fixed ``sh x sw`` grid of bins, ``vl_nnroipool``.
+
+    For ROI r with corners mapped by ``transform`` to ``(u1, v1)``, ``(u2, v2)``, the pixels
+    ``round(v1) .. round(v2)`` x ``round(u1) .. round(u2)`` (round half up; at least one pixel)
+    are split into ``sh x sw`` bins: bin (i, j) spans rows ``floor(i h / sh) .. ceil((i+1) h / sh)
+    - 1`` (h the ROI height), likewise columns, clipped to the image. Each bin is pooled per
+    channel by max or average; an empty bin (outside the image) gives 0. Derivative: max sends
+    dz/dy to the bin's first maximum (column-major order, as MatConvNet), avg spreads it evenly.
+
+    x : (N, C, H, W); rois : (R, 5) (or (5, R), MatConvNet's layout) rows
+        ``[image, x1, y1, x2, y2]``, 0-based (see the module docstring);
+    subdivisions : (sh, sw) bins; transform : a number s (coordinates scaled by s) or a 2 x 3
+        matrix A, ``[u, v] = A @ [x, y, 1]``.
+    Returns (R, C, sh, sw). ``dzdy=`` returns ``(dx, None)``.
+    """
+    name = "roipool"
+    if method not in ("max", "avg"):
+        raise ValueError(f"{name}: method must be 'max' or 'avg', got {method!r}")
+    subdivisions = as_pair(name, "subdivisions", subdivisions)
+    if min(subdivisions) < 1:
+        raise ValueError(f"{name}: subdivisions must be positive, got {subdivisions}")
+    transform = _transform_matrix(transform)
+    options = dict(method=method, subdivisions=subdivisions, transform=transform)
+    if any_layer(x, rois):
+        return roipool_op(x, rois, **options)
+    check_float_array(name, "x", x, ndim=4)
+    if not is_array(rois):
+        raise TypeError(f"{name}: rois must be a NumPy or CuPy array, got {type(rois).__name__}")
+    check_devices(name, x=x, rois=rois)
+    table = roi_table(rois)
+    if table.shape[0] and (np.isnan(table).any() or table[:, 0].min() < 0
+                           or table[:, 0].max() >= x.shape[0]
+                           or (table[:, 0] != np.floor(table[:, 0])).any()):
+        raise ValueError(f"{name}: ROI image indices must be whole numbers in [0, {x.shape[0]}) "
+                         f"(0-based) and coordinates not NaN; rois shape {tuple(rois.shape)}")
+    check_dzdy(name, dzdy, (table.shape[0], x.shape[1]) + subdivisions)
+    if dzdy is not None:
+        return roipool_op(x, rois, dzdy=dzdy, **options)
+    return roipool_op(x, rois, **options)
+
+
+def _transform_matrix(transform):
+    values = np.asarray(transform, dtype=np.float64)
+    if values.ndim == 0:
+        s = float(values)
+        values = np.array([[s, 0, 0], [0, s, 0]])
+    if values.shape != (2, 3) or not np.isfinite(values).all():
+        raise ValueError(f"roipool: transform must be a number or a finite 2 x 3 matrix, got "
+                         f"{transform!r}")
+    return tuple(tuple(float(v) for v in row) for row in values)
+
+
+def roi_table(rois):
+    """The ROIs as a float64 NumPy (R, 5) table, from (R, 5) or MatConvNet's (5, R)."""
+    table = np.asarray(to_numpy(rois), dtype=np.float64)
+    if table.ndim == 2 and table.shape[1] == 5:
+        return table
+    if table.ndim == 2 and table.shape[0] == 5:
+        return table.T
+    if table.ndim == 1 and table.shape[0] == 5:
+        return table[None, :]
+    raise ValueError(f"roipool: rois must have shape (R, 5) or (5, R), got {tuple(rois.shape)}")
+
+
+def roi_bins(x_shape, rois, subdivisions, transform, dtype):
+    """Per ROI: image index and the clipped [start, end) rows and columns of every bin.
+
+    Returns int64 arrays ``images`` (R,), ``rows`` (R, sh, 2) and ``cols`` (R, sw, 2). The bin
+    sizes are computed in the input's float type, as MatConvNet does.
+    """
+    height, width = x_shape[2], x_shape[3]
+    table = roi_table(rois)
+    (a, b, tx), (c, d, ty) = transform
+    u1 = a * table[:, 1] + b * table[:, 2] + tx
+    v1 = c * table[:, 1] + d * table[:, 2] + ty
+    u2 = a * table[:, 3] + b * table[:, 4] + tx
+    v2 = c * table[:, 3] + d * table[:, 4] + ty
+    start_h, start_w = np.floor(v1 + 0.5), np.floor(u1 + 0.5)
+    roi_h = np.maximum(np.floor(v2 + 0.5) - start_h + 1, 1)
+    roi_w = np.maximum(np.floor(u2 + 0.5) - start_w + 1, 1)
+    rows = _bin_edges(roi_h, start_h, subdivisions[0], height, dtype)
+    cols = _bin_edges(roi_w, start_w, subdivisions[1], width, dtype)
+    return table[:, 0].astype(np.int64), rows, cols
+
+
+def _bin_edges(length, start, bins, limit, dtype):
+    size = (length.astype(dtype) / dtype(bins))[:, None]
+    index = np.arange(bins + 1, dtype=dtype)[None, :]
+    first = np.floor(index[:, :-1] * size).astype(np.int64) + start[:, None].astype(np.int64)
+    last = np.ceil(index[:, 1:] * size).astype(np.int64) + start[:, None].astype(np.int64)
+    return np.stack([np.clip(first, 0, limit), np.clip(last, 0, limit)], axis=2)
+
+
+def roipool_forward(x, rois, *, method="max", subdivisions=(1, 1), transform=None):
+    xp = array_module(x)
+    images, rows, cols = roi_bins(x.shape, rois, subdivisions, transform or
+                                  _transform_matrix(1.0), x.dtype.type)
+    y = xp.zeros((len(images), x.shape[1]) + tuple(subdivisions), dtype=x.dtype)
+    for r, n in enumerate(images):
+        for i, (h0, h1) in enumerate(rows[r]):
+            for j, (w0, w1) in enumerate(cols[r]):
+                if h1 <= h0 or w1 <= w0:
+                    continue
+                region = x[n, :, h0:h1, w0:w1]
+                y[r, :, i, j] = (region.max(axis=(1, 2)) if method == "max"
+                                 else region.mean(axis=(1, 2)))
+    return y
+
+
+def roipool_backward(x, rois, dzdy, *, method="max", subdivisions=(1, 1), transform=None):
+    xp = array_module(x)
+    images, rows, cols = roi_bins(x.shape, rois, subdivisions, transform or
+                                  _transform_matrix(1.0), x.dtype.type)
+    dx = xp.zeros_like(x)
+    channels = xp.arange(x.shape[1])
+    for r, n in enumerate(images):
+        for i, (h0, h1) in enumerate(rows[r]):
+            for j, (w0, w1) in enumerate(cols[r]):
+                if h1 <= h0 or w1 <= w0:
+                    continue
+                if method == "avg":
+                    dx[n, :, h0:h1, w0:w1] += (dzdy[r, :, i, j] / ((h1 - h0) * (w1 - w0))
+                                               )[:, None, None]
+                    continue
+                # First maximum in MatConvNet's column-major scan (columns outer, rows inner).
+                region = x[n, :, h0:h1, w0:w1].transpose(0, 2, 1).reshape(x.shape[1], -1)
+                best = region.argmax(axis=1)
+                dx[n, channels, h0 + best % (h1 - h0), w0 + best // (h1 - h0)] += dzdy[r, :, i, j]
+    return dx, None
+
+
+roipool_op = Op("roipool", roipool_forward, roipool_backward,
+                shape=lambda x_shape, rois_shape, *, subdivisions=(1, 1), **options:
+                (rois_shape[0] if rois_shape[-1] == 5 else rois_shape[1], x_shape[1])
+                + tuple(subdivisions),
+                input_names=("x", "rois"), doc=roipool.__doc__)

@@ -1,0 +1,194 @@
+"""Spatial transformer blocks: ``bilinearsampler`` (``vl_nnbilinearsampler``) and ``affinegrid``
+(``dagnn.AffineGridGenerator``).
+
+Grids follow MatConvNet: normalised coordinates in [-1, 1], -1 the centre of the first pixel and
++1 the centre of the last, the **row (y) coordinate first**. MatConvNet's 2 x Ho x Wo x N grid
+is here (N, Ho, Wo, 2) with ``grid[..., 0] = y`` and ``grid[..., 1] = x`` (note: the reverse of
+PyTorch's ``grid_sample`` order).
+"""
+
+import numpy as np
+
+from ..backend import array_module
+from ..ops import Op
+from ._arguments import (any_layer, check_devices, check_dzdy, check_float_array,
+                         check_same_dtype)
+
+
+def bilinearsampler(x, grid, *, dzdy=None):
+    """Bilinear sampling of x at the grid's points, ``vl_nnbilinearsampler``.
+
+    ``y[n, c, i, j] = sum_{a, b in {0, 1}} x[m, c, sy + a, sx + b] |1 - a - fy| |1 - b - fx|``
+    with ``py = (grid[n, i, j, 0] + 1) (H - 1) / 2``, ``sy = floor(py)``, ``fy = py - sy`` (likewise
+    x), pixels outside the image reading 0, and ``m = n // (N / Nx)``: the batch of the grid may
+    be a multiple of x's, each input image serving ``N / Nx`` consecutive grids. Derivatives: dz/dx
+    scatters dz/dy with the same weights; dz/dgrid differentiates the weights,
+    e.g. ``dy/dgrid_y = (H - 1) / 2 sum_b (x[sy+1, sx+b] - x[sy, sx+b]) |1 - b - fx|``.
+
+    x : (Nx, C, H, W); grid : (N, Ho, Wo, 2). Returns (N, C, Ho, Wo); ``dzdy=`` gives
+    ``(dx, dgrid)``.
+    """
+    name = "bilinearsampler"
+    if any_layer(x, grid):
+        return bilinearsampler_op(x, grid)
+    check_float_array(name, "x", x, ndim=4)
+    check_float_array(name, "grid", grid, ndim=4)
+    if grid.shape[3] != 2:
+        raise ValueError(f"{name}: grid must have shape (N, Ho, Wo, 2) with (y, x) last, got "
+                         f"{tuple(grid.shape)}")
+    if grid.shape[0] % x.shape[0] != 0:
+        raise ValueError(f"{name}: the grid batch {grid.shape[0]} must be a multiple of the "
+                         f"input batch {x.shape[0]} (x {tuple(x.shape)}, grid "
+                         f"{tuple(grid.shape)})")
+    check_same_dtype(name, x=x, grid=grid)
+    check_devices(name, x=x, grid=grid)
+    check_dzdy(name, dzdy, (grid.shape[0], x.shape[1], grid.shape[1], grid.shape[2]))
+    return bilinearsampler_op(x, grid, dzdy=dzdy)
+
+
+def _corners(x_shape, grid):
+    """For each grid point: the image it reads, and the four neighbours' indices and weights.
+
+    Yields ``(a, b, rows, cols, weight, inside)`` for the corners (sy + a, sx + b), plus the
+    fractional parts; all arrays (N, Ho, Wo).
+    """
+    xp = array_module(grid)
+    height, width = x_shape[2], x_shape[3]
+    py = (grid[..., 0] + 1) * ((height - 1) / 2)
+    px = (grid[..., 1] + 1) * ((width - 1) / 2)
+    sy, sx = xp.floor(py), xp.floor(px)
+    fy, fx = py - sy, px - sx
+    sy, sx = sy.astype(np.int64), sx.astype(np.int64)
+    corners = []
+    for a in (0, 1):
+        for b in (0, 1):
+            rows, cols = sy + a, sx + b
+            inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+            wy = fy if a else 1 - fy
+            wx = fx if b else 1 - fx
+            corners.append((a, b, xp.clip(rows, 0, height - 1), xp.clip(cols, 0, width - 1),
+                            wy, wx, inside))
+    return corners
+
+
+def _images(x_shape, grid_shape, xp):
+    group = grid_shape[0] // x_shape[0]
+    return (xp.arange(grid_shape[0]) // group)[:, None, None]
+
+
+def bilinearsampler_forward(x, grid):
+    xp = array_module(x, grid)
+    images = _images(x.shape, grid.shape, xp)
+    pixels = x.transpose(0, 2, 3, 1)          # (Nx, H, W, C): one gather fetches all channels
+    y = 0
+    for a, b, rows, cols, wy, wx, inside in _corners(x.shape, grid):
+        y = y + pixels[images, rows, cols] * (wy * wx * inside)[..., None]
+    return xp.ascontiguousarray(y.transpose(0, 3, 1, 2)).astype(x.dtype, copy=False)
+
+
+def bilinearsampler_backward(x, grid, dzdy):
+    xp = array_module(x, grid)
+    images = xp.broadcast_to(_images(x.shape, grid.shape, xp), grid.shape[:3])
+    pixels = x.transpose(0, 2, 3, 1)
+    dy = dzdy.transpose(0, 2, 3, 1)           # (N, Ho, Wo, C)
+    dpixels = xp.zeros(pixels.shape, dtype=x.dtype)
+    dgy = xp.zeros(grid.shape[:3], dtype=x.dtype)
+    dgx = xp.zeros(grid.shape[:3], dtype=x.dtype)
+    for a, b, rows, cols, wy, wx, inside in _corners(x.shape, grid):
+        weight = wy * wx * inside
+        _scatter_add(dpixels, (images, rows, cols), dy * weight[..., None])
+        # sum_c dz/dy * x at this corner, times the derivative of the other factor's weight.
+        projected = (dy * pixels[images, rows, cols]).sum(axis=3) * inside
+        dgy += projected * wx * (1 if a else -1)
+        dgx += projected * wy * (1 if b else -1)
+    dgrid = xp.stack([dgy * ((x.shape[2] - 1) / 2), dgx * ((x.shape[3] - 1) / 2)], axis=3)
+    return (xp.ascontiguousarray(dpixels.transpose(0, 3, 1, 2)),
+            dgrid.astype(grid.dtype, copy=False))
+
+
+def _scatter_add(target, index, values):
+    xp = array_module(target)
+    if xp is np:
+        np.add.at(target, index, values)
+    else:
+        import cupyx
+        cupyx.scatter_add(target, index, values)
+
+
+bilinearsampler_op = Op("bilinearsampler", bilinearsampler_forward, bilinearsampler_backward,
+                        shape=lambda x_shape, grid_shape: (grid_shape[0], x_shape[1],
+                                                           grid_shape[1], grid_shape[2]),
+                        input_names=("x", "grid"), doc=bilinearsampler.__doc__)
+
+
+# --------------------------------------------------------------------------- affinegrid
+def affinegrid(theta, size, *, dzdy=None):
+    """Sampling grid of an affine transformation, ``dagnn.AffineGridGenerator``.
+
+    With ``theta[n] = [[c1, c2, c5], [c3, c4, c6]]`` and the output pixel (i, j) at normalised
+    coordinates ``h_i = linspace(-1, 1, Ho)[i]``, ``w_j = linspace(-1, 1, Wo)[j]``:
+    ``grid[n, i, j] = (c1 h_i + c2 w_j + c5, c3 h_i + c4 w_j + c6)`` (y first, as the sampler).
+    Derivative: ``dz/dtheta[n] = sum_ij dz/dgrid[n, i, j] (h_i, w_j, 1)^T``.
+
+    theta : (N, 2, 3), or MatConvNet's (N, 6, 1, 1) / (N, 6) holding ``c1 .. c6`` in that order;
+    size : (Ho, Wo). Returns (N, Ho, Wo, 2).
+    """
+    name = "affinegrid"
+    if isinstance(size, (int, np.integer)):
+        size = (int(size), int(size))
+    size = tuple(int(s) for s in size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"{name}: size must be (Ho, Wo) with positive entries, got {size!r}")
+    if any_layer(theta):
+        return affinegrid_op(theta, size=size)
+    check_float_array(name, "theta", theta, ndim=(2, 3, 4))
+    if tuple(theta.shape[1:]) not in ((2, 3), (6, 1, 1), (6,)):
+        raise ValueError(f"{name}: theta must have shape (N, 2, 3), (N, 6, 1, 1) or (N, 6), "
+                         f"got {tuple(theta.shape)}")
+    check_dzdy(name, dzdy, (theta.shape[0],) + size + (2,))
+    return affinegrid_op(theta, size=size, dzdy=dzdy)
+
+
+def _as_matrices(theta):
+    """(N, 2, 3) matrices [[c1, c2, c5], [c3, c4, c6]] from any accepted layout."""
+    if theta.shape[1:] == (2, 3):
+        return theta
+    c = theta.reshape(theta.shape[0], 6)
+    xp = array_module(theta)
+    return xp.stack([c[:, [0, 1, 4]], c[:, [2, 3, 5]]], axis=1)
+
+
+def _from_matrices(matrices, shape):
+    if tuple(shape[1:]) == (2, 3):
+        return matrices
+    xp = array_module(matrices)
+    m = matrices
+    c = xp.stack([m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1], m[:, 0, 2], m[:, 1, 2]], axis=1)
+    return c.reshape(shape)
+
+
+def _base_grid(size, xp, dtype):
+    """(Ho, Wo, 3) homogeneous coordinates (h_i, w_j, 1)."""
+    h = xp.linspace(-1, 1, size[0]).astype(dtype) if size[0] > 1 else xp.full(1, 1, dtype)
+    w = xp.linspace(-1, 1, size[1]).astype(dtype) if size[1] > 1 else xp.full(1, 1, dtype)
+    hh, ww = xp.meshgrid(h, w, indexing="ij")
+    return xp.stack([hh, ww, xp.ones_like(hh)], axis=2)
+
+
+def affinegrid_forward(theta, *, size):
+    xp = array_module(theta)
+    base = _base_grid(size, xp, theta.dtype)
+    return xp.einsum("ijk,nlk->nijl", base, _as_matrices(theta))
+
+
+def affinegrid_backward(theta, dzdy, *, size):
+    xp = array_module(theta)
+    base = _base_grid(size, xp, theta.dtype)
+    dmatrices = xp.einsum("nijl,ijk->nlk", dzdy, base)
+    return _from_matrices(dmatrices.astype(theta.dtype, copy=False), theta.shape)
+
+
+affinegrid_op = Op("affinegrid", affinegrid_forward, affinegrid_backward,
+                   backward_needs_inputs=(0,),
+                   shape=lambda theta_shape, *, size: (theta_shape[0],) + tuple(size) + (2,),
+                   input_names=("theta",), doc=affinegrid.__doc__)

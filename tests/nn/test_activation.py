@@ -1,0 +1,101 @@
+"""relu, sigmoid and softmax against direct per-element formulas, their derivatives, graph use
+and argument checks."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import autonn as an
+from autonn import nn
+
+RNG = np.random.default_rng(0)
+
+
+def relu_reference(x, leak):
+    return np.vectorize(lambda v: v if v > 0 else leak * v)(x)
+
+
+def sigmoid_reference(x):
+    return np.vectorize(lambda v: 1 / (1 + math.exp(-v)) if v > -700 else 0.0)(x)
+
+
+def softmax_reference(x):
+    y = np.zeros_like(x, dtype=np.float64)
+    for n in range(x.shape[0]):
+        for i in range(x.shape[2]):
+            for j in range(x.shape[3]):
+                e = [math.exp(v - max(x[n, :, i, j])) for v in x[n, :, i, j]]
+                y[n, :, i, j] = [v / sum(e) for v in e]
+    return y
+
+
+@pytest.mark.parametrize("leak", [0.0, 0.1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_matches_the_definition_and_its_derivative(leak, dtype):
+    x = RNG.standard_normal((2, 3, 4, 5)).astype(dtype)
+    np.testing.assert_allclose(nn.relu(x, leak=leak), relu_reference(x, leak), rtol=1e-6)
+    dy = RNG.standard_normal(x.shape).astype(dtype)
+    dx = nn.relu(x, leak=leak, dzdy=dy)
+    np.testing.assert_allclose(dx, dy * np.where(x > 0, 1, leak), rtol=1e-6)
+    assert dx.dtype == dtype
+
+
+def test_relu_backward_reads_only_its_output():
+    op = nn.activation.relu_op
+    assert op.backward_needs_inputs == () and op.backward_needs_output
+
+
+def test_sigmoid_is_stable_and_exact():
+    x = np.array([-1000.0, -30.0, -1.0, 0.0, 2.0, 800.0])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        y = nn.sigmoid(x)
+    np.testing.assert_allclose(y, sigmoid_reference(x), rtol=1e-12, atol=1e-300)
+    an.gradcheck(nn.sigmoid, RNG.standard_normal((2, 3, 2, 2)))
+
+
+def test_softmax_matches_a_loop_and_survives_huge_scores():
+    x = RNG.standard_normal((2, 4, 3, 2)) * 5
+    np.testing.assert_allclose(nn.softmax(x), softmax_reference(x), rtol=1e-12)
+    big = np.array([[1000.0, 0.0, -1000.0]])
+    np.testing.assert_allclose(nn.softmax(big), [[1.0, 0.0, 0.0]])
+    an.gradcheck(nn.softmax, x)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 5), h=st.integers(1, 3), w=st.integers(1, 3),
+       leak=st.sampled_from([0.0, 0.01, 0.5]))
+def test_activation_derivatives_over_shapes(n, c, h, w, leak):
+    x = np.random.default_rng(n * 100 + c).standard_normal((n, c, h, w))
+    x[np.abs(x) < 1e-3] = 0.5  # keep away from relu's kink
+    an.gradcheck(lambda v, dzdy=None: nn.relu(v, leak=leak, dzdy=dzdy), x)
+    an.gradcheck(nn.softmax, x)
+
+
+def test_float32_derivatives_with_loose_tolerance():
+    x = RNG.standard_normal((2, 3, 2, 2)).astype(np.float32)
+    an.gradcheck(nn.softmax, x, dtype=np.float32)
+    an.gradcheck(nn.sigmoid, x, dtype=np.float32)
+
+
+def test_activations_build_graphs():
+    x = an.Input(name="x")
+    y = nn.softmax(nn.relu(x, leak=0.1))
+    assert isinstance(y, an.Layer)
+    net = an.Net(y.sum())
+    value = RNG.standard_normal((2, 3, 2, 2))
+    net.eval({"x": value})
+    np.testing.assert_allclose(net.value(y), nn.softmax(nn.relu(value, leak=0.1)))
+
+
+def test_bad_input_is_refused_with_the_op_name():
+    with pytest.raises(TypeError, match="relu.*float16"):
+        nn.relu(np.zeros(3, np.float16))
+    with pytest.raises(ValueError, match="softmax.*shape"):
+        nn.softmax(np.zeros(3))
+    with pytest.raises(ValueError, match="relu: leak"):
+        nn.relu(np.zeros(3), leak=-1)
+    with pytest.raises(ValueError, match="sigmoid: dzdy"):
+        nn.sigmoid(np.zeros((2, 2)), dzdy=np.zeros(3))

@@ -1,0 +1,197 @@
+"""LRN, bnorm, spnorm, normalizelp and noffset against direct loops over the manual's formulas,
+their derivatives, graph use (bnorm's Params and test mode) and argument checks."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import autonn as an
+from autonn import nn
+
+RNG = np.random.default_rng(1)
+
+
+# ----------------------------------------------------------------------------- references
+def lrn_reference(x, depth, kappa, alpha, beta):
+    N, C, H, W = x.shape
+    y = np.zeros(x.shape)
+    for k in range(C):
+        lo, hi = k - (depth - 1) // 2, k + math.ceil((depth - 1) / 2)
+        for n in range(N):
+            for i in range(H):
+                for j in range(W):
+                    s = sum(x[n, t, i, j] ** 2 for t in range(max(lo, 0), min(hi, C - 1) + 1))
+                    y[n, k, i, j] = x[n, k, i, j] * (kappa + alpha * s) ** (-beta)
+    return y
+
+
+def bnorm_reference(x, g, b, epsilon):
+    N, C, H, W = x.shape
+    y = np.zeros(x.shape)
+    moments = np.zeros((C, 2))
+    for k in range(C):
+        values = [x[n, k, i, j] for n in range(N) for i in range(H) for j in range(W)]
+        mu = sum(values) / len(values)
+        var = sum((v - mu) ** 2 for v in values) / len(values)
+        sigma = math.sqrt(var + epsilon)
+        moments[k] = mu, sigma
+        y[:, k] = g[k] * (x[:, k] - mu) / sigma + b[k]
+    return y, moments
+
+
+def spnorm_reference(x, ph, pw, alpha, beta):
+    N, C, H, W = x.shape
+    y = np.zeros(x.shape)
+    top, left = (ph - 1) // 2, (pw - 1) // 2
+    for n in range(N):
+        for c in range(C):
+            for i in range(H):
+                for j in range(W):
+                    cells = [x[n, c, u, v] ** 2 for u in range(i - top, i - top + ph)
+                             for v in range(j - left, j - left + pw) if 0 <= u < H and 0 <= v < W]
+                    n2 = sum(cells) / len(cells)
+                    y[n, c, i, j] = x[n, c, i, j] * (1 + alpha * n2) ** (-beta)
+    return y
+
+
+def normalizelp_reference(x, p, epsilon, spatial):
+    y = np.zeros(x.shape)
+    N, C, H, W = x.shape
+    for n in range(N):
+        if spatial:
+            for c in range(C):
+                mass = (sum(x[n, c, i, j] ** p for i in range(H) for j in range(W))
+                        + epsilon) ** (1 / p)
+                y[n, c] = x[n, c] / mass
+        else:
+            for i in range(H):
+                for j in range(W):
+                    mass = (sum(x[n, c, i, j] ** p for c in range(C)) + epsilon) ** (1 / p)
+                    y[n, :, i, j] = x[n, :, i, j] / mass
+    return y
+
+
+# ----------------------------------------------------------------------------- LRN
+@pytest.mark.parametrize("depth", [1, 2, 5, 8])
+def test_lrn_matches_the_manual_including_depth_beyond_the_channels(depth):
+    x = RNG.standard_normal((2, 3, 2, 3))
+    param = (depth, 2.0, 0.3, 0.75)
+    np.testing.assert_allclose(nn.normalize(x, param), lrn_reference(x, *param), rtol=1e-12)
+    an.gradcheck(lambda v, dzdy=None: nn.lrn(v, param, dzdy=dzdy), x)
+
+
+@settings(max_examples=15, deadline=None)
+@given(c=st.integers(1, 7), depth=st.integers(1, 9), beta=st.sampled_from([0.5, 0.75, 1.3]))
+def test_lrn_derivative_over_channels_and_depths(c, depth, beta):
+    x = np.random.default_rng(c * 10 + depth).standard_normal((1, c, 2, 2))
+    an.gradcheck(lambda v, dzdy=None: nn.normalize(v, (depth, 1.0, 0.5, beta), dzdy=dzdy), x)
+
+
+def test_lrn_float32_close_to_float64():
+    x = RNG.standard_normal((2, 16, 4, 4))
+    param = (5, 1.0, 1e-2, 0.75)
+    np.testing.assert_allclose(nn.normalize(x.astype(np.float32), param),
+                               nn.normalize(x, param), rtol=1e-5, atol=1e-6)
+    an.gradcheck(lambda v, dzdy=None: nn.normalize(v, param, dzdy=dzdy),
+                 x[:1, :6, :2, :2].astype(np.float32), dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- bnorm
+def test_bnorm_matches_the_manual_and_returns_moments():
+    x = RNG.standard_normal((3, 4, 2, 3)) * 3 + 1
+    g, b = RNG.standard_normal(4), RNG.standard_normal(4)
+    y, moments = nn.bnorm(x, g, b, epsilon=1e-3, return_moments=True)
+    y_ref, moments_ref = bnorm_reference(x, g, b, 1e-3)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(moments, moments_ref, rtol=1e-12)
+    np.testing.assert_allclose(nn.bnorm(x, g, b, moments=moments_ref, epsilon=1e-3), y_ref,
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_bnorm_derivatives_with_batch_and_given_moments():
+    x = RNG.standard_normal((2, 3, 2, 2))
+    g, b = RNG.standard_normal(3), RNG.standard_normal(3)
+    an.gradcheck(nn.bnorm, x, g, b)
+    moments = np.stack([RNG.standard_normal(3), 1 + RNG.random(3)], axis=1)
+    an.gradcheck(lambda x, g, b, dzdy=None: nn.bnorm(x, g, b, moments=moments, dzdy=dzdy),
+                 x, g, b)
+    an.gradcheck(nn.bnorm, RNG.standard_normal((5, 3)), g, b)       # (N, C) input
+
+
+def test_bnorm_without_gain_and_bias_gives_none_derivatives():
+    x = RNG.standard_normal((2, 3, 2, 2))
+    dx, dg, db = nn.bnorm(x, dzdy=np.ones_like(x))
+    assert dg is None and db is None
+    np.testing.assert_allclose(dx, 0, atol=1e-10)  # normalised output sums to a constant
+
+
+def test_bnorm_in_a_graph_creates_params_and_freezes_moments_in_test_mode():
+    x = an.Input(name="x")
+    w = an.Param(RNG.standard_normal((4, 3, 1, 1)))
+    y = nn.bnorm(nn.conv(x, w))
+    gain, bias, moments = y.inputs[1:]
+    assert gain.value.shape == (4,) and bias.value.shape == (4,)
+    assert moments.value.shape == (4, 2) and moments.train_method == "average"
+    net = an.Net((y * y).sum())
+    data = RNG.standard_normal((5, 3, 2, 2))
+    net.eval({"x": data})
+    conv_out = nn.conv(data, w.value)
+    batch = nn.bnorm(conv_out, return_moments=True)[1]
+    np.testing.assert_allclose(net.value(y), nn.bnorm(conv_out), rtol=1e-5, atol=1e-5)
+    # The moments Param 'receives' the batch moments (MatConvNet AutoNN's convention).
+    np.testing.assert_allclose(net.der(moments), batch, rtol=1e-5)
+    net.eval({"x": data}, mode="test")
+    np.testing.assert_allclose(net.value(y), conv_out.astype(np.float32), rtol=1e-5, atol=1e-5)
+
+
+def test_bnorm_refuses_bad_shapes():
+    x = np.zeros((2, 3, 2, 2))
+    with pytest.raises(ValueError, match=r"bnorm: g must have shape \(3,\)"):
+        nn.bnorm(x, np.ones(4), np.zeros(3))
+    with pytest.raises(ValueError, match=r"bnorm: moments must have shape \(3, 2\)"):
+        nn.bnorm(x, np.ones(3), np.zeros(3), moments=np.ones((2, 3)))
+    with pytest.raises(ValueError, match="bnorm: x must be"):
+        nn.bnorm(np.zeros((2, 3, 4)))
+    with pytest.raises(TypeError, match="bnorm: arguments must share one dtype"):
+        nn.bnorm(x, np.ones(3, np.float32), np.zeros(3))
+
+
+# ----------------------------------------------------------------------------- spnorm
+@pytest.mark.parametrize("window", [(1, 1), (3, 3), (2, 5), (7, 4)])
+def test_spnorm_matches_the_manual_with_clipped_borders(window):
+    x = RNG.standard_normal((2, 2, 4, 5))
+    param = window + (0.7, 0.6)
+    np.testing.assert_allclose(nn.spnorm(x, param), spnorm_reference(x, *param), rtol=1e-12)
+    an.gradcheck(lambda v, dzdy=None: nn.spnorm(v, param, dzdy=dzdy), x)
+
+
+# ----------------------------------------------------------------------------- normalizelp, noffset
+@pytest.mark.parametrize("spatial", [False, True])
+@pytest.mark.parametrize("p", [2, 4])
+def test_normalizelp_matches_the_definition(spatial, p):
+    x = RNG.standard_normal((2, 3, 2, 3))
+    np.testing.assert_allclose(nn.normalizelp(x, p=p, epsilon=0.01, spatial=spatial),
+                               normalizelp_reference(x, p, 0.01, spatial), rtol=1e-12)
+    an.gradcheck(lambda v, dzdy=None: nn.normalizelp(v, p=p, spatial=spatial, dzdy=dzdy), x)
+
+
+def test_noffset_matches_the_definition():
+    x = RNG.standard_normal((2, 3, 2, 2))
+    energy = (x ** 2).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(nn.noffset(x, (0.5, 0.7)), x - 0.5 * energy ** 0.7)
+    an.gradcheck(lambda v, dzdy=None: nn.noffset(v, (0.5, 0.7), dzdy=dzdy), x)
+
+
+def test_normalisation_options_are_checked():
+    x = np.zeros((1, 2, 2, 2))
+    with pytest.raises(ValueError, match="normalize: param depth"):
+        nn.normalize(x, (0, 1, 1, 1))
+    with pytest.raises(ValueError, match="normalize: param must have 4 entries"):
+        nn.normalize(x, (5, 1, 1))
+    with pytest.raises(ValueError, match="spnorm: param window"):
+        nn.spnorm(x, (0, 3, 1, 1))
+    with pytest.raises(ValueError, match="normalize: x must be 4-D"):
+        nn.normalize(np.zeros((2, 2)), (5, 1, 1, 1))
