@@ -1,0 +1,304 @@
+"""conv and convt against direct loops over the manual's formulas, their derivatives, and their
+argument checks. The references below share no code with the im2col/GEMM implementation."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import autonn as an
+from autonn import backend, nn
+import importlib
+
+conv_module = importlib.import_module("autonn.nn.conv")  # nn.conv is the function
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+DEVICES = ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not backend.gpu_available(), reason="no GPU")])]
+
+
+# ----------------------------------------------------------------------------- references
+def conv_reference(x, w, b=None, stride=(1, 1), pad=(0, 0, 0, 0), dilate=(1, 1)):
+    """y[n,k,oy,ox] = b[k] + sum_{c,i,j} w[k,c,i,j] x[n, g*C/G + c, oy*sh-pt+i*dh, ox*sw-pl+j*dw]."""
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    G, (sh, sw), (pt, pb, pl, pr), (dh, dw) = C // Cg, stride, pad, dilate
+    Kg = K // G
+    padded = np.zeros((N, C, H + pt + pb, W + pl + pr), dtype=np.float64)
+    padded[:, :, pt:pt + H, pl:pl + W] = x
+    Ho = (H + pt + pb - (dh * (kh - 1) + 1)) // sh + 1
+    Wo = (W + pl + pr - (dw * (kw - 1) + 1)) // sw + 1
+    y = np.zeros((N, K, Ho, Wo))
+    for k in range(K):
+        g = k // Kg
+        for oy in range(Ho):
+            for ox in range(Wo):
+                for i in range(kh):
+                    for j in range(kw):
+                        y[:, k, oy, ox] += padded[:, g * Cg:(g + 1) * Cg, oy * sh + i * dh,
+                                                  ox * sw + j * dw] @ w[k, :, i, j]
+    if b is not None:
+        y += np.asarray(b, np.float64).reshape(1, K, 1, 1)
+    return y
+
+
+def convt_reference(x, w, b=None, upsample=(1, 1), crop=(0, 0, 0, 0), num_groups=1):
+    """out[n, g*K+k, y*uh - ct + i, x*uw - cl + j] += x[n,c,y,x] w[c,k,i,j], g = c // (C/G)."""
+    N, C, H, W = x.shape
+    _, K, kh, kw = w.shape
+    (uh, uw), (ct, cb, cl, cr), G = upsample, crop, num_groups
+    full = np.zeros((N, K * G, uh * (H - 1) + kh, uw * (W - 1) + kw))
+    for c in range(C):
+        g = c // (C // G)
+        for yy in range(H):
+            for xx in range(W):
+                for i in range(kh):
+                    for j in range(kw):
+                        full[:, g * K:(g + 1) * K, yy * uh + i, xx * uw + j] += (
+                            x[:, c, yy, xx][:, None] * w[c, :, i, j][None, :])
+    y = full[:, :, ct:full.shape[2] - cb, cl:full.shape[3] - cr]
+    if b is not None:
+        y = y + np.asarray(b, np.float64).reshape(1, -1, 1, 1)
+    return y
+
+
+def random(rng, shape, dtype=np.float64):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# ----------------------------------------------------------------------------- forward
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv_matches_the_direct_formula_with_stride_pad_dilate_groups(device, dtype):
+    rng = np.random.default_rng(0)
+    x, w, b = random(rng, (2, 6, 9, 8), dtype), random(rng, (4, 3, 3, 2), dtype), \
+        random(rng, (4,), dtype)
+    options = dict(stride=(2, 1), pad=(1, 0, 2, 1), dilate=(1, 2))
+    y = nn.conv(*(backend.to_device(a, device) for a in (x, w, b)), **options)
+    assert y.dtype == dtype and y.shape == (2, 4, 4, 9)
+    np.testing.assert_allclose(backend.to_numpy(y),
+                               conv_reference(x, w, b, (2, 1), (1, 0, 2, 1), (1, 2)),
+                               **TOL[dtype])
+
+
+def test_conv_without_bias_and_with_int_options():
+    rng = np.random.default_rng(1)
+    x, w = random(rng, (3, 2, 7, 7)), random(rng, (5, 2, 3, 3))
+    np.testing.assert_allclose(nn.conv(x, w, stride=2, pad=1),
+                               conv_reference(x, w, None, (2, 2), (1, 1, 1, 1)), rtol=1e-10)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_fully_connected_fast_path_matches_the_formula(groups):
+    rng = np.random.default_rng(2)
+    x, w, b = random(rng, (4, 4, 5, 3)), random(rng, (6, 4 // groups, 5, 3)), random(rng, (6,))
+    y = nn.conv(x, w, b)
+    assert y.shape == (4, 6, 1, 1)
+    np.testing.assert_allclose(y, conv_reference(x, w, b), rtol=1e-10)
+    an.gradcheck(nn.conv, x, w, b)
+
+
+def test_window_exactly_fitting_the_padded_input_gives_one_pixel():
+    rng = np.random.default_rng(3)
+    x, w = random(rng, (2, 3, 4, 5)), random(rng, (2, 3, 3, 3))
+    options = dict(pad=(1, 0, 0, 0), dilate=(2, 1), stride=3)   # 4+1 = 2*(3-1)+1; 5 = 3+2 -> 1
+    y = nn.conv(x, w, **options)
+    assert y.shape == (2, 2, 1, 1)
+    np.testing.assert_allclose(y, conv_reference(x, w, None, (3, 3), (1, 0, 0, 0), (2, 1)),
+                               rtol=1e-10)
+
+
+def test_conv_splits_large_batches_into_chunks_without_changing_the_result(monkeypatch):
+    rng = np.random.default_rng(4)
+    x, w, b = random(rng, (7, 3, 6, 6)), random(rng, (4, 3, 3, 3)), random(rng, (4,))
+    y = nn.conv(x, w, b, pad=1)
+    dy = random(rng, y.shape)
+    expected = nn.conv(x, w, b, pad=1, dzdy=dy)
+    per_image = 3 * 9 * 36 * 8
+    monkeypatch.setattr(conv_module, "PATCH_BUFFER_BYTES", 2 * per_image)   # chunks of 2 images
+    geometry = conv_module.conv_geometry("conv", x, w, b, 1, 1, 1)
+    assert [n for _, n in conv_module._chunks(geometry, 8)] == [2, 2, 2, 1]
+    np.testing.assert_allclose(nn.conv(x, w, b, pad=1), y, rtol=1e-12)
+    for got, want in zip(nn.conv(x, w, b, pad=1, dzdy=dy), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_convt_matches_the_direct_scatter_formula(device, dtype):
+    rng = np.random.default_rng(5)
+    x, w, b = random(rng, (2, 4, 3, 4), dtype), random(rng, (4, 3, 3, 2), dtype), \
+        random(rng, (6,), dtype)
+    options = dict(upsample=(2, 3), crop=(1, 0, 0, 2), num_groups=2)
+    y = nn.convt(*(backend.to_device(a, device) for a in (x, w, b)), **options)
+    assert y.dtype == dtype and y.shape == (2, 6, 2 * 2 + 3 - 1, 3 * 3 + 2 - 2)
+    np.testing.assert_allclose(backend.to_numpy(y),
+                               convt_reference(x, w, b, (2, 3), (1, 0, 0, 2), 2), **TOL[dtype])
+
+
+# ----------------------------------------------------------------------------- derivatives
+def test_conv_derivatives_pass_gradcheck():
+    rng = np.random.default_rng(6)
+    x, w, b = random(rng, (2, 4, 6, 5)), random(rng, (4, 2, 3, 2)), random(rng, (4,))
+    an.gradcheck(nn.conv, x, w, b, stride=(2, 1), pad=(1, 2, 0, 1), dilate=(1, 2))
+
+
+def test_convt_derivatives_pass_gradcheck():
+    rng = np.random.default_rng(7)
+    x, w, b = random(rng, (2, 4, 3, 3)), random(rng, (4, 2, 3, 2)), random(rng, (4,))
+    an.gradcheck(nn.convt, x, w, b, upsample=(2, 1), crop=(1, 0, 1, 1), num_groups=2)
+
+
+def test_eager_backward_returns_none_for_absent_biases():
+    rng = np.random.default_rng(8)
+    x, w = random(rng, (1, 2, 5, 5)), random(rng, (3, 2, 3, 3))
+    dx, dw, db = nn.conv(x, w, dzdy=np.ones((1, 3, 3, 3)))
+    assert dx.shape == x.shape and dw.shape == w.shape and db is None
+    dx, dw, db = nn.convt(x, w.transpose(1, 0, 2, 3).copy()[:2, :3], dzdy=np.ones((1, 3, 7, 7)))
+    assert dx.shape == x.shape and db is None
+
+
+@st.composite
+def conv_geometries(draw):
+    """Small conv problems; ``slack = 0`` makes the window exactly fit the padded input."""
+    groups = draw(st.integers(1, 2))
+    cg, kg = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pad = tuple(draw(st.integers(0, 2)) for _ in range(4))
+    slack_h, slack_w = draw(st.integers(0, 4)), draw(st.integers(0, 4))
+    H = max(1, dh * (kh - 1) + 1 - pad[0] - pad[1] + slack_h)
+    W = max(1, dw * (kw - 1) + 1 - pad[2] - pad[3] + slack_w)
+    N = draw(st.integers(1, 2))
+    return dict(x=(N, cg * groups, H, W), w=(kg * groups, cg, kh, kw), stride=(sh, sw),
+                pad=pad, dilate=(dh, dw), seed=draw(st.integers(0, 2**16)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_geometries())
+def test_conv_fuzz_matches_formula_and_its_backward_is_the_adjoint(geometry):
+    rng = np.random.default_rng(geometry["seed"])
+    x, w = random(rng, geometry["x"]), random(rng, geometry["w"])
+    options = {k: geometry[k] for k in ("stride", "pad", "dilate")}
+    y = nn.conv(x, w, **options)
+    np.testing.assert_allclose(y, conv_reference(x, w, None, **options), rtol=1e-9, atol=1e-9)
+    dy = random(rng, y.shape)
+    dx, dw, _ = nn.conv(x, w, dzdy=dy, **options)
+    # conv is linear in x and in w: <conv(x, w), dy> = <x, dx> = <w, dw>
+    inner = np.vdot(y, dy)
+    np.testing.assert_allclose(np.vdot(x, dx), inner, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(np.vdot(w, dw), inner, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_geometries())
+def test_convt_fuzz_is_the_adjoint_of_conv_and_matches_formula(geometry):
+    rng = np.random.default_rng(geometry["seed"])
+    (sh, sw), (pt, pb, pl, pr) = geometry["stride"], geometry["pad"]
+    K, Cg, kh, kw = geometry["w"]
+    N, C, H, W = geometry["x"]
+    # conv's output size for this geometry; convt maps it back to Ho_t = s(Ho-1)+kh-pt-pb rows,
+    # and the two are adjoint for inputs of exactly that size (rows beyond it would be read by
+    # conv but never written by convt).
+    Ho, Wo = (H + pt + pb - kh) // sh + 1, (W + pl + pr - kw) // sw + 1
+    Ht, Wt = sh * (Ho - 1) + kh - pt - pb, sw * (Wo - 1) + kw - pl - pr
+    assume(Ho >= 1 and Wo >= 1 and Ht >= 1 and Wt >= 1)
+    u, w = random(rng, (N, C, Ht, Wt)), random(rng, (K, Cg, kh, kw))
+    z = nn.conv(u, w, stride=(sh, sw), pad=(pt, pb, pl, pr))
+    assert z.shape == (N, K, Ho, Wo)
+    dz = random(rng, z.shape)
+    groups = C // Cg
+    # conv filters (K, C/G, kh, kw) are convt filters (C_in = K, K_out = C/G, kh, kw)
+    back = nn.convt(dz, w, upsample=(sh, sw), crop=(pt, pb, pl, pr), num_groups=groups)
+    assert back.shape == u.shape
+    np.testing.assert_allclose(np.vdot(z, dz), np.vdot(u, back), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(back, convt_reference(dz, w, None, (sh, sw), (pt, pb, pl, pr),
+                                                     groups), rtol=1e-9, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- graphs
+def test_size_creates_xavier_filters_and_biases_in_matconvnet_order():
+    x = an.Input()
+    y = nn.conv(x, size=(5, 3, 2, 7), stride=2)
+    assert isinstance(y, an.Layer)
+    filters, biases = y.inputs[1], y.inputs[2]
+    assert filters.value.shape == (7, 2, 5, 3) and filters.value.dtype == np.float32
+    assert np.abs(filters.value).max() <= np.sqrt(3 / (5 * 3 * 2))
+    assert biases.value.shape == (7,) and not biases.value.any()
+    assert (filters.weight_decay, biases.weight_decay) == (1.0, 0.0)
+    t = nn.convt(x, size=(4, 4, 3, 2), num_groups=2, has_bias=True, init="zeros")
+    assert t.inputs[1].value.shape == (2, 3, 4, 4) and t.inputs[2].value.shape == (6,)
+    assert nn.conv(x, size=(1, 1, 2, 3), has_bias=False).inputs[2] is None
+
+
+def test_conv_in_a_net_matches_eager_values_and_derivatives():
+    rng = np.random.default_rng(9)
+    x = an.Input(name="x")
+    y = nn.pool(nn.conv(x, size=(3, 3, 2, 4), pad=1, dtype=np.float64), 2, stride=2)
+    net = an.Net(y.sum())
+    images = random(rng, (2, 2, 6, 6))
+    net.eval({"x": images})
+    w, b = (p.value for p in net.params)
+    conv_out = nn.conv(images, w, b, pad=1)
+    np.testing.assert_allclose(net.value(y).sum(), nn.pool(conv_out, 2, stride=2).sum())
+    dconv = nn.pool(conv_out, 2, stride=2, dzdy=np.ones((2, 4, 3, 3)))
+    dx, _, _ = nn.conv(images, w, b, pad=1, dzdy=dconv)
+    np.testing.assert_allclose(net.der("x"), dx, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- bad input
+X = np.zeros((2, 4, 5, 5), np.float32)
+W = np.zeros((6, 2, 3, 3), np.float32)
+
+
+@pytest.mark.parametrize("call, error, pattern", [
+    (lambda: nn.conv(X[0], W), ValueError, r"conv: x must be 4-D .*\(4, 5, 5\)"),
+    (lambda: nn.conv(X, W[0]), ValueError, r"conv: filters must be 4-D"),
+    (lambda: nn.conv(X, np.zeros((6, 3, 3, 3), np.float32)), ValueError,
+     r"conv: the channels of x \(C=4.*multiple of filters.shape\[1\] \(3"),
+    (lambda: nn.conv(X, np.zeros((5, 2, 3, 3), np.float32)), ValueError,
+     r"conv: the number of filters \(K=5.*groups G=2"),
+    (lambda: nn.conv(X, W, np.zeros(5, np.float32)), ValueError,
+     r"conv: biases must have shape \(6,\).*got \(5,\)"),
+    (lambda: nn.conv(X, W, dilate=3), ValueError, r"conv: the filter window .*larger than the "
+                                                  r"padded input"),
+    (lambda: nn.conv(X, W, stride=0), ValueError, r"conv: stride must be at least 1"),
+    (lambda: nn.conv(X, W, dilate=(1, -1)), ValueError, r"conv: dilate must be at least 1"),
+    (lambda: nn.conv(X, W, pad=-1), ValueError, r"conv: pad must be non-negative"),
+    (lambda: nn.conv(X, W.astype(np.float64)), TypeError, r"conv: .*share one dtype.*x float32"),
+    (lambda: nn.conv(X.astype(np.float16), W.astype(np.float16)), TypeError,
+     r"conv: x must be float32 or float64, got float16"),
+    (lambda: nn.conv(X, W, dzdy=np.zeros((2, 6, 4, 4), np.float32)), ValueError,
+     r"conv: dzdy must have the output shape \(2, 6, 3, 3\)"),
+    (lambda: nn.conv(X), TypeError, r"conv: give the filters"),
+    (lambda: nn.conv(X, size=(3, 3, 4, 2)), TypeError, r"conv: size= creates Params"),
+    (lambda: nn.convt(X, W), ValueError, r"convt: filters.shape\[0\] \(6.*channels of x \(C=4"),
+    (lambda: nn.convt(X, np.zeros((4, 2, 3, 3), np.float32), num_groups=3), ValueError,
+     r"convt: num_groups=3 must divide"),
+    (lambda: nn.convt(X, np.zeros((4, 2, 3, 3), np.float32), np.zeros(2, np.float32),
+                      num_groups=2), ValueError, r"convt: biases must have shape \(4,\)"),
+    (lambda: nn.convt(X, np.zeros((4, 2, 3, 3), np.float32), upsample=0), ValueError,
+     r"convt: upsample must be at least 1"),
+    (lambda: nn.convt(X, np.zeros((4, 2, 1, 1), np.float32), crop=3), ValueError,
+     r"convt: the crop .* removes the whole output"),
+])
+def test_bad_arguments_raise_errors_naming_op_argument_and_shapes(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
+
+
+def test_bad_options_fail_when_building_a_graph():
+    x = an.Input()
+    with pytest.raises(ValueError, match="conv: stride must be at least 1"):
+        nn.conv(x, size=(3, 3, 1, 1), stride=0)
+    with pytest.raises(ValueError, match="conv: unknown init 'glorot'"):
+        nn.conv(x, size=(3, 3, 1, 1), init="glorot")
+
+
+def test_shape_rule_gives_the_output_size_without_computing():
+    assert conv_module.conv_op.output_shape((2, 4, 9, 8), (6, 2, 3, 3), (6,), stride=(2, 2),
+                                            pad=(1, 1, 1, 1), dilate=(1, 1)) == (2, 6, 5, 4)
+    assert conv_module.convt_op.output_shape((2, 4, 3, 3), (4, 5, 3, 3), None,
+                                             upsample=(2, 2), crop=(0, 1, 0, 1),
+                                             num_groups=2) == (2, 10, 6, 6)
