@@ -71,8 +71,12 @@ def dropout_apply_forward_test(x, mask):
     return x
 
 
-dropout_op = Op("dropout", dropout_apply_forward,
-                vjps=(lambda dzdy, y, x, mask: dzdy * mask, None),
+def dropout_apply_backward(x, mask, dzdy):
+    # The mask is a random draw, not a function of anything: it gets no derivative.
+    return dzdy * mask, None
+
+
+dropout_op = Op("dropout", dropout_apply_forward, dropout_apply_backward,
                 backward_needs_inputs=(1,), forward_test=dropout_apply_forward_test,
                 shape=lambda x_shape, mask_shape: tuple(x_shape), input_names=("x", "mask"),
                 doc=dropout.__doc__)
