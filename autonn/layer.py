@@ -104,35 +104,7 @@ class Layer:
     def sequential_names(self, start=1):
         """Name every unnamed Layer of the graph after its op and position: ``conv1``,
         ``conv1_filters``, ``relu2``, ``input1``... Returns self."""
-        counts = {}
-        used = {layer.name for layer in self.graph() if layer.name is not None}
-
-        def fresh(base):
-            while True:
-                counts[base] = counts.get(base, start - 1) + 1
-                candidate = f"{base}{counts[base]}"
-                if candidate not in used:
-                    used.add(candidate)
-                    return candidate
-
-        for layer in self.graph():
-            if layer.name is None and type(layer) is Layer:
-                layer.name = fresh(layer.op.name)
-            elif layer.name is None and isinstance(layer, Input):
-                layer.name = fresh("input")
-        for layer in self.graph():
-            if isinstance(layer, Selector) and layer.name is None:
-                layer.name = _unique(f"{layer.inputs[0].name}_{layer.index}", used)
-            if type(layer) is not Layer:
-                continue
-            for position, x in enumerate(layer.inputs):
-                if isinstance(x, Param) and x.name is None:
-                    role = (layer.op.input_names[position]
-                            if position < len(layer.op.input_names) else f"param{position}")
-                    x.name = _unique(f"{layer.name}_{role}", used)
-        for layer in self.graph():  # params no op names (a Param used only as an output)
-            if layer.name is None:
-                layer.name = fresh("param" if isinstance(layer, Param) else "var")
+        sequential_names([self], start)
         return self
 
     def deep_copy(self, *shared):
@@ -334,6 +306,7 @@ class Param(Layer):
         if not hasattr(value, "shape"):
             value = np.asarray(value, dtype=np.float32)
         self.value = value
+        self.der = None
         self.learning_rate = float(learning_rate)
         self.weight_decay = float(weight_decay)
         self.train_method = train_method
@@ -374,6 +347,41 @@ def workspace_names(frame=None, *, overwrite=False):
                 value.name = variable
                 given[variable] = value
     return given
+
+
+def sequential_names(outputs, start=1):
+    """Name the unnamed Layers of the graph ending in ``outputs`` (see
+    :meth:`Layer.sequential_names`); one numbering for the whole graph, so names never clash."""
+    order = topological_order(outputs)
+    counts = {}
+    used = {layer.name for layer in order if layer.name is not None}
+
+    def fresh(base):
+        while True:
+            counts[base] = counts.get(base, start - 1) + 1
+            candidate = f"{base}{counts[base]}"
+            if candidate not in used:
+                used.add(candidate)
+                return candidate
+
+    for layer in order:
+        if layer.name is None and type(layer) is Layer:
+            layer.name = fresh(layer.op.name)
+        elif layer.name is None and isinstance(layer, Input):
+            layer.name = fresh("input")
+    for layer in order:
+        if isinstance(layer, Selector) and layer.name is None:
+            layer.name = _unique(f"{layer.inputs[0].name}_{layer.index}", used)
+        if type(layer) is not Layer:
+            continue
+        for position, x in enumerate(layer.inputs):
+            if isinstance(x, Param) and x.name is None:
+                role = (layer.op.input_names[position]
+                        if position < len(layer.op.input_names) else f"param{position}")
+                x.name = _unique(f"{layer.name}_{role}", used)
+    for layer in order:  # what is left: Params that are outputs themselves
+        if layer.name is None:
+            layer.name = fresh("param" if isinstance(layer, Param) else "var")
 
 
 def topological_order(outputs):

@@ -90,9 +90,9 @@ def _matmul_as_matrices(g, a, b):
     """View 1-D operands as matrices (a row, b a column) the way np.matmul does."""
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
-    g2 = g
-    if a.ndim == 1:
-        g2 = g2[..., None, :]
+    if a.ndim == 1 and b.ndim == 1:
+        return g.reshape(1, 1), a2, b2
+    g2 = g[..., None, :] if a.ndim == 1 else g
     if b.ndim == 1:
         g2 = g2[..., None]
     return g2, a2, b2

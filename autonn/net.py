@@ -12,7 +12,8 @@ import sys
 import numpy as np
 
 from . import backend, math_ops
-from .layer import Input, Layer, Param, Selector, topological_order, workspace_names
+from .layer import (Input, Layer, Param, Selector, sequential_names, topological_order,
+                    workspace_names)
 from .layer import _PACKAGE_DIR
 from .tape import BackwardStep, ForwardStep, Tape
 
@@ -47,8 +48,7 @@ class Net:
         if _protected is None:
             _protected = {id(layer) for layer in topological_order(outputs) if layer.name}
         self._protected = _protected
-        for output in outputs:
-            output.sequential_names()
+        sequential_names(outputs)
         self.outputs = outputs
         self.optimize = optimize
         self.conserve_memory = conserve_memory
@@ -66,6 +66,7 @@ class Net:
         n = len(self.tape.names)
         self._values = [None] * n
         self._ders = [None] * n
+        self._pending_ders = {}  # set_der before a backward pass
 
     # ------------------------------------------------------------------ evaluation
     def eval(self, inputs=None, mode="normal", der_output=1.0, accumulate_param_ders=False):
@@ -75,8 +76,8 @@ class Net:
         (forward and backward), 'test' (forward only, test-mode ops: dropout off, batch
         normalisation with its stored moments), 'forward' (forward only) or 'backward'
         (backward only, from the values of the last forward). ``der_output`` seeds the
-        derivative of every output (a number, an array, or a list with one entry per output,
-        None for none). With ``accumulate_param_ders`` the Params' ``.der`` are added to
+        derivative of every output that carries one (a number, an array, or a list with one
+        entry per output, None for none); derivatives given by :meth:`set_der` are added. With ``accumulate_param_ders`` the Params' ``.der`` are added to
         instead of replaced (sub-batches).
         """
         if mode not in MODES:
@@ -147,7 +148,11 @@ class Net:
         values, ders = self._values, self._ders
         for k in range(len(ders)):
             ders[k] = None
-        self._seed(der_output)
+        for slot, der in self._pending_ders.items():
+            ders[slot] = der
+        self._pending_ders = {}
+        if der_output is not None:
+            self._seed(der_output)
         step = None
         try:
             for step in self.tape.backward:
@@ -249,12 +254,14 @@ class Net:
         self._values[slot] = value
 
     def set_der(self, key, der):
-        """Set a variable's derivative (for example before a mode='backward' evaluation)."""
+        """Set a variable's derivative. The next backward pass starts from it (added to the
+        ``der_output`` seeds; pass ``der_output=None`` to start from it alone)."""
         slot = self._slot(key)
         layer = self._layer_at(slot)
         if isinstance(layer, Param):
             layer.der = der
         self._ders[slot] = der
+        self._pending_ders[slot] = der
 
     def _slot(self, key):
         compiled = self._compiled
@@ -526,23 +533,26 @@ def _merge_linear_chains(nodes, order, keep_ids, compiled):
         return (isinstance(x, Layer) and type(x) is Layer and _linear_terms(x) is not None
                 and consumers.get(id(x)) == 1 and id(x) not in keep_ids)
 
-    def expand(layer, weight, absorbed):
-        terms = []
-        for term, w in _linear_terms(layer):
+    def expand(root):
+        """The root's terms with folded chains flattened, left to right (iteratively: chains
+        may be thousands long)."""
+        terms, absorbed = [], []
+        stack = list(reversed(_linear_terms(root)))
+        while stack:
+            term, weight = stack.pop()
             if foldable(term):
                 absorbed.append(term)
-                terms += expand(term, weight * w, absorbed)
+                stack += [(t, weight * w) for t, w in reversed(_linear_terms(term))]
             else:
-                terms.append((term, weight * w))
-        return terms
+                terms.append((term, weight))
+        return terms, absorbed
 
     folded_ids = set()
     by_layer = {id(node.layer): node for node in nodes}
     for layer in reversed(order):
         if type(layer) is not Layer or id(layer) in folded_ids or _linear_terms(layer) is None:
             continue
-        absorbed = []
-        terms = expand(layer, 1.0, absorbed)
+        terms, absorbed = expand(layer)
         if not absorbed:
             continue
         node = by_layer[id(layer)]

@@ -117,7 +117,8 @@ class Op:
         if not self.differentiable:
             return tuple(None for _ in inputs)
         if self.vjps is not None or self.vjp is not None:
-            return tuple(self.vjp_for(i)(dzdy, y, *inputs, **options) if wanted else None
+            return tuple(self.vjp_for(i)(dzdy, y, *inputs, **options)
+                         if wanted and self.has_derivative(i) else None
                          for i, wanted in enumerate(need))
         if self.backward_fn is None:
             raise NotImplementedError(f"op {self.name!r} has no derivative")

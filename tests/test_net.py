@@ -1,0 +1,279 @@
+"""Net: compilation, evaluation modes, access by name or Layer, the tape, errors."""
+
+import re
+
+import numpy as np
+import pytest
+
+import autonn as an
+from autonn.ops import Op
+
+
+def small_net(**options):
+    x = an.Input("x")
+    w = an.Param(np.array([[1.0, -2.0], [0.5, 3.0]]), name="w")
+    hidden = np.tanh(x @ w)
+    hidden.name = "hidden"
+    objective = (hidden * hidden).sum()
+    objective.name = "objective"
+    return an.Net(objective, **options), x, w
+
+
+X = np.array([[0.1, 0.2], [-0.3, 0.4], [0.5, -0.6]])
+
+
+def expected_derivatives(x, w):
+    h = np.tanh(x @ w)
+    dh = 2 * h * (1 - h ** 2)
+    return dh @ w.T, x.T @ dh
+
+
+def test_eval_normal_mode_gives_values_and_derivatives_by_name_and_layer():
+    net, x, w = small_net()
+    net.eval({"x": X})
+    dx, dw = expected_derivatives(X, w.value)
+    assert np.isclose(net.value("objective"), np.sum(np.tanh(X @ w.value) ** 2))
+    np.testing.assert_allclose(net.der("x"), dx)
+    np.testing.assert_allclose(net.der(x), dx)
+    np.testing.assert_allclose(net.der("w"), dw)
+    np.testing.assert_allclose(w.der, dw)
+    np.testing.assert_allclose(net.params[0].der, dw)
+    np.testing.assert_allclose(net.value("hidden"), np.tanh(X @ w.value))
+
+
+def test_inputs_may_be_keyed_by_layer():
+    net, x, w = small_net()
+    net.eval({x: X})
+    np.testing.assert_allclose(net.value("hidden"), np.tanh(X @ w.value))
+
+
+def test_der_output_scales_the_derivatives():
+    net, _, w = small_net()
+    net.eval({"x": X}, der_output=3.0)
+    np.testing.assert_allclose(net.der("w"), 3 * expected_derivatives(X, w.value)[1])
+
+
+def test_forward_then_backward_equals_normal():
+    net, _, w = small_net()
+    net.eval({"x": X}, mode="forward")
+    assert net.der("x") is None or not np.any(net.der("x"))
+    net.eval({}, mode="backward", der_output=1.0)
+    np.testing.assert_allclose(net.der("w"), expected_derivatives(X, w.value)[1])
+
+
+def test_accumulate_param_ders_adds_sub_batches():
+    net, _, w = small_net()
+    net.eval({"x": X[:2]})
+    net.eval({"x": X[2:]}, accumulate_param_ders=True)
+    full, _, w_full = small_net()
+    full.eval({"x": X})
+    np.testing.assert_allclose(w.der, w_full.der)
+
+
+def test_test_mode_uses_the_ops_test_forward_and_computes_no_derivatives():
+    noisy = Op("noisy_for_test", lambda x: x + 100.0, vjps=(lambda g, y, x: g,),
+               forward_test=lambda x: x)
+    x = an.Input("x")
+    net = an.Net(noisy(x).sum())
+    net.eval({"x": np.ones(3)}, mode="test")
+    assert net.value(net.outputs[0]) == 3.0
+    net.eval({"x": np.ones(3)})
+    assert net.value(net.outputs[0]) == 303.0
+
+
+def test_set_value_and_set_der():
+    net, x, w = small_net()
+    net.set_value("w", np.eye(2))
+    np.testing.assert_array_equal(w.value, np.eye(2))
+    net.eval({"x": X}, mode="forward")
+    np.testing.assert_allclose(net.value("hidden"), np.tanh(X))
+    net.set_der("hidden", np.ones((3, 2)))
+    net.eval({}, mode="backward", der_output=None)
+    h = np.tanh(X)
+    np.testing.assert_allclose(net.der("x"), (1 - h ** 2) @ np.eye(2).T)
+    np.testing.assert_allclose(net.der("w"), X.T @ (1 - h ** 2))
+
+
+def test_params_list_carries_the_solver_settings():
+    x = an.Input("x")
+    p = an.Param(np.ones(3), learning_rate=2.0, weight_decay=0.0, train_method="none")
+    net = an.Net((x * p).sum())
+    (param,) = net.params
+    assert (param.learning_rate, param.weight_decay, param.train_method) == (2.0, 0.0, "none")
+    assert param.name == "p"
+
+
+def test_unnamed_layers_are_named_after_caller_variables_then_sequentially():
+    images = an.Input()
+    scaled = images * 2.0
+    net = an.Net(np.exp(scaled).sum())
+    assert "images" in net.inputs
+    assert images.name == "images" and scaled.name == "scaled"
+    assert net.outputs[0].name == "sum1"
+
+
+def test_optimizer_merges_sums_and_scalings_into_one_weighted_sum():
+    a, b, c = an.Input("a"), an.Input("b"), an.Input("c")
+    y = (2 * a - b / 4 + c) * 3
+    net = an.Net(y.sum())
+    assert [step.op.name for step in net.tape.forward] == ["weighted_sum", "sum"]
+    assert net.tape.forward[0].options["weights"] == (6.0, -0.75, 3.0)
+    plain = an.Net(y.sum(), optimize=False)
+    assert len(plain.tape.forward) == 6
+    feed = {"a": np.ones(2), "b": np.arange(2.0), "c": -np.ones(2)}
+    net.eval(feed)
+    plain.eval(feed)
+    assert np.isclose(net.value(net.outputs[0]), plain.value(plain.outputs[0]))
+    np.testing.assert_allclose(net.der("b"), plain.der("b"))
+
+
+def test_optimizer_keeps_named_and_shared_intermediates():
+    a, b = an.Input("a"), an.Input("b")
+    s = a + b          # named by the caller's variable: stays visible
+    net = an.Net((s * 2).sum())
+    net.eval({"a": np.ones(2), "b": np.ones(2)})
+    np.testing.assert_array_equal(net.value("s"), [2, 2])
+
+
+def test_value_of_a_folded_layer_explains_the_optimizer():
+    a = an.Input("a")
+    net = an.Net(((a + 1) * 2).sum())
+    net.eval({"a": np.ones(2)})
+    folded = net.outputs[0].inputs[0].inputs[0]
+    with pytest.raises(KeyError, match="merged"):
+        net.value(folded)
+
+
+def test_backward_skips_branches_that_need_no_derivative():
+    x = an.Input("x")
+    constant_branch = np.exp(np.ones(3)) * 2
+    net = an.Net((x * constant_branch).sum())
+    assert all(step.op.name != "exp" for step in net.tape.backward)
+
+
+def test_tape_is_readable_and_editable():
+    x = an.Input("x")
+    y = np.exp(x).sum()
+    net = an.Net(y)
+    text = repr(net.tape)
+    assert "exp(v0)" in text and "sum(" in text and "backward:" in text
+    net.tape.forward[0].function = np.sin   # edit a step: exp -> sin
+    net.eval({"x": np.zeros(2)}, mode="forward")
+    assert net.value(net.outputs[0]) == 0.0
+
+
+def test_conserve_memory_frees_intermediates_and_keeps_derivatives_exact():
+    def build(conserve):
+        x = an.Input("x")
+        h = x
+        for _ in range(5):
+            h = np.tanh(h * 1.5)
+        return an.Net(h.sum(), conserve_memory=conserve)
+    lean, full = build(True), build(False)
+    value = np.linspace(-1, 1, 7)
+    lean.eval({"x": value})
+    full.eval({"x": value})
+    np.testing.assert_allclose(lean.der("x"), full.der("x"))
+    alive = sum(v is not None for v in lean._values)
+    assert alive < sum(v is not None for v in full._values)
+    with pytest.raises(ValueError, match="conserve_memory"):
+        lean.value(lean.tape.names[lean.tape.forward[1].outputs[0]])
+
+
+def test_summary_lists_every_variable_with_shapes_and_memory():
+    net, _, _ = small_net()
+    net.eval({"x": X})
+    text = str(net.summary())
+    assert re.search(r"x\s+Input\s+3×2", text)
+    assert re.search(r"hidden\s+tanh\s+\S+\s+3×2", text)
+    assert "total memory" in text
+    assert str(net) == text
+    assert "<table>" in net.summary()._repr_html_()
+
+
+def test_summary_infers_shapes_from_input_sizes_before_evaluation():
+    net, _, _ = small_net()
+    text = str(net.summary(input_sizes={"x": (5, 2)}))
+    assert re.search(r"hidden\s+tanh\s+\S+\s+5×2", text)
+
+
+def test_missing_input_is_a_clear_error():
+    net, _, _ = small_net()
+    with pytest.raises(ValueError, match=r"no value for input 'x' \(created at .*test_net.py"):
+        net.eval({})
+
+
+def test_unknown_input_is_a_clear_error():
+    net, _, _ = small_net()
+    with pytest.raises(ValueError, match=r"unknown input 'y'; inputs are \['x'\]"):
+        net.eval({"x": X, "y": X})
+
+
+def test_shape_mismatch_names_the_layer_its_source_and_the_shapes():
+    net, _, _ = small_net()
+    with pytest.raises(ValueError, match=r"matmul layer '.*' \(created at .*test_net.py:\d+\) "
+                                         r"with inputs \(float64\[3, 5\], float64\[2, 2\]\)"):
+        net.eval({"x": np.ones((3, 5))})
+
+
+def test_unknown_option_is_refused_when_the_layer_is_built():
+    x = an.Input("x")
+    with pytest.raises(TypeError, match="sum.*unexpected keyword"):
+        an.math_ops.sum(x, axes=1)
+
+
+def test_unknown_mode_and_bad_der_output_are_refused():
+    net, _, _ = small_net()
+    with pytest.raises(ValueError, match="mode must be one of"):
+        net.eval({"x": X}, mode="train")
+    with pytest.raises(ValueError, match="der_output"):
+        net.eval({"x": X}, der_output=np.ones(3))
+
+
+def test_duplicate_names_are_refused():
+    a, b = an.Input("same"), an.Input("same")
+    with pytest.raises(ValueError, match="two variables are named 'same'"):
+        an.Net((a + b).sum())
+
+
+def test_layers_have_no_truth_value_and_are_not_iterable():
+    x = an.Input("x")
+    with pytest.raises(TypeError, match="no truth value"):
+        bool(x > 0)
+    with pytest.raises(TypeError, match="not iterable"):
+        list(x)
+
+
+def test_moving_to_gpu_without_one_is_a_clear_error():
+    if an.gpu_available():
+        pytest.skip("a GPU is present")
+    net, _, _ = small_net()
+    with pytest.raises(RuntimeError, match="no GPU"):
+        net.to("gpu")
+    with pytest.raises(ValueError, match="'cpu' or 'gpu'"):
+        net.to("tpu")
+
+
+@pytest.mark.skipif(not an.gpu_available(), reason="needs a GPU")
+def test_net_on_gpu_matches_cpu():
+    import cupy
+    net, _, w = small_net()
+    net.eval({"x": X})
+    cpu = w.der.copy()
+    net.to("gpu")
+    net.eval({"x": X})
+    assert isinstance(w.der, cupy.ndarray)
+    np.testing.assert_allclose(cupy.asnumpy(w.der), cpu, rtol=1e-10)
+    net.to("cpu")
+    assert isinstance(w.value, np.ndarray)
+
+
+def test_multi_output_ops_return_selectors():
+    split = Op("split_for_test", lambda x: (x[:2], x[2:]), num_outputs=2,
+               backward=lambda x, dzdy: np.concatenate(dzdy))
+    x = an.Input("x")
+    first, second = split(x)
+    net = an.Net((first * 2).sum() + second.sum() * 0.0)
+    net.eval({"x": np.arange(4.0)})
+    np.testing.assert_array_equal(net.der("x"), [2, 2, 0, 0])
+    np.testing.assert_array_equal(net.value(first), [0, 1])
