@@ -17,7 +17,8 @@ from .ops import Op
 
 def unbroadcast(dzdy, x):
     """Sum ``dzdy`` over the axes along which ``x`` was broadcast, giving ``x``'s shape."""
-    shape = np.shape(x)
+    # x.shape first: np.shape() costs more than the check itself on small arrays
+    shape = x.shape if hasattr(x, "shape") else np.shape(x)
     if dzdy.shape == shape:
         return dzdy
     extra = dzdy.ndim - len(shape)
@@ -71,14 +72,15 @@ def _maximum_vjp(first):
     # Ties go to the first argument, so exactly one input receives the derivative.
     def vjp(g, y, a, b):
         chosen = (a >= b) if first else (a < b)
-        return unbroadcast(g * chosen, a if first else b)
+        # a float mask multiplies faster than a boolean one (no mixed-type loop)
+        return unbroadcast(g * chosen.astype(g.dtype), a if first else b)
     return vjp
 
 
 def _minimum_vjp(first):
     def vjp(g, y, a, b):
         chosen = (a <= b) if first else (a > b)
-        return unbroadcast(g * chosen, a if first else b)
+        return unbroadcast(g * chosen.astype(g.dtype), a if first else b)
     return vjp
 
 

@@ -7,17 +7,21 @@ numbers every variable with an integer slot and writes two flat lists of steps. 
 released. :meth:`Net.eval` is then a tight loop over those lists.
 """
 
+import os
 import sys
+import time
 
 import numpy as np
 
-from . import backend, math_ops
+from . import backend, codegen, math_ops
 from .layer import (Input, Layer, Param, Selector, sequential_names, topological_order,
                     workspace_names)
 from .layer import _PACKAGE_DIR
-from .tape import BackwardStep, ForwardStep, Tape
+from .tape import BackwardStep, ForwardStep, Tape, edit_count
 
 MODES = ("normal", "test", "forward", "backward")
+# AUTONN_DEBUG=1: interpret the tape step by step, printing each step and its results.
+DEBUG = os.environ.get("AUTONN_DEBUG", "") not in ("", "0")
 
 
 class Net:
@@ -67,6 +71,7 @@ class Net:
         self._values = [None] * n
         self._ders = [None] * n
         self._pending_ders = {}  # set_der before a backward pass
+        self._generated, self._generated_at = None, None
 
     # ------------------------------------------------------------------ evaluation
     def eval(self, inputs=None, mode="normal", der_output=1.0, accumulate_param_ders=False):
@@ -126,26 +131,18 @@ class Net:
         return given
 
     def _run_forward(self, test):
-        values = self._values
-        step = None
+        if DEBUG:
+            return self._interpret_forward(test)
+        generated = self._generated_passes()["test" if test else "normal"]
         try:
-            if test:
-                for step in self.tape.forward:
-                    out = step.function_test(*[values[i] for i in step.inputs], **step.options)
-                    _store(values, step, out)
-                    for slot in step.free_test:
-                        values[slot] = None
-            else:
-                for step in self.tape.forward:
-                    out = step.function(*[values[i] for i in step.inputs], **step.options)
-                    _store(values, step, out)
-                    for slot in step.free:
-                        values[slot] = None
+            generated.function(self._values)
         except Exception as error:
-            _reraise_at(step, error, [values[i] for i in step.inputs])
+            step, frame_locals = generated.step_at(error.__traceback__)
+            _reraise_at(step, error, [frame_locals.get(f"v{i}") for i in step.inputs]
+                        if step else [])
 
     def _run_backward(self, der_output, accumulate):
-        values, ders = self._values, self._ders
+        ders = self._ders
         for k in range(len(ders)):
             ders[k] = None
         for slot, der in self._pending_ders.items():
@@ -153,6 +150,53 @@ class Net:
         self._pending_ders = {}
         if der_output is not None:
             self._seed(der_output)
+        if DEBUG:
+            self._interpret_backward()
+        else:
+            generated = self._generated_passes()["backward"]
+            try:
+                generated.function(self._values, ders)
+            except Exception as error:
+                step, frame_locals = generated.step_at(error.__traceback__)
+                _reraise_at(step, error, [frame_locals.get(f"v{i}") for i in step.inputs]
+                            if step else [], backward=True)
+        for param, slot in self._param_slots:
+            der = ders[slot]
+            if der is None:
+                der = _zeros_like(param.value)
+            if accumulate and getattr(param, "der", None) is not None:
+                der = param.der + der
+            param.der = der
+
+    def _generated_passes(self):
+        """The tape as generated Python (see :mod:`autonn.codegen`), redone after any edit."""
+        if self._generated is None or self._generated_at != edit_count():
+            self._generated = {
+                "normal": codegen.forward_pass(self.tape.forward, test=False),
+                "test": codegen.forward_pass(self.tape.forward, test=True),
+                "backward": codegen.backward_pass(self.tape.backward),
+            }
+            self._generated_at = edit_count()
+        return self._generated
+
+    # The interpreted loops below do what the generated passes do, one step object at a time;
+    # AUTONN_DEBUG=1 selects them and prints every step as it runs.
+    def _interpret_forward(self, test):
+        values = self._values
+        step = None
+        try:
+            for step in self.tape.forward:
+                function = step.function_test if test else step.function
+                out = function(*[values[i] for i in step.inputs], **step.options)
+                _store(values, step, out)
+                _debug_print(step, [values[o] for o in step.outputs])
+                for slot in (step.free_test if test else step.free):
+                    values[slot] = None
+        except Exception as error:
+            _reraise_at(step, error, [values[i] for i in step.inputs])
+
+    def _interpret_backward(self):
+        values, ders = self._values, self._ders
         step = None
         try:
             for step in self.tape.backward:
@@ -178,29 +222,21 @@ class Net:
                     result = step.op.backward_fn(*args, dzdy, **step.options, **extra)
                     if type(result) is not tuple and type(result) is not list:
                         result = (result,)
-                    for _, position, slot in step.grads:
-                        d = result[position]
-                        if d is not None:
-                            current = ders[slot]
-                            ders[slot] = d if current is None else current + d
+                    contributions = [(result[position], slot) for _, position, slot in step.grads]
                 else:
-                    for rule, position, slot in step.grads:
-                        d = rule(dzdy, y, *args, **step.options)
+                    contributions = [(rule(dzdy, y, *args, **step.options), slot)
+                                     for rule, _, slot in step.grads]
+                for d, slot in contributions:
+                    if d is not None:
                         current = ders[slot]
                         ders[slot] = d if current is None else current + d
+                _debug_print(step, [d for d, _ in contributions])
                 for slot in step.free_values:
                     values[slot] = None
                 for slot in step.free_ders:
                     ders[slot] = None
         except Exception as error:
             _reraise_at(step, error, [values[i] for i in step.inputs], backward=True)
-        for param, slot in self._param_slots:
-            der = ders[slot]
-            if der is None:
-                der = _zeros_like(param.value)
-            if accumulate and getattr(param, "der", None) is not None:
-                der = param.der + der
-            param.der = der
 
     def _seed(self, der_output):
         if isinstance(der_output, (list, tuple)):
@@ -618,6 +654,11 @@ def _store(values, step, out):
             values[slot] = value
     else:
         values[step.outputs[0]] = out
+
+
+def _debug_print(step, results):
+    shapes = ", ".join(_describe_value(r) for r in results)
+    print(f"[autonn {time.perf_counter():.6f}] {step!r} -> {shapes}", file=sys.stderr)
 
 
 def _reraise_at(step, error, args, backward=False):

@@ -11,8 +11,42 @@ says which. Constants live in slots too, so every step reads its inputs the same
 
 import numpy as np
 
+# Edits to any tape (a step's attribute, a list of steps) bump this count, so a Net knows when
+# the Python it generated from its tape is stale.
+_edits = [0]
 
-class ForwardStep:
+
+def edit_count():
+    return _edits[0]
+
+
+class StepList(list):
+    """A list of steps that records edits."""
+
+    def _edited(method):
+        def wrapper(self, *args, **kwargs):
+            _edits[0] += 1
+            return method(self, *args, **kwargs)
+        wrapper.__name__ = method.__name__
+        return wrapper
+
+    for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend",
+                  "insert", "pop", "remove", "clear", "sort", "reverse"):
+        locals()[_name] = _edited(getattr(list, _name))
+    del _name, _edited
+
+
+class _Step:
+    """Base of the step classes: any attribute assignment counts as an edit."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name, value):
+        _edits[0] += 1
+        object.__setattr__(self, name, value)
+
+
+class ForwardStep(_Step):
     """``values[outputs] = function(*values[inputs], **options)``.
 
     ``function_test`` replaces ``function`` in test mode. After the step, the slots in ``free``
@@ -45,7 +79,7 @@ class ForwardStep:
         return f"{text:<60} # {self.name}"
 
 
-class BackwardStep:
+class BackwardStep(_Step):
     """Derivatives of one forward step's inputs from the derivative of its output(s).
 
     ``grads`` lists ``(rule, input_position, der_slot)``: with per-input rules (``vjp``),
@@ -89,10 +123,22 @@ class Tape:
     """The forward and backward step lists, the slot names and the constants."""
 
     def __init__(self, forward, backward, names, constants):
-        self.forward = forward
-        self.backward = backward
+        self.forward = StepList(forward)
+        self.backward = StepList(backward)
         self.names = names
         self.constants = constants  # list of (slot, value) loaded before every evaluation
+
+    def __setattr__(self, name, value):
+        if name in ("forward", "backward") and not isinstance(value, StepList):
+            value = StepList(value)
+        _edits[0] += 1
+        object.__setattr__(self, name, value)
+
+    def python_source(self):
+        """The Python that :class:`autonn.Net` generates from this tape and runs."""
+        from . import codegen
+        return "\n".join(p.source for p in (codegen.forward_pass(self.forward, test=False),
+                                             codegen.backward_pass(self.backward)))
 
     def __repr__(self):
         lines = ["forward:"]
