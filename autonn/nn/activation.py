@@ -1,11 +1,13 @@
 """Activation blocks: ``relu``, ``sigmoid`` and ``softmax`` (manual 4.4, 4.5.4, 6.4, 6.5.4).
 
+Each runs on the C kernels of ``kernels/activation.h`` (OpenMP on the CPU, CUDA on the GPU).
 All three derivatives read only the block *output*, never its input: the tape can free the input
 as soon as the forward step has run, and the compiler's ReLU short-circuit (overwriting the input
 slot with the output) relies on it.
 """
 
-from ..backend import array_module
+from .. import kernels
+from ..backend import array_module, is_gpu_array
 from ..ops import Op
 from ._arguments import any_layer, as_real, check_dzdy, check_float_array
 
@@ -52,20 +54,46 @@ def softmax(x, *, dzdy=None):
     return softmax_op(x, dzdy=dzdy)
 
 
+# --------------------------------------------------------------------------- kernels
+def _contiguous(a, dtype=None):
+    return array_module(a).ascontiguousarray(a, dtype=dtype)
+
+
+def elementwise_chunk(a):
+    """Elements per work item of the chunked element-wise kernels: a vectorised inner loop of a
+    few thousand on the CPU, one element per thread on the GPU."""
+    return 1 if is_gpu_array(a) else 4096
+
+
+def _elementwise(kernel, *arrays, scalars=(), chunked=True):
+    """Run an element-wise kernel ``kernel(inputs..., out, scalars..., n[, chunk])``; the output
+    has the shape and dtype of the first input."""
+    first = _contiguous(arrays[0])
+    inputs = [first] + [_contiguous(a, first.dtype) for a in arrays[1:]]
+    out = array_module(first).empty_like(first)
+    if chunked:
+        chunk = elementwise_chunk(first)
+        kernels.launch(kernel, -(-first.size // chunk), *inputs, out, *scalars, first.size,
+                       chunk)
+    else:
+        kernels.launch(kernel, first.size, *inputs, out, *scalars, first.size)
+    return out
+
+
+def _positions(x):
+    """(positions, C, S): softmax work items are the N*H*W positions of x (N, C[, H, W])."""
+    spatial = x.size // (x.shape[0] * x.shape[1]) if x.size else 0
+    return x.shape[0] * spatial, x.shape[1], spatial
+
+
 # --------------------------------------------------------------------------- relu
 def relu_forward(x, *, leak=0.0):
-    xp = array_module(x)
-    if leak == 0.0:
-        return xp.maximum(x, 0)
-    return xp.where(x > 0, x, x * x.dtype.type(leak))
+    return _elementwise("relu_forward", x, scalars=(leak,))
 
 
 def relu_backward(x, dzdy, *, y, leak=0.0):
     # x may already be freed by the tape (backward_needs_inputs=()): only y is read.
-    xp = array_module(y, dzdy)
-    if leak == 0.0:
-        return xp.where(y > 0, dzdy, y.dtype.type(0))
-    return xp.where(y > 0, dzdy, dzdy * y.dtype.type(leak))
+    return _elementwise("relu_backward", y, dzdy, scalars=(leak,))
 
 
 relu_op = Op("relu", relu_forward, relu_backward, backward_needs_inputs=(),
@@ -75,14 +103,11 @@ relu_op = Op("relu", relu_forward, relu_backward, backward_needs_inputs=(),
 
 # --------------------------------------------------------------------------- sigmoid
 def sigmoid_forward(x):
-    xp = array_module(x)
-    e = xp.exp(-xp.abs(x))
-    # For x >= 0: 1 / (1 + e^-x); for x < 0: e^x / (1 + e^x); both use e = exp(-|x|) <= 1.
-    return xp.where(x >= 0, 1, e) / (1 + e)
+    return _elementwise("sigmoid_forward", x, chunked=False)
 
 
 def sigmoid_backward(x, dzdy, *, y):
-    return dzdy * y * (1 - y)
+    return _elementwise("sigmoid_backward", y, dzdy)
 
 
 sigmoid_op = Op("sigmoid", sigmoid_forward, sigmoid_backward, backward_needs_inputs=(),
@@ -92,15 +117,20 @@ sigmoid_op = Op("sigmoid", sigmoid_forward, sigmoid_backward, backward_needs_inp
 
 # --------------------------------------------------------------------------- softmax
 def softmax_forward(x):
-    xp = array_module(x)
-    y = x - x.max(axis=1, keepdims=True)
-    xp.exp(y, out=y)
-    y /= y.sum(axis=1, keepdims=True)
+    x = _contiguous(x)
+    y = array_module(x).empty_like(x)
+    positions, channels, spatial = _positions(x)
+    kernels.launch("softmax_forward", positions, x, y, channels, spatial, positions)
     return y
 
 
 def softmax_backward(x, dzdy, *, y):
-    return y * (dzdy - (dzdy * y).sum(axis=1, keepdims=True))
+    y = _contiguous(y)
+    dx = array_module(y).empty_like(y)
+    positions, channels, spatial = _positions(y)
+    kernels.launch("softmax_backward", positions, y, _contiguous(dzdy, y.dtype), dx,
+                   channels, spatial, positions)
+    return dx
 
 
 softmax_op = Op("softmax", softmax_forward, softmax_backward, backward_needs_inputs=(),
