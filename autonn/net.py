@@ -82,8 +82,9 @@ class Net:
         normalisation with its stored moments), 'forward' (forward only) or 'backward'
         (backward only, from the values of the last forward). ``der_output`` seeds the
         derivative of every output that carries one (a number, an array, or a list with one
-        entry per output, None for none); derivatives given by :meth:`set_der` are added. With ``accumulate_param_ders`` the Params' ``.der`` are added to
-        instead of replaced (sub-batches).
+        entry per output, None for none); derivatives given by :meth:`set_der` are added.
+        With ``accumulate_param_ders`` the Params' ``.der`` are added to instead of replaced
+        (sub-batches).
         """
         if mode not in MODES:
             raise ValueError(f"Net.eval: mode must be one of {MODES}, got {mode!r}")
@@ -349,6 +350,13 @@ class Net:
         return self
 
     # ------------------------------------------------------------------ display
+    def receptive_fields(self, var=None):
+        """Receptive field (size, stride, offset; 0-based) of every variable with respect to the
+        input ``var`` (a name or Layer; by default the only Input), MatConvNet manual ch. 5:
+        ``{name: ReceptiveField or None}``. See :mod:`autonn.receptive_fields`."""
+        from .receptive_fields import net_receptive_fields
+        return net_receptive_fields(self, var)
+
     def summary(self, input_sizes=None):
         """A table of the variables: name, op, shape, memory (values and derivatives).
 

@@ -67,7 +67,7 @@ def net_summary(net, input_sizes=None):
         else:
             op, inputs = ("Input" if isinstance(layer, Input) else "Param"), ""
         rows.append({"name": name, "op": op, "inputs": inputs,
-                     "shape": "×".join(map(str, shape)) if shape is not None else "?",
+                     "shape": ("×".join(map(str, shape)) or "scalar") if shape is not None else "?",
                      "bytes": nbytes})
     return Summary(rows, total)
 

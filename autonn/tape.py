@@ -5,8 +5,8 @@
 tape to read what a network does, or edit a step (swap its function, change an option) to
 experiment without rebuilding the graph.
 
-Slot ``k`` holds the value ``values[k]`` and the derivative ``ders[k]`` of one variable; ``names[k]``
-says which. Constants live in slots too, so every step reads its inputs the same way.
+Slot ``k`` holds the value ``values[k]`` and the derivative ``ders[k]`` of one variable;
+``names[k]`` says which. Constants live in slots too, so every step reads its inputs the same way.
 """
 
 import numpy as np
