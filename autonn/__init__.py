@@ -17,3 +17,4 @@ __all__ = [
     "GradcheckReport", "Input", "Layer", "Net", "Op", "Param", "Selector", "gpu_available",
     "gradcheck", "nn", "op", "to_device", "workspace_names",
 ]
+from . import viz  # noqa: E402  (Jupyter pictures)

@@ -71,6 +71,11 @@ class Layer:
         op_name = self.op.name if self.op is not None else type(self).__name__
         return f"{self.name or '?'} = {op_name}({', '.join(args)})"
 
+    def _repr_svg_(self):
+        """Jupyter shows a Layer as the picture of its graph (see :mod:`autonn.viz`)."""
+        from .viz import graph_svg
+        return graph_svg(self)
+
     # ------------------------------------------------------------------ traversal
     def graph(self):
         """All Layers this one depends on, itself included, in topological order."""

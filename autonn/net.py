@@ -369,6 +369,11 @@ class Net:
     def __str__(self):
         return str(self.summary())
 
+    def _repr_svg_(self):
+        """Jupyter shows a Net as the picture of its compiled tape (see :mod:`autonn.viz`)."""
+        from .viz import graph_svg
+        return graph_svg(self)
+
     def __repr__(self):
         return (f"<Net: {len(self.tape.forward)} forward steps, {len(self.tape.backward)} "
                 f"backward steps, {len(self.params)} params, inputs {sorted(self.inputs)}>")
