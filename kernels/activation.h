@@ -6,13 +6,13 @@
  *   softmax:  over the C channels of every (n, s) position of x (N, C, S), S = H*W:
  *             y_k = exp(x_k - m) / sum_t exp(x_t - m), m = max_t x_t;
  *             dx_d = y_d (dy_d - sum_k dy_k y_k)
- * Softmax work items are positions (n, s); channel k of position (n, s) sits at n*C*S + k*S + s.
+ * Channel k of position (n, s) sits at n*C*S + k*S + s.
  */
 
 /* Element-wise kernels work on chunks of `chunk` consecutive elements per work item: on the CPU
  * a chunk of a few thousand elements is an inner loop that gcc vectorises (a select such as
- * `v > 0 ? v : leak * v` only vectorises without trapping-math, hence the pragma, scoped to
- * this file); on the GPU chunk = 1 gives one element per thread. AN_RESTRICT promises that
+ * `v > 0 ? v : leak * v` only vectorises without trapping-math, and a sum only when it may be
+ * reassociated, hence the pragma, scoped to this file); on the GPU chunk = 1 gives one element per thread. AN_RESTRICT promises that
  * inputs and outputs do not overlap, which the callers guarantee (outputs are fresh arrays). */
 #ifndef AN_RESTRICT
 #if defined(__CUDACC__)
@@ -27,7 +27,7 @@
 
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
-#pragma GCC optimize("no-trapping-math")
+#pragma GCC optimize("no-trapping-math", "associative-math", "no-signed-zeros")
 #endif
 
 AN_INLINE void AN(relu_forward_chunk)(index_t item, const REAL *AN_RESTRICT x,
@@ -72,53 +72,165 @@ AN_KERNEL(sigmoid_backward, (n + chunk - 1) / chunk,
           (const REAL *y, const REAL *dy, REAL *dx, index_t n, index_t chunk),
           AN(sigmoid_backward_chunk)(i, y, dy, dx, n, chunk))
 
+
+/* exp(v) with only arithmetic, so that loops calling it vectorise on the CPU (the C library's
+ * exp is a function call, one element at a time): v = k ln2 + r with |r| <= ln2/2 (ln2 split in
+ * two parts, Cody-Waite), e^r by its Taylor series (degree 7 for float, 11 for double: below
+ * the type's rounding error), 2^k built in the exponent bits. Arguments below -708 give 0
+ * (no denormals), above 709 they saturate at exp(709). The GPU
+ * uses its own exp. Also used by loss.h (included after this file). */
+AN_INLINE REAL AN(fast_exp)(REAL value)
+{
+#if defined(__CUDACC__)
+    return exp(value);
+#else
+    double v = value < -708.0 ? -708.0 : (double)value;
+    v = v > 709.0 ? 709.0 : v;
+    const double k = floor(v * 1.4426950408889634 + 0.5);
+    const double r = (v - k * 0.693145751953125) - k * 1.4286068203094172321e-6;
+    double p;
+    if (sizeof(REAL) == sizeof(float)) {
+        p = 1.0 / 5040.0;
+    } else {
+        p = 1.0 / 39916800.0;
+        p = p * r + 1.0 / 3628800.0;
+        p = p * r + 1.0 / 362880.0;
+        p = p * r + 1.0 / 40320.0;
+        p = p * r + 1.0 / 5040.0;
+    }
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    /* Adding 2^52 + 2^51 puts the integer k in the low bits of the double's mantissa. */
+    const double magic = 6755399441055744.0, shifted = k + magic;
+    int64_t shifted_bits, magic_bits;
+    __builtin_memcpy(&shifted_bits, &shifted, sizeof(double));
+    __builtin_memcpy(&magic_bits, &magic, sizeof(double));
+    const int64_t scale_bits = (shifted_bits - magic_bits + 1023) << 52;
+    double scale;
+    __builtin_memcpy(&scale, &scale_bits, sizeof(double));
+    return value < -708 ? (REAL)0 : (REAL)(p * scale);
+#endif
+}
+
+AN_INLINE void AN(sigmoid_forward_chunk)(index_t item, const REAL *AN_RESTRICT x,
+                                         REAL *AN_RESTRICT y, index_t n, index_t chunk)
+{
+    const index_t end = AN_CHUNK_END(item, n, chunk);
+    for (index_t j = item * chunk; j < end; ++j) {
+        const REAL v = x[j];
+        const REAL e = AN(fast_exp)(v > 0 ? -v : v);     /* exp(-|v|) <= 1: no overflow */
+        y[j] = (v >= 0 ? (REAL)1 : e) / (1 + e);
+    }
+}
+
+AN_KERNEL(sigmoid_forward, (n + chunk - 1) / chunk,
+          (const REAL *x, REAL *y, index_t n, index_t chunk),
+          AN(sigmoid_forward_chunk)(i, x, y, n, chunk))
+
+/* Softmax work items are blocks of up to `block` consecutive positions s of one image n (at
+ * most AN_SOFTMAX_BLOCK): the loops run over channels outside and positions inside, which are
+ * contiguous, so they vectorise; the GPU uses block = 1. A block of width 1 (always the case
+ * when S = 1, i.e. (N, C) scores) walks its channels directly. */
+#ifndef AN_SOFTMAX_BLOCK
+#define AN_SOFTMAX_BLOCK 128
+#endif
+
+AN_INLINE index_t AN(softmax_block)(index_t item, index_t C, index_t S, index_t block,
+                                    index_t *width)
+{
+    const index_t per_image = (S + block - 1) / block;
+    const index_t n = item / per_image, s0 = (item % per_image) * block;
+    *width = S - s0 < block ? S - s0 : block;
+    return n * C * S + s0;
+}
+
+/* out_k = exp(x_k - m) for k < C, m = max_k x_k; returns sum_k out_k (one position). */
+AN_INLINE double AN(softmax_exp_position)(const REAL *x, REAL *out, index_t C, index_t S,
+                                          REAL *maximum)
+{
+    REAL m = x[0];
+    for (index_t k = 1; k < C; ++k)
+        m = x[k * S] > m ? x[k * S] : m;
+    double total = 0;
+    for (index_t k = 0; k < C; ++k) {
+        const REAL e = AN(fast_exp)(x[k * S] - m);
+        out[k * S] = e;
+        total += e;
+    }
+    *maximum = m;
+    return total;
+}
+
+/* The same for `width` positions at once; maximum[j] and total[j] per position. */
+AN_INLINE void AN(softmax_exp_block)(const REAL *AN_RESTRICT x, REAL *AN_RESTRICT out,
+                                     index_t C, index_t S, index_t width, REAL *maximum,
+                                     double *total)
+{
+    for (index_t j = 0; j < width; ++j) { maximum[j] = x[j]; total[j] = 0; }
+    for (index_t k = 1; k < C; ++k)
+        for (index_t j = 0; j < width; ++j)
+            maximum[j] = x[k * S + j] > maximum[j] ? x[k * S + j] : maximum[j];
+    for (index_t k = 0; k < C; ++k)
+        for (index_t j = 0; j < width; ++j) {
+            const REAL e = AN(fast_exp)(x[k * S + j] - maximum[j]);
+            out[k * S + j] = e;
+            total[j] += e;
+        }
+}
+
+AN_INLINE void AN(softmax_forward_block)(index_t item, const REAL *x, REAL *y, index_t C,
+                                         index_t S, index_t block)
+{
+    index_t width;
+    const index_t base = AN(softmax_block)(item, C, S, block, &width);
+    REAL maximum[AN_SOFTMAX_BLOCK];
+    double total[AN_SOFTMAX_BLOCK];
+    if (width == 1) {
+        const REAL scale = (REAL)(1 / AN(softmax_exp_position)(x + base, y + base, C, S,
+                                                                maximum));
+        for (index_t k = 0; k < C; ++k)
+            y[base + k * S] *= scale;
+        return;
+    }
+    AN(softmax_exp_block)(x + base, y + base, C, S, width, maximum, total);
+    REAL scale[AN_SOFTMAX_BLOCK];
+    for (index_t j = 0; j < width; ++j) scale[j] = (REAL)(1 / total[j]);
+    for (index_t k = 0; k < C; ++k)
+        for (index_t j = 0; j < width; ++j)
+            y[base + k * S + j] *= scale[j];
+}
+
+AN_KERNEL(softmax_forward, blocks,
+          (const REAL *x, REAL *y, index_t C, index_t S, index_t block, index_t blocks),
+          AN(softmax_forward_block)(i, x, y, C, S, block))
+
+AN_INLINE void AN(softmax_backward_block)(index_t item, const REAL *AN_RESTRICT y,
+                                          const REAL *AN_RESTRICT dy, REAL *AN_RESTRICT dx,
+                                          index_t C, index_t S, index_t block)
+{
+    index_t width;
+    const index_t base = AN(softmax_block)(item, C, S, block, &width);
+    double projection[AN_SOFTMAX_BLOCK];
+    for (index_t j = 0; j < width; ++j) projection[j] = 0;
+    for (index_t k = 0; k < C; ++k)
+        for (index_t j = 0; j < width; ++j)
+            projection[j] += (double)dy[base + k * S + j] * y[base + k * S + j];
+    for (index_t k = 0; k < C; ++k)
+        for (index_t j = 0; j < width; ++j)
+            dx[base + k * S + j] = y[base + k * S + j]
+                                   * (REAL)(dy[base + k * S + j] - projection[j]);
+}
+
+AN_KERNEL(softmax_backward, blocks,
+          (const REAL *y, const REAL *dy, REAL *dx, index_t C, index_t S, index_t block,
+           index_t blocks),
+          AN(softmax_backward_block)(i, y, dy, dx, C, S, block))
+
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
-
-AN_INLINE void AN(sigmoid_forward_element)(index_t i, const REAL *x, REAL *y)
-{
-    const REAL e = exp(-fabs((double)x[i]));
-    y[i] = (x[i] >= 0 ? (REAL)1 : e) / (1 + e);
-}
-
-AN_KERNEL(sigmoid_forward, n, (const REAL *x, REAL *y, index_t n),
-          AN(sigmoid_forward_element)(i, x, y))
-
-
-AN_INLINE void AN(softmax_forward_position)(index_t item, const REAL *x, REAL *y,
-                                            index_t C, index_t S)
-{
-    const index_t base = (item / S) * C * S + item % S;
-    REAL m = x[base];
-    for (index_t k = 1; k < C; ++k)
-        m = x[base + k * S] > m ? x[base + k * S] : m;
-    double total = 0;
-    for (index_t k = 0; k < C; ++k) {
-        const REAL e = exp((double)(x[base + k * S] - m));
-        y[base + k * S] = e;
-        total += e;
-    }
-    const REAL scale = (REAL)(1 / total);
-    for (index_t k = 0; k < C; ++k)
-        y[base + k * S] *= scale;
-}
-
-AN_KERNEL(softmax_forward, positions, (const REAL *x, REAL *y, index_t C, index_t S,
-                                       index_t positions),
-          AN(softmax_forward_position)(i, x, y, C, S))
-
-AN_INLINE void AN(softmax_backward_position)(index_t item, const REAL *y, const REAL *dy,
-                                             REAL *dx, index_t C, index_t S)
-{
-    const index_t base = (item / S) * C * S + item % S;
-    double projection = 0;
-    for (index_t k = 0; k < C; ++k)
-        projection += (double)dy[base + k * S] * y[base + k * S];
-    for (index_t k = 0; k < C; ++k)
-        dx[base + k * S] = y[base + k * S] * (REAL)(dy[base + k * S] - projection);
-}
-
-AN_KERNEL(softmax_backward, positions, (const REAL *y, const REAL *dy, REAL *dx, index_t C,
-                                        index_t S, index_t positions),
-          AN(softmax_backward_position)(i, y, dy, dx, C, S))

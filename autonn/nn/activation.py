@@ -65,25 +65,31 @@ def elementwise_chunk(a):
     return 1 if is_gpu_array(a) else 4096
 
 
-def _elementwise(kernel, *arrays, scalars=(), chunked=True):
-    """Run an element-wise kernel ``kernel(inputs..., out, scalars..., n[, chunk])``; the output
-    has the shape and dtype of the first input."""
+def _elementwise(kernel, *arrays, scalars=()):
+    """Run a chunked element-wise kernel ``kernel(inputs..., out, scalars..., n, chunk)``; the
+    output has the shape and dtype of the first input."""
     first = _contiguous(arrays[0])
     inputs = [first] + [_contiguous(a, first.dtype) for a in arrays[1:]]
     out = array_module(first).empty_like(first)
-    if chunked:
-        chunk = elementwise_chunk(first)
-        kernels.launch(kernel, -(-first.size // chunk), *inputs, out, *scalars, first.size,
-                       chunk)
-    else:
-        kernels.launch(kernel, first.size, *inputs, out, *scalars, first.size)
+    chunk = elementwise_chunk(first)
+    kernels.launch(kernel, -(-first.size // chunk), *inputs, out, *scalars, first.size, chunk)
     return out
 
 
 def _positions(x):
-    """(positions, C, S): softmax work items are the N*H*W positions of x (N, C[, H, W])."""
+    """(positions, C, S) of x (N, C[, H, W]): N*H*W positions of C channels, S = H*W."""
     spatial = x.size // (x.shape[0] * x.shape[1]) if x.size else 0
     return x.shape[0] * spatial, x.shape[1], spatial
+
+
+def position_blocks(x):
+    """(blocks, C, S, block) for the blocked softmax kernels: work items are runs of up to
+    ``block`` positions of one image; 1 on the GPU, on the CPU 8 to 128 (AN_SOFTMAX_BLOCK), as
+    long as there are enough blocks (2048, the kernels' AN_OMP_MIN) to run in parallel."""
+    positions, channels, spatial = _positions(x)
+    block = 1 if is_gpu_array(x) else max(1, min(spatial, 128, max(8, positions // 2048)))
+    blocks = x.shape[0] * -(-spatial // block) if spatial else 0
+    return blocks, channels, spatial, block
 
 
 # --------------------------------------------------------------------------- relu
@@ -103,7 +109,7 @@ relu_op = Op("relu", relu_forward, relu_backward, backward_needs_inputs=(),
 
 # --------------------------------------------------------------------------- sigmoid
 def sigmoid_forward(x):
-    return _elementwise("sigmoid_forward", x, chunked=False)
+    return _elementwise("sigmoid_forward", x)
 
 
 def sigmoid_backward(x, dzdy, *, y):
@@ -119,17 +125,17 @@ sigmoid_op = Op("sigmoid", sigmoid_forward, sigmoid_backward, backward_needs_inp
 def softmax_forward(x):
     x = _contiguous(x)
     y = array_module(x).empty_like(x)
-    positions, channels, spatial = _positions(x)
-    kernels.launch("softmax_forward", positions, x, y, channels, spatial, positions)
+    blocks, channels, spatial, block = position_blocks(x)
+    kernels.launch("softmax_forward", blocks, x, y, channels, spatial, block, blocks)
     return y
 
 
 def softmax_backward(x, dzdy, *, y):
     y = _contiguous(y)
     dx = array_module(y).empty_like(y)
-    positions, channels, spatial = _positions(y)
-    kernels.launch("softmax_backward", positions, y, _contiguous(dzdy, y.dtype), dx,
-                   channels, spatial, positions)
+    blocks, channels, spatial, block = position_blocks(y)
+    kernels.launch("softmax_backward", blocks, y, _contiguous(dzdy, y.dtype), dx, channels,
+                   spatial, block, blocks)
     return dx
 
 

@@ -8,14 +8,17 @@ Labels come in two kinds, chosen by the loss type:
 - attributes (binaryerror, binarylog, logistic, hinge): +1/-1 per prediction, shaped like x;
   0 means "ignore".
 
-The per-location losses ``t`` are multiplied by the instance weights (zero where ignored) and
+softmaxlog, the loss networks train with, runs on the fused C kernels of ``kernels/loss.h``; the
+other types are a few array expressions each. The per-location losses ``t`` are multiplied by the instance weights (zero where ignored) and
 summed; with ``normalise=True`` (the default) the sum is divided by the batch size N.
 """
 
 import numpy as np
 
+from .. import kernels
 from ..backend import array_module
 from ..ops import Op
+from .activation import position_blocks
 from ._arguments import (any_layer, as_real, check_devices, check_float_array, check_same_dtype,
                          is_array)
 
@@ -196,7 +199,9 @@ def loss_forward(x, c, instance_weights=None, *, loss="softmaxlog", topk=5, thre
     elif loss == "log":
         t = -xp.log(xp.maximum(_true_class_score(x4, labels), MIN_PROBABILITY))
     elif loss == "softmaxlog":
-        t = _logsumexp(x4) - _true_class_score(x4, labels)
+        terms = _softmaxlog_kernel("softmaxlog_forward", x4, labels, weights)
+        total = terms.sum(dtype=np.float64)
+        return xp.asarray(total / x4.shape[0] if normalise else total, dtype=x.dtype)
     elif loss == "mhinge":
         t = xp.maximum(0, 1 - _true_class_score(x4, labels))
     elif loss == "mshinge":
@@ -219,6 +224,26 @@ def loss_forward(x, c, instance_weights=None, *, loss="softmaxlog", topk=5, thre
     return xp.asarray(total, dtype=x.dtype)
 
 
+def _softmaxlog_kernel(name, x4, labels, weights, scale=None):
+    """The fused softmax log-loss kernels of ``kernels/loss.h``: per-position weighted terms
+    (forward) or dx (backward), over the position blocks of the softmax kernels."""
+    xp = array_module(x4)
+    x4 = xp.ascontiguousarray(x4)
+    blocks, channels, spatial, block = position_blocks(x4)
+    labels = xp.ascontiguousarray(labels, dtype=np.int64)
+    weights = xp.ascontiguousarray(weights, dtype=x4.dtype)
+    if scale is None:
+        terms = xp.empty(x4.shape[0] * spatial, dtype=x4.dtype)
+        scratch = xp.empty_like(x4)
+        kernels.launch(name, blocks, x4, labels, weights, terms, scratch, channels, spatial,
+                       block, blocks)
+        return terms
+    dx = xp.empty_like(x4)
+    kernels.launch(name, blocks, x4, labels, weights, dx, channels, spatial, block, scale,
+                   blocks)
+    return dx
+
+
 # --------------------------------------------------------------------------- backward
 def loss_backward(x, c, instance_weights=None, dzdy=1.0, *, loss="softmaxlog", topk=5,
                   threshold=0.0, normalise=True):
@@ -232,8 +257,8 @@ def loss_backward(x, c, instance_weights=None, dzdy=1.0, *, loss="softmaxlog", t
         xc = _true_class_score(x4, labels)
         dx = _onehot(labels, x4.shape[1]) * (-w / xp.maximum(xc, MIN_PROBABILITY))
     elif loss == "softmaxlog":
-        probabilities = xp.exp(x4 - _logsumexp(x4))
-        dx = w * (probabilities - _onehot(labels, x4.shape[1]))
+        dx = _softmaxlog_kernel("softmaxlog_backward", x4, labels, weights,
+                                scale=float(scale))
     elif loss == "mhinge":
         xc = _true_class_score(x4, labels)
         dx = _onehot(labels, x4.shape[1]) * (-w * (xc < 1))

@@ -1,13 +1,16 @@
 """Normalisation blocks: ``normalize`` (LRN), ``bnorm``, ``spnorm``, ``normalizelp``, ``noffset``.
 
-Formulas follow the MatConvNet manual (4.5, 6.5) with H x W x C x N renamed NCHW; where the
+LRN, bnorm and spnorm run on the C kernels of ``kernels/lrn.h``, ``bnorm.h`` and ``spnorm.h``;
+normalizelp and noffset are a few array expressions. Formulas follow the MatConvNet manual (4.5, 6.5) with H x W x C x N renamed NCHW; where the
 manual and MatConvNet's code differ, the code wins (noted at each place).
 """
 
 import numpy as np
 
-from ..backend import array_module
+from .. import kernels
+from ..backend import array_module, is_gpu_array
 from ..ops import Op
+from .activation import _contiguous, _positions
 from ._arguments import (any_layer, as_real, check_devices, check_dzdy, check_float_array,
                          check_same_dtype, check_shape, real_params)
 
@@ -44,19 +47,26 @@ def lrn_offsets(depth):
 
 def normalize_forward(x, *, param):
     depth, kappa, alpha, beta = param
-    first, last = lrn_offsets(depth)
-    denominator = kappa + alpha * window_sum(x * x, 1, first, last)
-    return x * denominator ** (-beta)
+    x = _contiguous(x)
+    y = array_module(x).empty_like(x)
+    positions, channels, spatial = _positions(x)
+    before, after = -lrn_offsets(depth)[0], lrn_offsets(depth)[1]
+    kernels.launch("lrn_forward", positions, x, y, channels, spatial, before, after, kappa,
+                   alpha, beta, positions)
+    return y
 
 
 def normalize_backward(x, dzdy, *, param):
     depth, kappa, alpha, beta = param
-    first, last = lrn_offsets(depth)
-    denominator = kappa + alpha * window_sum(x * x, 1, first, last)
-    scale = denominator ** (-beta)
-    eta = dzdy * x * scale / denominator
-    # d belongs to Q(k) exactly when k lies in the mirrored window [d - last, d - first].
-    return dzdy * scale - (2 * alpha * beta) * x * window_sum(eta, 1, -last, -first)
+    xp = array_module(x)
+    x = _contiguous(x)
+    dx = xp.empty_like(x)
+    scratch = xp.empty_like(x)
+    positions, channels, spatial = _positions(x)
+    before, after = -lrn_offsets(depth)[0], lrn_offsets(depth)[1]
+    kernels.launch("lrn_backward", positions, x, _contiguous(dzdy, x.dtype), dx, scratch,
+                   channels, spatial, before, after, kappa, alpha, beta, positions)
+    return dx
 
 
 normalize_op = Op("normalize", normalize_forward, normalize_backward,
@@ -199,66 +209,74 @@ def _channels_of(layer):
     return None
 
 
-def _reduce_axes(x):
-    return (0,) if x.ndim == 2 else (0, 2, 3)
+def _bnorm_geometry(x):
+    """(N, C, S): bnorm sees x (N, C, H, W) or (N, C) as N x C planes of S values."""
+    spatial = x.size // (x.shape[0] * x.shape[1]) if x.size else 0
+    return x.shape[0], x.shape[1], spatial
 
 
-def _per_channel(v, x):
-    """Reshape a per-channel vector to broadcast against x (N, C[, H, W])."""
-    return v.reshape((1, -1) + (1,) * (x.ndim - 2))
+def _bnorm_chunk(x, spatial):
+    return 1 if is_gpu_array(x) else max(1, min(spatial, 8192))
 
 
-def channel_sum(a):
-    """Sum over every axis but the channel axis 1: (N, C, H, W) or (N, C) -> (C,)."""
-    if a.ndim == 2:
-        return a.sum(axis=0)
-    # Summing the contiguous H*W run first is much faster than a strided reduction.
-    return a.reshape(a.shape[0], a.shape[1], -1).sum(axis=2).sum(axis=0)
+def _gain_and_bias(x, g, b):
+    xp = array_module(x)
+    channels = x.shape[1]
+    g = xp.ones(channels, x.dtype) if g is None else _contiguous(g, x.dtype)
+    b = xp.zeros(channels, x.dtype) if b is None else _contiguous(b, x.dtype)
+    return g, b
 
 
 def batch_moments(x, epsilon):
     """The (C, 2) moments ``[mu, sqrt(var + epsilon)]`` of a batch (biased variance)."""
-    xp = array_module(x)
-    count = x.size // x.shape[1]
-    mu = channel_sum(x) / count
-    centred = x - _per_channel(mu, x)
-    sigma = xp.sqrt(channel_sum(centred * centred) / count + epsilon)
-    return xp.stack([mu, sigma], axis=1).astype(x.dtype, copy=False)
+    x = _contiguous(x)
+    n, channels, spatial = _bnorm_geometry(x)
+    moments = array_module(x).empty((channels, 2), dtype=x.dtype)
+    if x.size == 0:
+        raise ValueError(f"bnorm: cannot compute batch moments of an empty batch "
+                         f"(x shape {tuple(x.shape)})")
+    kernels.launch("bnorm_moments", channels, x, moments, n, channels, spatial, epsilon)
+    return moments
 
 
-def _normalized(x, moments):
-    mu, sigma = moments[:, 0], moments[:, 1]
-    return (x - _per_channel(mu, x)) * _per_channel(1 / sigma, x)
-
-
-def _affine(xhat, g, b):
-    y = xhat
-    if g is not None:
-        y = y * _per_channel(g, xhat)
-    if b is not None:
-        y = y + _per_channel(b, xhat)
+def _bnorm_apply(x, g, b, moments):
+    x = _contiguous(x)
+    n, channels, spatial = _bnorm_geometry(x)
+    g, b = _gain_and_bias(x, g, b)
+    y = array_module(x).empty_like(x)
+    chunk = _bnorm_chunk(x, spatial)
+    planes = n * channels
+    kernels.launch("bnorm_forward", planes * -(-spatial // chunk), x, g, b,
+                   _contiguous(moments, x.dtype), y, channels, spatial, chunk, planes)
     return y
 
 
+def _bnorm_derivatives(x, g, moments, dzdy, batch_statistics):
+    """(dx, dg, db) for the given moments; with ``batch_statistics`` the moments are those of
+    x, and dx includes their dependence on x."""
+    xp = array_module(x)
+    x = _contiguous(x)
+    dzdy = _contiguous(dzdy, x.dtype)
+    moments = _contiguous(moments, x.dtype)
+    n, channels, spatial = _bnorm_geometry(x)
+    gain, _ = _gain_and_bias(x, g, None)
+    sums = xp.empty((channels, 2), dtype=x.dtype)
+    kernels.launch("bnorm_sums", channels, x, dzdy, moments, sums, n, channels, spatial)
+    dx = xp.empty_like(x)
+    chunk = _bnorm_chunk(x, spatial)
+    planes = n * channels
+    kernels.launch("bnorm_backward", planes * -(-spatial // chunk), x, dzdy, gain, moments,
+                   sums, dx, channels, spatial, chunk, float(n * spatial),
+                   int(batch_statistics), planes)
+    return dx, sums[:, 0].copy(), sums[:, 1].copy()
+
+
 def bnorm_forward(x, g, b, *, epsilon=1e-4):
-    return _affine(_normalized(x, batch_moments(x, epsilon)), g, b)
+    return _bnorm_apply(x, g, b, batch_moments(x, epsilon))
 
 
 def bnorm_backward(x, g, b, dzdy, *, epsilon=1e-4):
-    moments = batch_moments(x, epsilon)
-    dx, dg, db = _bnorm_batch_derivatives(x, g, moments, dzdy)
-    return dx, dg, db
-
-
-def _bnorm_batch_derivatives(x, g, moments, dzdy):
-    count = x.size // x.shape[1]
-    xhat = _normalized(x, moments)
-    dg = channel_sum(dzdy * xhat)
-    db = channel_sum(dzdy)
-    gain = moments[:, 1] ** -1 if g is None else g / moments[:, 1]
-    dx = _per_channel(gain, x) * (dzdy - _per_channel(db / count, x)
-                                  - xhat * _per_channel(dg / count, x))
-    return dx, dg, db
+    return _bnorm_derivatives(x, g, batch_moments(x, epsilon), dzdy, True)
 
 
 bnorm_op = Op("bnorm", bnorm_forward, bnorm_backward, backward_needs_inputs=(0, 1),
@@ -267,22 +285,16 @@ bnorm_op = Op("bnorm", bnorm_forward, bnorm_backward, backward_needs_inputs=(0, 
 
 
 def bnorm_given_moments_forward(x, g, b, moments):
-    return _affine(_normalized(x, moments), g, b)
+    return _bnorm_apply(x, g, b, moments)
 
 
 def bnorm_given_moments_backward(x, g, b, moments, dzdy):
     """Exact derivatives with the moments held as an input (test mode)."""
-    mu, sigma = moments[:, 0], moments[:, 1]
-    xhat = _normalized(x, moments)
-    gain = 1 / sigma if g is None else g / sigma
-    dx = dzdy * _per_channel(gain, x)
-    dg = channel_sum(dzdy * xhat)
-    db = channel_sum(dzdy)
-    # y = g (x - mu) / sigma + b: dy/dmu = -g / sigma, dy/dsigma = -g xhat / sigma.
-    dmu = -gain * db
-    dsigma = -gain * dg
     xp = array_module(x)
-    return dx, dg, db, xp.stack([dmu, dsigma], axis=1)
+    dx, dg, db = _bnorm_derivatives(x, g, moments, dzdy, False)
+    # y = g (x - mu) / sigma + b: dy/dmu = -g / sigma, dy/dsigma = -g xhat / sigma.
+    gain = 1 / moments[:, 1] if g is None else g / moments[:, 1]
+    return dx, dg, db, xp.stack([-gain * db, -gain * dg], axis=1)
 
 
 bnorm_given_moments_op = Op(
@@ -296,7 +308,7 @@ def bnorm_train_backward(x, g, b, moments, dzdy, *, epsilon=1e-4):
     """Batch-statistics derivatives; the moments input 'receives' the batch moments themselves,
     which a solver uses to move the 'average' moments Param towards them (MatConvNet AutoNN)."""
     batch = batch_moments(x, epsilon)
-    dx, dg, db = _bnorm_batch_derivatives(x, g, batch, dzdy)
+    dx, dg, db = _bnorm_derivatives(x, g, batch, dzdy, True)
     return dx, dg, db, batch
 
 

@@ -1,0 +1,90 @@
+/* lrn.h -- local response normalisation across channels (manual 4.5.1, 6.5.1).
+ *
+ * x is (N, C, S) with S = H*W; a work item is one position (n, s), walking its C channels
+ * (channel k at n*C*S + k*S + s). With the window Q(k) = [k - before, k + after] clipped to
+ * [0, C) and L_k = kappa + alpha * sum_{t in Q(k)} x_t^2:
+ *
+ *   forward   y_k  = x_k L_k^-beta
+ *   backward  dx_d = dy_d L_d^-beta - 2 alpha beta x_d sum_{k : d in Q(k)} dy_k x_k L_k^(-beta-1)
+ *
+ * The window sums slide along k (add the entering square, drop the leaving one) in double, so a
+ * position costs O(C) whatever the depth. d is in Q(k) exactly when k is in [d - after,
+ * d + before]: the backward slides that mirrored window over eta_k = dy_k x_k L_k^(-beta-1),
+ * which the first backward pass stores in `scratch` (same layout as x; each item touches only
+ * its own position, so items never race).
+ */
+
+/* L^-beta: the usual betas (0.75 in AlexNet, 0.5, 1) through square roots, which are several
+   times cheaper than pow. */
+AN_INLINE double AN(lrn_power)(double L, double beta)
+{
+    if (beta == 0.75) return 1 / sqrt(L * sqrt(L));
+    if (beta == 0.5) return 1 / sqrt(L);
+    if (beta == 1) return 1 / L;
+    return pow(L, -beta);
+}
+
+/* Sum of a[t] (stride S) for t in [lo, hi] clipped to [0, C). */
+AN_INLINE double AN(lrn_window_start)(const REAL *a, index_t S, index_t C, index_t lo,
+                                      index_t hi, int square)
+{
+    double acc = 0;
+    for (index_t t = lo < 0 ? 0 : lo; t <= hi && t < C; ++t)
+        acc += square ? (double)a[t * S] * a[t * S] : (double)a[t * S];
+    return acc;
+}
+
+AN_INLINE void AN(lrn_forward_position)(index_t item, const REAL *x, REAL *y, index_t C,
+                                        index_t S, index_t before, index_t after, REAL kappa,
+                                        REAL alpha, REAL beta)
+{
+    const index_t base = (item / S) * C * S + item % S;
+    const REAL *xp = x + base;
+    REAL *yp = y + base;
+    double acc = AN(lrn_window_start)(xp, S, C, -before, after, 1);
+    for (index_t k = 0; k < C; ++k) {
+        const double L = kappa + alpha * acc;
+        yp[k * S] = (REAL)(xp[k * S] * AN(lrn_power)(L, beta));
+        const index_t enter = k + 1 + after, leave = k - before;
+        if (enter < C) acc += (double)xp[enter * S] * xp[enter * S];
+        if (leave >= 0) acc -= (double)xp[leave * S] * xp[leave * S];
+    }
+}
+
+AN_KERNEL(lrn_forward, positions,
+          (const REAL *x, REAL *y, index_t C, index_t S, index_t before, index_t after,
+           REAL kappa, REAL alpha, REAL beta, index_t positions),
+          AN(lrn_forward_position)(i, x, y, C, S, before, after, kappa, alpha, beta))
+
+AN_INLINE void AN(lrn_backward_position)(index_t item, const REAL *x, const REAL *dy, REAL *dx,
+                                         REAL *scratch, index_t C, index_t S, index_t before,
+                                         index_t after, REAL kappa, REAL alpha, REAL beta)
+{
+    const index_t base = (item / S) * C * S + item % S;
+    const REAL *xp = x + base, *dyp = dy + base;
+    REAL *dxp = dx + base, *eta = scratch + base;
+    double acc = AN(lrn_window_start)(xp, S, C, -before, after, 1);
+    for (index_t k = 0; k < C; ++k) {
+        const double L = kappa + alpha * acc;
+        const double scale = AN(lrn_power)(L, beta);
+        dxp[k * S] = (REAL)(dyp[k * S] * scale);
+        eta[k * S] = (REAL)(dyp[k * S] * (double)xp[k * S] * scale / L);
+        const index_t enter = k + 1 + after, leave = k - before;
+        if (enter < C) acc += (double)xp[enter * S] * xp[enter * S];
+        if (leave >= 0) acc -= (double)xp[leave * S] * xp[leave * S];
+    }
+    const double factor = 2.0 * alpha * beta;
+    double mirrored = AN(lrn_window_start)(eta, S, C, -after, before, 0);
+    for (index_t d = 0; d < C; ++d) {
+        dxp[d * S] -= (REAL)(factor * xp[d * S] * mirrored);
+        const index_t enter = d + 1 + before, leave = d - after;
+        if (enter < C) mirrored += eta[enter * S];
+        if (leave >= 0) mirrored -= eta[leave * S];
+    }
+}
+
+AN_KERNEL(lrn_backward, positions,
+          (const REAL *x, const REAL *dy, REAL *dx, REAL *scratch, index_t C, index_t S,
+           index_t before, index_t after, REAL kappa, REAL alpha, REAL beta, index_t positions),
+          AN(lrn_backward_position)(i, x, dy, dx, scratch, C, S, before, after, kappa, alpha,
+                                    beta))
