@@ -17,4 +17,6 @@ __all__ = [
     "GradcheckReport", "Input", "Layer", "Net", "Op", "Param", "Selector", "gpu_available",
     "gradcheck", "nn", "op", "to_device", "workspace_names",
 ]
+from . import solvers, datasets, models  # noqa: E402  (Training)
+from .train import train  # noqa: E402  (Training)
 from . import viz  # noqa: E402  (Jupyter pictures)

@@ -1,0 +1,384 @@
+"""``train``: MatConvNet's ``cnn_train`` for autonn nets.
+
+One call runs epochs of stochastic training and validation::
+
+    m = an.models.lenet()
+    net = an.Net(m['objective'], m['top1err'], m['top5err'])
+    history = an.train(net, an.datasets.mnist_5k(), an.solvers.SGD(0.01), epochs=10,
+                       batch_size=100, exp_dir='data/mnist-lenet')
+
+Every output of the net is a statistic: the first is the objective that is minimised, the others
+(errors) are only recorded. Each epoch records, for 'train' and 'val', the mean of every output
+over the images, the number of images, the time and images/s. A progress bar shows the running
+values; a plot of the curves is drawn live in Jupyter and saved as ``net-train.png`` in the
+experiment folder otherwise.
+
+Checkpoints (``exp_dir``): after each epoch ``net-epoch-K.npz`` (``Net.save``: graph and Params)
+then ``state-epoch-K.npz`` (solver state, history, the random state; arrays and JSON, no pickle),
+each written to a temporary file and renamed into place, so a crash leaves either a complete
+checkpoint or none. ``resume=True`` restores the last complete epoch into the given net and
+continues; with the same arguments the result equals an uninterrupted run.
+
+Randomness: the order and jitter of the training batches of epoch K come from a generator seeded
+with ``(seed, K)``; dropout draws from NumPy's global generator, which ``train`` seeds at the start
+and whose state each checkpoint saves and ``resume`` restores.
+"""
+
+import json
+import os
+import re
+import sys
+import time
+
+import numpy as np
+
+from . import backend
+from .net import Net
+
+CHECKPOINT = re.compile(r"^state-epoch-(\d+)\.npz$")
+
+
+def train(net, dataset, solver, *, epochs=10, batch_size=100, num_sub_batches=1, exp_dir=None,
+          resume=False, seed=0, val=True, progress=True, plot=True,
+          inputs=("images", "labels"), on_epoch_end=None):
+    """Train ``net`` on ``dataset`` with ``solver``; returns the history.
+
+    Parameters
+    ----------
+    net : Net
+        Its first output is the objective; the others (top-1/top-5 errors) are recorded.
+    dataset : autonn.datasets.Dataset
+        Anything with ``batches(split, batch_size, rng=...)`` and ``num_images(split)``.
+    solver : autonn.solvers.Solver
+    epochs : total number of epochs (with ``resume``, including those already done).
+    batch_size : images per solver step.
+    num_sub_batches : split each batch into this many parts evaluated one after the other with
+        ``accumulate_param_ders`` (less memory, same step: each part's derivatives are weighted
+        by its share of the batch).
+    exp_dir : folder for checkpoints, the history and the plot (created); None keeps nothing.
+    resume : continue from the last complete checkpoint in ``exp_dir``.
+    seed : seeds the batch order, the jitter and NumPy's global generator (dropout).
+    val : also evaluate the 'val' split (test mode) after each epoch.
+    progress : show a tqdm progress bar (``tqdm.auto``; plain lines without tqdm).
+    plot : live plot in Jupyter, ``exp_dir/net-train.png`` otherwise (needs matplotlib).
+    inputs : the names of the net's image and label Inputs.
+    on_epoch_end : optional ``callback(epoch, history)`` after each epoch (1-based epoch).
+
+    Returns
+    -------
+    dict with 'train' and 'val' lists (one dict per epoch) of the outputs' means (by output
+    name) and ``num_images``, ``time``, ``images_per_second``.
+    """
+    _check_arguments(net, dataset, solver, epochs, batch_size, num_sub_batches, inputs)
+    if resume and exp_dir is None:
+        raise ValueError("train: resume=True needs exp_dir, the folder of the checkpoints")
+    if exp_dir is not None:
+        os.makedirs(exp_dir, exist_ok=True)
+    history = {"train": [], "val": []}
+    np.random.seed(seed % 2 ** 32)
+    start = 0
+    if resume:
+        start = _last_checkpoint(exp_dir, epochs)
+        if start:
+            history = _restore(net, solver, exp_dir, start)
+    bar = _ProgressReporter(progress)
+    plotter = _Plotter(plot, exp_dir)
+    for epoch in range(start, epochs):
+        solver.epoch = epoch
+        rng = np.random.default_rng([seed, epoch])
+        history["train"].append(_run_epoch(net, dataset, solver, "train", batch_size,
+                                           num_sub_batches, rng, inputs, bar, epoch, epochs))
+        if val and dataset.num_images("val"):
+            history["val"].append(_run_epoch(net, dataset, None, "val", batch_size, 1, rng,
+                                             inputs, bar, epoch, epochs))
+        bar.epoch_summary(epoch, epochs, history)
+        if exp_dir is not None:
+            _save_checkpoint(net, solver, exp_dir, epoch + 1, history)
+        plotter.update(history)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, history)
+    plotter.close()
+    return history
+
+
+# ---------------------------------------------------------------------- one epoch
+def _run_epoch(net, dataset, solver, split, batch_size, num_sub_batches, rng, inputs, bar,
+               epoch, epochs):
+    """Train (solver given) or evaluate one pass over ``split``; returns its statistics."""
+    image_name, label_name = inputs
+    names = [output.name for output in net.outputs]
+    sums = np.zeros(len(names))
+    count = 0
+    total = dataset.num_images(split)
+    started = time.perf_counter()
+    with bar.epoch_bar(f"epoch {epoch + 1}/{epochs} {split}", total) as update:
+        for images, labels in dataset.batches(split, batch_size, rng=rng):
+            n = len(labels)
+            if solver is None:
+                net.eval({image_name: images, label_name: labels}, mode="test")
+                values = _output_values(net)
+            else:
+                values = _train_step(net, solver, images, labels, num_sub_batches, inputs)
+            sums += values * n
+            count += n
+            elapsed = time.perf_counter() - started
+            update(n, {name: sums[k] / count for k, name in enumerate(names)},
+                   count / max(elapsed, 1e-9))
+    elapsed = time.perf_counter() - started
+    stats = {name: float(sums[k] / max(count, 1)) for k, name in enumerate(names)}
+    stats.update(num_images=count, time=elapsed, images_per_second=count / max(elapsed, 1e-9))
+    return stats
+
+
+def _train_step(net, solver, images, labels, num_sub_batches, inputs):
+    """Forward and backward over the batch (in parts), then one solver step. Returns the
+    batch means of the outputs."""
+    image_name, label_name = inputs
+    n = len(labels)
+    parts = np.array_split(np.arange(n), min(num_sub_batches, n))
+    values = np.zeros(len(net.outputs))
+    seeds = [None] * len(net.outputs)
+    for k, part in enumerate(parts):
+        # Weighting each part's objective by its share makes the accumulated derivative the
+        # derivative of the whole batch's mean objective, even when parts differ in size.
+        seeds[0] = len(part) / n
+        feed = ({image_name: images, label_name: labels} if len(parts) == 1 else
+                {image_name: images[part], label_name: labels[part]})
+        net.eval(feed, der_output=seeds, accumulate_param_ders=k > 0)
+        values += _output_values(net) * (len(part) / n)
+    if len(parts) > 1:
+        # 'average' Params (bnorm moments) report their target, not a derivative, so the
+        # seeds do not scale it: the parts' reports were summed, make it their mean. A new
+        # array, never an in-place change: a der may alias other arrays.
+        for param in net.params:
+            if param.train_method == "average" and param.der is not None:
+                param.der = param.der / len(parts)
+    solver.step(net)
+    return values
+
+
+def _output_values(net):
+    return np.array([float(backend.to_numpy(net.value(output))) for output in net.outputs])
+
+
+# ---------------------------------------------------------------------- checkpoints
+def _save_checkpoint(net, solver, exp_dir, epoch, history):
+    """``net-epoch-K.npz`` then ``state-epoch-K.npz``: the state file marks a complete epoch."""
+    net_path = os.path.join(exp_dir, f"net-epoch-{epoch}.npz")
+    _atomic_write(net_path, net.save)
+    arrays = {f"solver/{key}": value for key, value in solver.state_dict().items()}
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    arrays["random/keys"] = keys
+    arrays["__json__"] = np.array(json.dumps({
+        "epoch": epoch, "history": history, "solver": type(solver).__name__,
+        "random": {"kind": kind, "position": int(position), "has_gauss": int(has_gauss),
+                   "cached_gaussian": float(cached)}}))
+
+    def write_state(path):
+        with open(path, "wb") as file:
+            np.savez(file, **arrays)
+
+    _atomic_write(os.path.join(exp_dir, f"state-epoch-{epoch}.npz"), write_state)
+    _atomic_write(os.path.join(exp_dir, "history.json"),
+                  lambda path: _write_text(path, json.dumps(history, indent=1)))
+
+
+def _restore(net, solver, exp_dir, epoch):
+    """Load checkpoint ``epoch`` into ``net`` and ``solver``; returns the history."""
+    saved = Net.load(os.path.join(exp_dir, f"net-epoch-{epoch}.npz"))
+    values = {param.name: param.value for param in saved.params}
+    mine = {param.name: param for param in net.params}
+    if set(values) != set(mine):
+        raise ValueError(f"train: the checkpoint net-epoch-{epoch}.npz in {exp_dir} has Params "
+                         f"{sorted(values)}, the net has {sorted(mine)}; resume with the same "
+                         f"model or use another exp_dir")
+    for name, param in mine.items():
+        if values[name].shape != param.value.shape:
+            raise ValueError(f"train: Param '{name}' is {values[name].shape} in the checkpoint "
+                             f"net-epoch-{epoch}.npz and {param.value.shape} in the net")
+        param.value = (backend.to_device(values[name], "gpu")
+                       if backend.is_gpu_array(param.value) else values[name])
+    with np.load(os.path.join(exp_dir, f"state-epoch-{epoch}.npz"), allow_pickle=False) as data:
+        info = json.loads(str(data["__json__"]))
+        if info["solver"] != type(solver).__name__:
+            raise ValueError(f"train: the checkpoint in {exp_dir} was written by a "
+                             f"{info['solver']} solver, not {type(solver).__name__}")
+        solver.load_state_dict({key[len("solver/"):]: data[key] for key in data.files
+                                if key.startswith("solver/")})
+        random = info["random"]
+        np.random.set_state((random["kind"], data["random/keys"], random["position"],
+                             random["has_gauss"], random["cached_gaussian"]))
+    return info["history"]
+
+
+def _last_checkpoint(exp_dir, epochs):
+    done = [int(m.group(1)) for name in os.listdir(exp_dir)
+            if (m := CHECKPOINT.match(name))
+            and os.path.exists(os.path.join(exp_dir, f"net-epoch-{m.group(1)}.npz"))]
+    done = [k for k in done if k <= epochs]
+    return max(done, default=0)
+
+
+def _atomic_write(path, write):
+    """Write through ``write(temporary path)`` then rename: readers never see half a file."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _write_text(path, text):
+    with open(path, "w") as file:
+        file.write(text)
+
+
+# ---------------------------------------------------------------------- progress and plots
+class _ProgressReporter:
+    """A tqdm bar per pass (tqdm.auto renders in notebooks); plain lines without tqdm."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+        self.tqdm = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+                self.tqdm = tqdm
+            except ImportError:
+                self.tqdm = None
+
+    def epoch_bar(self, description, total):
+        return _Bar(self, description, total)
+
+    def write(self, text):
+        if not self.enabled:
+            return
+        if self.tqdm is not None:
+            self.tqdm.write(text)
+        else:
+            print(text, flush=True)
+
+    def epoch_summary(self, epoch, epochs, history):
+        parts = []
+        for split in ("train", "val"):
+            if len(history[split]) == epoch + 1:
+                stats = history[split][-1]
+                values = " ".join(f"{k} {v:.4f}" for k, v in stats.items()
+                                  if k not in ("num_images", "time", "images_per_second"))
+                parts.append(f"{split}: {values} ({stats['images_per_second']:.0f} im/s)")
+        self.write(f"epoch {epoch + 1}/{epochs}  " + "  ".join(parts))
+
+
+class _Bar:
+    def __init__(self, reporter, description, total):
+        self.reporter, self.description, self.total = reporter, description, total
+        self.bar = None
+
+    def __enter__(self):
+        if self.reporter.enabled and self.reporter.tqdm is not None:
+            self.bar = self.reporter.tqdm(total=self.total, desc=self.description,
+                                          unit="im", leave=False, dynamic_ncols=True)
+        return self.update
+
+    def update(self, n, means, rate):
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+
+class _Plotter:
+    """Curves of every output (train solid, val dashed) against the epoch: updated in place in
+    Jupyter, saved to ``exp_dir/net-train.png`` otherwise. Draws on a bare ``Figure`` with the
+    Agg canvas outside Jupyter, so the user's pyplot backend is never changed."""
+
+    def __init__(self, enabled, exp_dir):
+        self.enabled = enabled
+        self.exp_dir = exp_dir
+        self.in_jupyter = _in_jupyter()
+        self.handle = None
+        if enabled:
+            try:
+                import matplotlib  # noqa: F401
+            except ImportError:
+                self.enabled = False
+        if not self.in_jupyter and exp_dir is None:
+            self.enabled = False  # nowhere to show or save it
+
+    def update(self, history):
+        if not self.enabled or not history["train"]:
+            return
+        figure = plot_history(history)
+        if self.in_jupyter:
+            from IPython.display import display
+            if self.handle is None:
+                self.handle = display(figure, display_id=True)
+            else:
+                self.handle.update(figure)
+        else:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            FigureCanvasAgg(figure)
+            path = os.path.join(self.exp_dir, "net-train.png")
+            _atomic_write(path, lambda p: figure.savefig(p, format="png", dpi=80))
+
+    def close(self):
+        self.handle = None
+
+
+def plot_history(history):
+    """A matplotlib Figure with one panel per statistic ('objective', then the errors)."""
+    from matplotlib.figure import Figure
+    names = [k for k in history["train"][0] if k not in ("num_images", "time",
+                                                         "images_per_second")]
+    errors = [n for n in names if n != names[0]]
+    panels = [[names[0]]] + ([errors] if errors else [])
+    figure = Figure(figsize=(5 * len(panels), 3.6))
+    for k, panel in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), k + 1)
+        for name in panel:
+            for split, style in (("train", "-"), ("val", "--")):
+                values = [stats[name] for stats in history.get(split, [])]
+                if values:
+                    axes.plot(range(1, len(values) + 1), values, style, marker=".",
+                              label=f"{name} {split}")
+        axes.set_xlabel("epoch")
+        axes.set_title("energy" if k == 0 else "error")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def _in_jupyter():
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    try:
+        ip = shell.get_ipython()
+    except Exception:
+        return False
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def _check_arguments(net, dataset, solver, epochs, batch_size, num_sub_batches, inputs):
+    if not isinstance(net, Net):
+        raise TypeError(f"train: net must be an autonn Net, got {type(net).__name__}")
+    if not hasattr(dataset, "batches") or not hasattr(dataset, "num_images"):
+        raise TypeError(f"train: dataset must have batches() and num_images() (see "
+                        f"autonn.datasets), got {type(dataset).__name__}")
+    if not hasattr(solver, "step"):
+        raise TypeError(f"train: solver must have step(net) (see autonn.solvers), got "
+                        f"{type(solver).__name__}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size),
+                        ("num_sub_batches", num_sub_batches)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"train: {name} must be a positive integer, got {value!r}")
+    if len(inputs) != 2 or any(name not in net.inputs for name in inputs):
+        raise ValueError(f"train: inputs {tuple(inputs)} must name the net's image and label "
+                         f"Inputs; the net's inputs are {sorted(net.inputs)}")
