@@ -20,3 +20,4 @@ __all__ = [
 from . import solvers, datasets, models  # noqa: E402  (Training)
 from .train import train  # noqa: E402  (Training)
 from . import viz  # noqa: E402  (Jupyter pictures)
+from . import simplenn, dagnn, io  # noqa: E402  (MatConvNet wrappers and model import)

@@ -1,0 +1,212 @@
+"""DagNN wrapper: building and editing graphs, eval with dict and flat-list inputs, parameter
+sharing, every block against the eager functions, sizes, test mode and conversions."""
+
+import numpy as np
+import pytest
+
+import autonn as an
+from autonn import dagnn, nn, simplenn
+from autonn.dagnn import (AffineGridGenerator, BatchNorm, BilinearSampler, Concat, Conv,
+                          ConvTranspose, Crop, DagNN, DropOut, LRN, Loss, PDist, Pooling, ReLU,
+                          ROIPooling, Scale, Sigmoid, SoftMax, SpatialNorm, Sum)
+
+RNG = np.random.default_rng(2)
+
+
+def lenet_like():
+    dag = DagNN()
+    dag.add_layer("conv1", Conv(size=(3, 3, 1, 4), pad=1), "input", "x1", ["conv1f", "conv1b"])
+    dag.add_layer("relu1", ReLU(), "x1", "x2")
+    dag.add_layer("pool1", Pooling(pool_size=(2, 2), stride=2), "x2", "x3")
+    dag.add_layer("fc", Conv(size=(3, 3, 4, 3)), "x3", "pred", ["fcf", "fcb"])
+    dag.add_layer("loss", Loss(), ["pred", "label"], "objective")
+    dag.init_params(seed=0)
+    for p in dag.params:
+        p.value = p.value.astype(np.float64)
+    return dag
+
+
+def test_build_eval_and_access_vars_and_params():
+    dag = lenet_like()
+    assert dag.get_inputs() == ["input", "label"] and dag.get_outputs() == ["objective"]
+    assert [p.name for p in dag.params] == ["conv1f", "conv1b", "fcf", "fcb"]
+    assert dag.params[0].value.shape == (4, 1, 3, 3) and dag.params[3].value.shape == (3,)
+    x = RNG.standard_normal((2, 1, 6, 6))
+    c = np.array([0, 2])
+    dag.eval(["input", x, "label", c], ["objective", 1.0])      # MatConvNet's flat lists
+    value = dag.vars[dag.get_var_index("objective")].value
+    # the same function written with the blocks directly
+    f, b = dag.params[0].value, dag.params[1].value
+    h = nn.pool(nn.relu(nn.conv(x, f, b, pad=1)), 2, stride=2)
+    pred = nn.conv(h, dag.params[2].value, dag.params[3].value)
+    assert float(value) == pytest.approx(float(nn.loss(pred, c)), rel=1e-12)
+    dpred, _ = nn.loss(pred, c, dzdy=1.0)
+    _, dwf, dbf = nn.conv(h, dag.params[2].value, dag.params[3].value, dzdy=dpred)
+    np.testing.assert_allclose(dag.params[2].der, dwf, rtol=1e-10)
+    np.testing.assert_allclose(dag.vars[dag.get_var_index("pred")].der, dpred, rtol=1e-12)
+    # forward only: values, no derivatives
+    dag.eval({"input": x, "label": c})
+    assert dag.vars[0].der is None and dag.vars[-1].value is not None
+
+
+def test_shared_parameters_accumulate_derivatives():
+    dag = DagNN()
+    dag.add_layer("a", Conv(size=(3, 3, 2, 2), pad=1, has_bias=False), "x", "y1", "w")
+    dag.add_layer("b", Conv(size=(3, 3, 2, 2), pad=1, has_bias=False), "y1", "y2", "w")
+    dag.init_params(seed=1)
+    w = dag.params[0].value.astype(np.float64)
+    dag.params[0].value = w
+    assert len(dag.params) == 1 and dag.params[0].fanout == 2
+    x = RNG.standard_normal((1, 2, 5, 5))
+    p = RNG.standard_normal((1, 2, 5, 5))
+    dag.eval({"x": x}, {"y2": p})
+    # finite differences along a random direction
+    direction = RNG.standard_normal(w.shape)
+    eps = 1e-6
+
+    def f(wv):
+        return float((nn.conv(nn.conv(x, wv, None, pad=1), wv, None, pad=1) * p).sum())
+    numeric = (f(w + eps * direction) - f(w - eps * direction)) / (2 * eps)
+    assert float((dag.params[0].der * direction).sum()) == pytest.approx(numeric, rel=1e-6)
+
+
+def test_every_block_matches_the_eager_functions():
+    dag = DagNN()
+    x = RNG.standard_normal((2, 4, 8, 8))
+    dag.add_layer("ct", ConvTranspose(size=(4, 4, 2, 4), upsample=2, crop=1), "x", "up",
+                  ["ctf", "ctb"])
+    dag.add_layer("lrn", LRN(param=(3, 2.0, 0.1, 0.5)), "x", "n1")
+    dag.add_layer("sp", SpatialNorm(param=(3, 3, 0.5, 1.0)), "n1", "n2")
+    dag.add_layer("sig", Sigmoid(), "n2", "s")
+    dag.add_layer("sm", SoftMax(), "s", "sm")
+    dag.add_layer("cat", Concat(axis=1), ["sm", "x"], "cat")
+    dag.add_layer("sum", Sum(), ["cat", "cat"], "twice")
+    dag.add_layer("scale", Scale(size=(1, 8, 1, 1)), "twice", "scaled", ["k", "kb"])
+    dag.add_layer("crop", Crop(crop=(2, 1)), ["up", "x"], "cropped")
+    dag.add_layer("dist", PDist(p=1.5), ["cropped", "x0"], "dist")
+    dag.add_layer("roi", ROIPooling(subdivisions=(2, 2), transform=1.0), ["x", "rois"], "roi")
+    dag.add_layer("grid", AffineGridGenerator(ho=5, wo=6), "theta", "grid")
+    dag.add_layer("sample", BilinearSampler(), ["x", "grid"], "sampled")
+    dag.init_params(seed=3)
+    for p in dag.params:
+        p.value = RNG.standard_normal(p.value.shape)
+    x0 = RNG.standard_normal((1, 2, 1, 1))
+    rois = np.array([[0, 1, 1, 5, 6], [1, 0, 2, 7, 7]], np.float64)
+    theta = RNG.standard_normal((2, 2, 3)) * 0.5
+    dag.eval({"x": x, "x0": x0, "rois": rois, "theta": theta})
+    v = {var.name: var.value for var in dag.vars}
+    P = {p.name: p.value for p in dag.params}
+    up = nn.convt(x, P["ctf"], P["ctb"], upsample=2, crop=1)
+    np.testing.assert_allclose(v["up"], up)
+    n2 = nn.spnorm(nn.normalize(x, (3, 2.0, 0.1, 0.5)), (3, 3, 0.5, 1.0))
+    sm = nn.softmax(nn.sigmoid(n2))
+    twice = 2 * np.concatenate([sm, x], axis=1)
+    np.testing.assert_allclose(v["scaled"], twice * P["k"] + P["kb"], rtol=1e-12)
+    assert v["cropped"].shape == (2, 2, 8, 8)
+    np.testing.assert_allclose(v["cropped"], up[:, :, 2:10, 1:9])
+    np.testing.assert_allclose(v["dist"], nn.pdist(up[:, :, 2:10, 1:9], x0, 1.5))
+    np.testing.assert_allclose(v["roi"], nn.roipool(x, rois, subdivisions=(2, 2)))
+    np.testing.assert_allclose(v["sampled"],
+                               nn.bilinearsampler(x, nn.affinegrid(theta, (5, 6))))
+    sizes = dict(zip([var.name for var in dag.vars],
+                     dag.var_sizes({"x": x.shape, "x0": x0.shape, "rois": rois.shape,
+                                    "theta": theta.shape})))
+    assert all(sizes[name] == np.shape(value) for name, value in v.items())
+
+
+def test_batchnorm_and_dropout_in_test_mode():
+    dag = DagNN()
+    dag.add_layer("bn", BatchNorm(num_channels=3), "x", "y", ["g", "b", "m"])
+    dag.add_layer("drop", DropOut(rate=0.5), "y", "z")
+    dag.init_params()
+    assert dag.params[2].train_method == "average"
+    dag.params[2].value = np.array([[1.0, 2.0], [0.0, 1.0], [-1.0, 0.5]], np.float32)
+    x = RNG.standard_normal((4, 3, 2, 2)).astype(np.float32)
+    dag.mode = "test"
+    dag.eval({"x": x}, {"z": np.ones_like(x)})
+    z = dag.vars[dag.get_var_index("z")].value
+    expected = (x - dag.params[2].value[:, 0].reshape(1, 3, 1, 1)) / \
+        dag.params[2].value[:, 1].reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(z, expected, rtol=1e-6)
+    np.testing.assert_allclose(dag.vars[0].der,
+                               np.ones_like(x) / dag.params[2].value[:, 1].reshape(1, 3, 1, 1))
+    dag.mode = "normal"
+    dag.eval({"x": x})
+    z = dag.vars[dag.get_var_index("y")].value
+    np.testing.assert_allclose(z.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+
+
+def test_editing_the_graph():
+    dag = lenet_like()
+    dag.rename_var("x3", "pooled")
+    assert dag.layers[dag.get_layer_index("fc")].inputs == ["pooled"]
+    dag.rename_param("fcf", "fc_filters")
+    assert dag.layers[dag.get_layer_index("fc")].params == ["fc_filters", "fcb"]
+    assert dag.params[dag.get_param_index("fc_filters")].value.shape == (3, 4, 3, 3)
+    dag.rename_layer("relu1", "rectify")
+    dag.remove_layer("rectify")
+    assert "x2" in dag.get_inputs()          # still read by pool1, so now an input
+    dag.set_layer_inputs("pool1", "x1")
+    assert "x2" not in [v.name for v in dag.vars]
+    x = RNG.standard_normal((1, 1, 6, 6))
+    dag.eval({"input": x, "label": np.array([1])})
+    pooled = dag.vars[dag.get_var_index("pooled")].value
+    f, b = dag.params[0].value, dag.params[1].value
+    np.testing.assert_allclose(pooled, nn.pool(nn.conv(x, f, b, pad=1), 2, stride=2))
+
+
+def test_errors_are_clear():
+    dag = lenet_like()
+    with pytest.raises(KeyError, match="DagNN.get_var_index: no variable named 'nope'"):
+        dag.get_var_index("nope")
+    with pytest.raises(ValueError, match="'x9' is not an input"):
+        dag.eval({"input": np.zeros((1, 1, 6, 6)), "label": np.zeros(1), "x9": 1})
+    with pytest.raises(ValueError, match="'x1' would be written by two layers"):
+        dag.add_layer("again", ReLU(), "input", "x1")
+    assert "again" not in [layer.name for layer in dag.layers]
+    with pytest.raises(ValueError, match="Loss layer 'l2' takes 2 or 3 inputs, got 1"):
+        dag.add_layer("l2", Loss(), "pred", "o2")
+    with pytest.raises(ValueError, match="not an output"):
+        dag.eval({"input": np.zeros((1, 1, 6, 6)), "label": np.zeros(1)}, {"x1": 1.0})
+    fresh = DagNN()
+    fresh.add_layer("c", Conv(size=(1, 1, 1, 1)), "a", "b", ["f", "g"])
+    with pytest.raises(ValueError, match="parameter 'f' has no value; call init_params"):
+        fresh.eval({"a": np.zeros((1, 1, 2, 2))})
+    cyclic = DagNN()
+    cyclic.add_layer("r1", ReLU(), "a", "b")
+    cyclic.add_layer("r2", Sum(), ["b", "c"], "c")
+    with pytest.raises(ValueError, match="cycle"):
+        cyclic.eval({"a": np.zeros((1, 1, 2, 2))})
+
+
+def test_simplenn_round_trip_and_conversions():
+    w = RNG.standard_normal((3, 2, 3, 3))
+    layers = [{"type": "conv", "weights": [w, RNG.standard_normal(3)], "stride": 2},
+              {"type": "sigmoid"},
+              {"type": "dropout", "rate": 0.3},
+              {"type": "pdist", "p": 2}]
+    x = RNG.standard_normal((2, 2, 7, 7))
+    target = RNG.standard_normal((1, 3, 1, 1))
+    dzdy = RNG.standard_normal((2, 1, 3, 3))
+    res = simplenn.run(layers, x, dzdy=dzdy, mode="test", labels=target)
+    dag = DagNN.from_simplenn(layers)
+    assert [type(layer.block).__name__ for layer in dag.layers] == \
+        ["Conv", "Sigmoid", "DropOut", "PDist"]
+    dag.mode = "test"
+    dag.eval({"input": x, "label": target}, {"x4": dzdy})
+    np.testing.assert_allclose(dag.vars[dag.get_var_index("x4")].value, res[-1].x)
+    np.testing.assert_allclose(dag.vars[0].der, res[0].dzdx, rtol=1e-12)
+    np.testing.assert_allclose(dag.params[0].der, res[0].dzdw[0], rtol=1e-12)
+    outputs = an.Layer.from_dagnn(dag)
+    assert [layer.name for layer in outputs] == ["x4"]
+    net = an.Net(dag)
+    net.eval({"input": x, "label": target}, mode="test")
+    np.testing.assert_allclose(net.value("x4"), res[-1].x)
+
+
+def test_print_lists_layers_params_and_sizes(capsys):
+    dag = lenet_like()
+    dag.print({"input": (2, 1, 6, 6), "label": (2,)})
+    text = capsys.readouterr().out
+    assert "conv1f" in text and "Pooling" in text and "2×4×3×3" in text
+    assert dagnn.BLOCKS["Conv"] is Conv
