@@ -13,26 +13,20 @@
  * to. It is written as a gather over rows of dx, so no two work items write the same element.
  */
 
-/* Work item: one row segment of P, i.e. one (tap row r, image b, output row oy), Wo outputs. */
-AN_INLINE void AN(im2col_row)(index_t item, const REAL *x, REAL *patches,
-                              index_t n, index_t C, index_t H, index_t W,
-                              index_t Ho, index_t Wo, index_t kh, index_t kw,
-                              index_t sh, index_t sw, index_t pt, index_t pl,
-                              index_t dh, index_t dw)
+/* Work item: one (tap row r, image b) segment of P, Ho*Wo outputs. (A smaller item, one output
+   row, costs more in index divisions than it copies when Wo is small, as in LeNet.) */
+AN_INLINE void AN(im2col_plane)(index_t item, const REAL *x, REAL *patches,
+                                index_t n, index_t C, index_t H, index_t W,
+                                index_t Ho, index_t Wo, index_t kh, index_t kw,
+                                index_t sh, index_t sw, index_t pt, index_t pl,
+                                index_t dh, index_t dw)
 {
-    const index_t oy = item % Ho;
-    const index_t b = (item / Ho) % n;
-    const index_t r = item / (Ho * n);
+    const index_t b = item % n;
+    const index_t r = item / n;
     const index_t j = r % kw;
     const index_t i = (r / kw) % kh;
     const index_t c = r / (kw * kh);
-    const index_t y = oy * sh - pt + i * dh;
-    REAL *out = patches + item * Wo;
-    if (y < 0 || y >= H) {
-        for (index_t ox = 0; ox < Wo; ++ox) out[ox] = 0;
-        return;
-    }
-    const REAL *in = x + ((b * C + c) * H + y) * W;
+    const REAL *in_plane = x + (b * C + c) * H * W;
     /* Output columns ox whose input column ox*sw + x0 lies inside [0, W): [lo, hi). Splitting
        the range keeps the copy loop free of branches (it vectorises when sw == 1). */
     const index_t x0 = j * dw - pl;
@@ -40,21 +34,30 @@ AN_INLINE void AN(im2col_row)(index_t item, const REAL *x, REAL *patches,
     index_t hi = (W - 1 - x0) >= 0 ? (W - 1 - x0) / sw + 1 : 0;
     if (hi > Wo) hi = Wo;
     if (lo > hi) lo = hi;
-    for (index_t ox = 0; ox < lo; ++ox) out[ox] = 0;
-    if (sw == 1) {
-        const REAL *src = in + x0;
-        for (index_t ox = lo; ox < hi; ++ox) out[ox] = src[ox];
-    } else {
-        for (index_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * sw + x0];
+    for (index_t oy = 0; oy < Ho; ++oy) {
+        REAL *out = patches + (item * Ho + oy) * Wo;
+        const index_t y = oy * sh - pt + i * dh;
+        if (y < 0 || y >= H) {
+            for (index_t ox = 0; ox < Wo; ++ox) out[ox] = 0;
+            continue;
+        }
+        const REAL *in = in_plane + y * W;
+        for (index_t ox = 0; ox < lo; ++ox) out[ox] = 0;
+        if (sw == 1) {
+            const REAL *src = in + x0;
+            for (index_t ox = lo; ox < hi; ++ox) out[ox] = src[ox];
+        } else {
+            for (index_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * sw + x0];
+        }
+        for (index_t ox = hi; ox < Wo; ++ox) out[ox] = 0;
     }
-    for (index_t ox = hi; ox < Wo; ++ox) out[ox] = 0;
 }
 
-AN_KERNEL(im2col, C * kh * kw * n * Ho,
+AN_KERNEL(im2col, C * kh * kw * n,
           (const REAL *x, REAL *patches, index_t n, index_t C, index_t H, index_t W,
            index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
            index_t pt, index_t pl, index_t dh, index_t dw),
-          AN(im2col_row)(i, x, patches, n, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw))
+          AN(im2col_plane)(i, x, patches, n, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw))
 
 /* Work item: one row of dx, (image b, channel c, input row y); it owns the W outputs. */
 AN_INLINE void AN(col2im_row)(index_t item, const REAL *patches, REAL *dx,
@@ -95,3 +98,36 @@ AN_KERNEL(col2im, n * C * H,
            index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
            index_t pt, index_t pl, index_t dh, index_t dw),
           AN(col2im_row)(i, patches, dx, n, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw))
+
+/* The GEMM works on (K, n, Ho*Wo) while feature maps are (n, K, Ho*Wo); these two copies move
+ * between the layouts, one (image b, channel k) plane of `pixels` values per work item, and the
+ * forward one adds the bias on the way (one pass over the output instead of two).
+ * Without a bias, pass use_bias = 0 and any valid pointer as bias (it is not read). */
+AN_INLINE void AN(gemm_to_nchw_plane)(index_t item, const REAL *product, REAL *y,
+                                      const REAL *bias, int use_bias,
+                                      index_t n, index_t K, index_t pixels)
+{
+    const index_t k = item % K, b = item / K;
+    const REAL *in = product + (k * n + b) * pixels;
+    REAL *out = y + item * pixels;
+    const REAL offset = use_bias ? bias[k] : (REAL)0;
+    for (index_t p = 0; p < pixels; ++p) out[p] = in[p] + offset;
+}
+
+AN_KERNEL(gemm_to_nchw, n * K,
+          (const REAL *product, REAL *y, const REAL *bias, int use_bias, index_t n, index_t K,
+           index_t pixels),
+          AN(gemm_to_nchw_plane)(i, product, y, bias, use_bias, n, K, pixels))
+
+AN_INLINE void AN(nchw_to_gemm_plane)(index_t item, const REAL *y, REAL *product,
+                                      index_t n, index_t K, index_t pixels)
+{
+    const index_t b = item % n, k = item / n;
+    const REAL *in = y + (b * K + k) * pixels;
+    REAL *out = product + item * pixels;
+    for (index_t p = 0; p < pixels; ++p) out[p] = in[p];
+}
+
+AN_KERNEL(nchw_to_gemm, n * K,
+          (const REAL *y, REAL *product, index_t n, index_t K, index_t pixels),
+          AN(nchw_to_gemm_plane)(i, y, product, n, K, pixels))

@@ -88,9 +88,11 @@ AN_KERNEL(pool_avg_forward, planes * Ho,
            index_t Wo, index_t ph, index_t pw, index_t sh, index_t sw, index_t pt, index_t pl),
           AN(pool_forward_row)(i, x, y, 1, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))
 
-/* Backward, work item: one input row (plane p, row y):
+/* Backward, work item: one input row (plane p, row y), which it owns:
      max: dx[y, x] = sum of dy[oy, ox] over the windows whose first maximum is (y, x);
-     avg: dx[y, x] = sum of dy[oy, ox] / |window(oy, ox)| over the windows containing (y, x). */
+     avg: dx[y, x] = sum of dy[oy, ox] / |window(oy, ox)| over the windows containing (y, x).
+   It visits the windows covering row y (one row of windows for pool 2, stride 2) and keeps
+   what lands in its own row, so every window's maximum is found once per row it spans. */
 AN_INLINE void AN(pool_backward_row)(index_t item, const REAL *x, const REAL *dy, REAL *dx,
                                      int average, index_t H, index_t W, index_t Ho, index_t Wo,
                                      index_t ph, index_t pw, index_t sh, index_t sw,
@@ -100,25 +102,22 @@ AN_INLINE void AN(pool_backward_row)(index_t item, const REAL *x, const REAL *dy
     const REAL *plane = x + p * H * W;
     const REAL *dplane = dy + p * Ho * Wo;
     REAL *out = dx + item * W;
+    for (index_t xx = 0; xx < W; ++xx) out[xx] = 0;
     index_t oylo, oyhi;
     AN(pool_outputs_covering)(y, ph, sh, pt, Ho, &oylo, &oyhi);
-    for (index_t xx = 0; xx < W; ++xx) {
-        index_t oxlo, oxhi;
-        AN(pool_outputs_covering)(xx, pw, sw, pl, Wo, &oxlo, &oxhi);
-        REAL acc = 0;
-        for (index_t oy = oylo; oy < oyhi; ++oy)
-            for (index_t ox = oxlo; ox < oxhi; ++ox) {
-                if (average) {
-                    index_t ylo, yhi, xlo, xhi;
-                    AN(pool_window)(oy, ox, H, W, ph, pw, sh, sw, pt, pl,
-                                    &ylo, &yhi, &xlo, &xhi);
-                    acc += dplane[oy * Wo + ox] / (REAL)((yhi - ylo) * (xhi - xlo));
-                } else if (AN(pool_argmax)(plane, oy, ox, H, W, ph, pw, sh, sw, pt, pl)
-                           == y * W + xx) {
-                    acc += dplane[oy * Wo + ox];
-                }
+    for (index_t oy = oylo; oy < oyhi; ++oy) {
+        for (index_t ox = 0; ox < Wo; ++ox) {
+            const REAL derivative = dplane[oy * Wo + ox];
+            if (average) {
+                index_t ylo, yhi, xlo, xhi;
+                AN(pool_window)(oy, ox, H, W, ph, pw, sh, sw, pt, pl, &ylo, &yhi, &xlo, &xhi);
+                const REAL share = derivative / (REAL)((yhi - ylo) * (xhi - xlo));
+                for (index_t xx = xlo; xx < xhi; ++xx) out[xx] += share;
+            } else {
+                const index_t best = AN(pool_argmax)(plane, oy, ox, H, W, ph, pw, sh, sw, pt, pl);
+                if (best >= y * W && best < (y + 1) * W) out[best - y * W] += derivative;
             }
-        out[xx] = acc;
+        }
     }
 }
 

@@ -107,10 +107,7 @@ def conv_forward(x, w, b=None, *, stride=1, pad=0, dilate=1):
     """Eager forward of ``conv`` (see :func:`conv`)."""
     g = conv_geometry("conv", x, w, b, stride, pad, dilate)
     xp = array_module(x, w)
-    y = _conv_apply(xp.ascontiguousarray(x), xp.ascontiguousarray(w), g)
-    if b is not None:
-        y += b.reshape(1, -1, 1, 1)
-    return y
+    return _conv_apply(xp.ascontiguousarray(x), xp.ascontiguousarray(w), b, g)
 
 
 def conv_backward(x, w, b, dzdy, *, stride=1, pad=0, dilate=1, need=(True, True, True)):
@@ -119,8 +116,7 @@ def conv_backward(x, w, b, dzdy, *, stride=1, pad=0, dilate=1, need=(True, True,
     dzdy = _check_dzdy("conv", dzdy, x, (g.N, g.K, g.Ho, g.Wo))
     xp = array_module(x, w, dzdy)
     x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
-    dx = _conv_data_backward(dzdy, w, g) if need[0] else None
-    dw = _conv_filter_backward(x, dzdy, g) if need[1] else None
+    dx, dw = _conv_backward(x, w, dzdy, g, need[0], need[1])
     db = dzdy.sum(axis=(0, 2, 3)) if (b is not None and need[2]) else None
     return dx, dw, db
 
@@ -140,7 +136,7 @@ def convt_forward(x, w, b=None, *, upsample=1, crop=0, num_groups=1):
     """Eager forward of ``convt`` (see :func:`convt`)."""
     g = convt_geometry(x, w, b, upsample, crop, num_groups)
     xp = array_module(x, w)
-    y = _conv_data_backward(xp.ascontiguousarray(x), xp.ascontiguousarray(w), g)
+    y, _ = _conv_backward(None, xp.ascontiguousarray(w), xp.ascontiguousarray(x), g, True, False)
     if b is not None:
         y += b.reshape(1, -1, 1, 1)
     return y
@@ -154,8 +150,8 @@ def convt_backward(x, w, b, dzdy, *, upsample=1, crop=0, num_groups=1,
     dzdy = _check_dzdy("convt", dzdy, x, (g.N, g.C, g.H, g.W))
     xp = array_module(x, w, dzdy)
     x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
-    dx = _conv_apply(dzdy, w, g) if need[0] else None
-    dw = _conv_filter_backward(dzdy, x, g) if need[1] else None
+    dx = _conv_apply(dzdy, w, None, g) if need[0] else None
+    dw = _conv_backward(dzdy, w, x, g, False, True)[1] if need[1] else None
     db = dzdy.sum(axis=(0, 2, 3)) if (b is not None and need[2]) else None
     return dx, dw, db
 
@@ -256,8 +252,8 @@ def convt_geometry(x, w, b, upsample, crop, num_groups):
 
 
 # ============================================================================ computation
-def _conv_apply(x, w, g):
-    """``y = conv(x, w)`` without bias, for C-contiguous x (N, C, H, W) and w (K, C/G, kh, kw)."""
+def _conv_apply(x, w, b, g):
+    """``y = conv(x, w) + b`` for C-contiguous x (N, C, H, W), w (K, C/G, kh, kw), b (K,) or None."""
     xp = array_module(x, w)
     N, K, G = g.N, g.K, g.G
     Kg, rows_g = K // G, w[0].size            # filters per group, patch rows per group
@@ -267,6 +263,8 @@ def _conv_apply(x, w, g):
         x2 = x.reshape(N, G, rows_g)
         for k in range(G):
             y[:, k * Kg:(k + 1) * Kg, 0, 0] = x2[:, k] @ w2[k * Kg:(k + 1) * Kg].T
+        if b is not None:
+            y += b.reshape(1, K, 1, 1)
         return y
     pixels = g.Ho * g.Wo
     for n0, n in _chunks(g, x.dtype.itemsize):
@@ -275,55 +273,52 @@ def _conv_apply(x, w, g):
         for k in range(G):
             xp.matmul(w2[k * Kg:(k + 1) * Kg], patches[k * rows_g:(k + 1) * rows_g],
                       out=product[k * Kg:(k + 1) * Kg])
-        # (K, n, Ho*Wo) -> (n, K, Ho*Wo): the GEMM's layout back to NCHW
-        y[n0:n0 + n].reshape(n, K, pixels)[...] = product.reshape(K, n, pixels).transpose(1, 0, 2)
+        # (K, n, Ho*Wo) -> (n, K, Ho*Wo) plus bias, in one pass; without a bias the kernel reads
+        # no bias values, and `product` stands in for the pointer
+        bias = xp.ascontiguousarray(b) if b is not None else product
+        kernels.launch("gemm_to_nchw", n * K, product, y[n0:n0 + n], bias, int(b is not None),
+                       n, K, pixels)
     return y
 
 
-def _conv_data_backward(dy, w, g):
-    """``dx`` of ``conv`` for the output derivative ``dy (N, K, Ho, Wo)``: ``col2im(W^T dY)``.
-    Also the forward of ``convt``."""
-    xp = array_module(dy, w)
+def _conv_backward(x, w, dy, g, need_dx, need_dw):
+    """``(dx, dw)`` of ``conv`` for input x, filters w and output derivative dy (N, K, Ho, Wo):
+    per chunk, ``dW += dY P^T`` and ``dx = col2im(W^T dY)``. Also convt's forward (``dx`` for
+    ``dy`` = convt's input; x may then be None) and convt's filter derivative."""
+    xp = array_module(w, dy)
     N, K, G = g.N, g.K, g.G
     Kg, rows_g = K // G, w[0].size
     w2 = w.reshape(K, rows_g)
-    dx = xp.empty((N, g.C, g.H, g.W), dtype=dy.dtype)
+    dx = xp.empty((N, g.C, g.H, g.W), dtype=dy.dtype) if need_dx else None
+    dw = xp.zeros((K, rows_g), dtype=dy.dtype) if need_dw else None
     if g.fully_connected:
-        dx2 = dx.reshape(N, G, rows_g)
         dy2 = dy.reshape(N, K)
         for k in range(G):
-            dx2[:, k] = dy2[:, k * Kg:(k + 1) * Kg] @ w2[k * Kg:(k + 1) * Kg]
-        return dx
-    pixels = g.Ho * g.Wo
-    for n0, n in _chunks(g, dy.dtype.itemsize):
-        dy_chunk = _gemm_layout(xp, dy[n0:n0 + n], g, n)
-        dpatches = _workspace(xp, "patches", (rows_g * G, n * pixels), dy.dtype)
-        for k in range(G):
-            xp.matmul(w2[k * Kg:(k + 1) * Kg].T, dy_chunk[k * Kg:(k + 1) * Kg],
-                      out=dpatches[k * rows_g:(k + 1) * rows_g])
-        kernels.launch("col2im", n * g.C * g.H, dpatches, dx[n0:n0 + n], *_kernel_geometry(g, n))
-    return dx
-
-
-def _conv_filter_backward(x, dy, g):
-    """``dw`` of ``conv`` for input ``x`` and output derivative ``dy``: ``sum_chunks dY P^T``."""
-    xp = array_module(x, dy)
-    N, K, G = g.N, g.K, g.G
-    Kg, rows_g = K // G, g.C // G * g.kh * g.kw
-    dw = xp.zeros((K, rows_g), dtype=x.dtype)
-    if g.fully_connected:
-        x2 = x.reshape(N, G, rows_g)
-        dy2 = dy.reshape(N, K)
-        for k in range(G):
-            dw[k * Kg:(k + 1) * Kg] = dy2[:, k * Kg:(k + 1) * Kg].T @ x2[:, k]
-        return dw.reshape(K, g.C // G, g.kh, g.kw)
-    for n0, n in _chunks(g, x.dtype.itemsize):
-        patches = _im2col(x[n0:n0 + n], g, n)
-        dy_chunk = _gemm_layout(xp, dy[n0:n0 + n], g, n)
-        for k in range(G):
-            dw[k * Kg:(k + 1) * Kg] += (dy_chunk[k * Kg:(k + 1) * Kg]
-                                        @ patches[k * rows_g:(k + 1) * rows_g].T)
-    return dw.reshape(K, g.C // G, g.kh, g.kw)
+            if need_dx:
+                dx.reshape(N, G, rows_g)[:, k] = dy2[:, k * Kg:(k + 1) * Kg] @ w2[k * Kg:(k + 1) * Kg]
+            if need_dw:
+                dw[k * Kg:(k + 1) * Kg] = dy2[:, k * Kg:(k + 1) * Kg].T @ x.reshape(N, G, rows_g)[:, k]
+    else:
+        pixels = g.Ho * g.Wo
+        for n0, n in _chunks(g, dy.dtype.itemsize):
+            dy_chunk = _workspace(xp, "product", (K, n * pixels), dy.dtype)
+            kernels.launch("nchw_to_gemm", n * K, dy[n0:n0 + n], dy_chunk, n, K, pixels)
+            if need_dw:
+                patches = _im2col(x[n0:n0 + n], g, n)
+                for k in range(G):
+                    dw[k * Kg:(k + 1) * Kg] += (dy_chunk[k * Kg:(k + 1) * Kg]
+                                                @ patches[k * rows_g:(k + 1) * rows_g].T)
+            if need_dx:
+                # the patch buffer is free again: dw's product has been taken
+                dpatches = _workspace(xp, "patches", (rows_g * G, n * pixels), dy.dtype)
+                for k in range(G):
+                    xp.matmul(w2[k * Kg:(k + 1) * Kg].T, dy_chunk[k * Kg:(k + 1) * Kg],
+                              out=dpatches[k * rows_g:(k + 1) * rows_g])
+                kernels.launch("col2im", n * g.C * g.H, dpatches, dx[n0:n0 + n],
+                               *_kernel_geometry(g, n))
+    if need_dw:
+        dw = dw.reshape(K, rows_g // (g.kh * g.kw), g.kh, g.kw)
+    return dx, dw
 
 
 def _im2col(x_chunk, g, n):
@@ -333,13 +328,6 @@ def _im2col(x_chunk, g, n):
     kernels.launch("im2col", g.C * g.kh * g.kw * n * g.Ho, x_chunk, patches,
                    *_kernel_geometry(g, n))
     return patches
-
-
-def _gemm_layout(xp, dy_chunk, g, n):
-    """(n, K, Ho, Wo) -> (K, n*Ho*Wo), the layout of the GEMM's output."""
-    out = _workspace(xp, "product", (g.K, n * g.Ho * g.Wo), dy_chunk.dtype)
-    out.reshape(g.K, n, g.Ho * g.Wo)[...] = dy_chunk.reshape(n, g.K, -1).transpose(1, 0, 2)
-    return out
 
 
 def _kernel_geometry(g, n):
