@@ -18,9 +18,15 @@ import numpy as np
 from .. import kernels
 from ..backend import array_module
 from ..ops import Op
+from ._arguments import (
+    any_layer,
+    as_real,
+    check_devices,
+    check_float_array,
+    check_same_dtype,
+    is_array,
+)
 from .activation import position_blocks
-from ._arguments import (any_layer, as_real, check_devices, check_float_array, check_same_dtype,
-                         is_array)
 
 CATEGORICAL = ("classerror", "topkerror", "log", "softmaxlog", "mhinge", "mshinge")
 ATTRIBUTE = ("binaryerror", "binarylog", "logistic", "hinge")
@@ -57,8 +63,8 @@ def loss(x, c, *, loss="softmaxlog", instance_weights=None, topk=5, threshold=0.
                          f"{', '.join(CATEGORICAL + ATTRIBUTE)}")
     if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)) or topk < 1:
         raise ValueError(f"{name}: topk must be a positive integer, got {topk!r}")
-    options = dict(loss=kind, topk=int(topk), threshold=as_real(name, "threshold", threshold),
-                   normalise=bool(normalise))
+    options = {"loss": kind, "topk": int(topk),
+               "threshold": as_real(name, "threshold", threshold), "normalise": bool(normalise)}
     inputs = (x, c) if instance_weights is None else (x, c, instance_weights)
     if any_layer(*inputs):
         return loss_op(*inputs, **options)
@@ -162,12 +168,6 @@ def _weigh(weights, instance_weights, c_shape, target_shape, x_shape):
 def _onehot(labels, channels):
     xp = array_module(labels)
     return labels == xp.arange(channels).reshape(1, channels, 1, 1)
-
-
-def _logsumexp(x4):
-    xp = array_module(x4)
-    top = x4.max(axis=1, keepdims=True)
-    return top + xp.log(xp.exp(x4 - top).sum(axis=1, keepdims=True))
 
 
 def _true_class_score(x4, labels):

@@ -10,9 +10,17 @@ import numpy as np
 from .. import kernels
 from ..backend import array_module, is_gpu_array
 from ..ops import Op
+from ._arguments import (
+    any_layer,
+    as_real,
+    check_devices,
+    check_dzdy,
+    check_float_array,
+    check_same_dtype,
+    check_shape,
+    real_params,
+)
 from .activation import _contiguous, _positions
-from ._arguments import (any_layer, as_real, check_devices, check_dzdy, check_float_array,
-                         check_same_dtype, check_shape, real_params)
 
 
 # =========================================================================== LRN
@@ -72,30 +80,6 @@ def normalize_backward(x, dzdy, *, param):
 normalize_op = Op("normalize", normalize_forward, normalize_backward,
                   shape=lambda x_shape, **options: tuple(x_shape), input_names=("x",),
                   doc=normalize.__doc__)
-
-
-def window_sum(a, axis, first, last):
-    """``out[i] = sum_{o=first..last, 0 <= i+o < n} a[i+o]`` along ``axis`` (a clipped box sum).
-
-    Computed as a few shifted additions rather than a difference of cumulative sums, which would
-    lose float32 precision on long axes.
-    """
-    xp = array_module(a)
-    n = a.shape[axis]
-    out = xp.zeros_like(a)
-    for offset in range(max(first, -(n - 1)), min(last, n - 1) + 1):
-        target = [slice(None)] * a.ndim
-        source = [slice(None)] * a.ndim
-        target[axis] = slice(max(0, -offset), min(n, n - offset))
-        source[axis] = slice(max(0, offset), min(n, n + offset))
-        out[tuple(target)] += a[tuple(source)]
-    return out
-
-
-def window_count(n, first, last, xp, dtype):
-    """How many of the positions ``i+first .. i+last`` fall inside ``[0, n)``, for each i."""
-    i = xp.arange(n)
-    return (xp.minimum(i + last, n - 1) - xp.maximum(i + first, 0) + 1).astype(dtype)
 
 
 # =========================================================================== bnorm
@@ -350,35 +334,32 @@ def spnorm(x, param, *, dzdy=None):
     return spnorm_op(x, param=param, dzdy=dzdy)
 
 
-def _spnorm_window(size):
-    before = (size - 1) // 2
-    return -before, size - 1 - before
-
-
-def _spatial_mean(a, ph, pw, adjoint=False):
-    """Mean over the clipped ph x pw window (or, with ``adjoint``, its transpose)."""
-    xp = array_module(a)
-    (top, bottom), (left, right) = _spnorm_window(ph), _spnorm_window(pw)
-    height, width = a.shape[2], a.shape[3]
-    count = (window_count(height, top, bottom, xp, a.dtype)[:, None]
-             * window_count(width, left, right, xp, a.dtype)[None, :])
-    if not adjoint:
-        return window_sum(window_sum(a, 2, top, bottom), 3, left, right) / count
-    a = a / count
-    return window_sum(window_sum(a, 2, -bottom, -top), 3, -right, -left)
+def _spnorm_geometry(x, ph, pw):
+    """(pixels, H, W, top, bottom, left, right) for the kernels of ``kernels/spnorm.h``."""
+    top, left = (ph - 1) // 2, (pw - 1) // 2
+    return x.size, x.shape[2], x.shape[3], top, ph - 1 - top, left, pw - 1 - left
 
 
 def spnorm_forward(x, *, param):
     ph, pw, alpha, beta = param
-    return x * (1 + alpha * _spatial_mean(x * x, ph, pw)) ** (-beta)
+    x = _contiguous(x)
+    y = array_module(x).empty_like(x)
+    pixels, *geometry = _spnorm_geometry(x, ph, pw)
+    kernels.launch("spnorm_forward", pixels, x, y, *geometry, alpha, beta, pixels)
+    return y
 
 
 def spnorm_backward(x, dzdy, *, param):
     ph, pw, alpha, beta = param
-    f = 1 + alpha * _spatial_mean(x * x, ph, pw)
-    scale = f ** (-beta)
-    eta = dzdy * scale / f * x
-    return dzdy * scale - (2 * alpha * beta) * x * _spatial_mean(eta, ph, pw, adjoint=True)
+    xp = array_module(x)
+    x = _contiguous(x)
+    dx, scratch = xp.empty_like(x), xp.empty_like(x)
+    pixels, *geometry = _spnorm_geometry(x, ph, pw)
+    kernels.launch("spnorm_backward_first", pixels, x, _contiguous(dzdy, x.dtype), dx, scratch,
+                   *geometry, alpha, beta, pixels)
+    kernels.launch("spnorm_backward_second", pixels, x, scratch, dx, *geometry, alpha, beta,
+                   pixels)
+    return dx
 
 
 spnorm_op = Op("spnorm", spnorm_forward, spnorm_backward,
@@ -464,4 +445,4 @@ noffset_op = Op("noffset", noffset_forward, noffset_backward,
                 doc=noffset.__doc__)
 
 
-__all__ = ["normalize", "lrn", "bnorm", "spnorm", "normalizelp", "noffset"]
+__all__ = ["bnorm", "lrn", "noffset", "normalize", "normalizelp", "spnorm"]

@@ -4,8 +4,14 @@ import numpy as np
 
 from ..backend import array_module
 from ..ops import Op
-from ._arguments import (any_layer, as_real, check_devices, check_dzdy, check_float_array,
-                         check_same_dtype)
+from ._arguments import (
+    any_layer,
+    as_real,
+    check_devices,
+    check_dzdy,
+    check_float_array,
+    check_same_dtype,
+)
 
 
 def pdist(x, x0, p, *, no_root=False, epsilon=1e-6, aggregate=False, instance_weights=None,
@@ -29,9 +35,9 @@ def pdist(x, x0, p, *, no_root=False, epsilon=1e-6, aggregate=False, instance_we
     """
     name = "pdist"
     p = as_real(name, "p", p, positive=True)
-    options = dict(p=p, no_root=bool(no_root), epsilon=as_real(name, "epsilon", epsilon,
-                                                               nonnegative=True),
-                   aggregate=bool(aggregate))
+    options = {"p": p, "no_root": bool(no_root),
+               "epsilon": as_real(name, "epsilon", epsilon, nonnegative=True),
+               "aggregate": bool(aggregate)}
     inputs = (x, x0) if instance_weights is None else (x, x0, instance_weights)
     if any_layer(*inputs):
         return pdist_op(*inputs, **options)

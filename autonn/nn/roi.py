@@ -6,14 +6,24 @@ are the first and last pixel (inclusive) of the region, column x and row y count
 ``transform`` maps ROI coordinates to feature-map coordinates (e.g. 1/16 for a stride-16
 network) and is applied to these 0-based coordinates. A ROI ``[n, x1, y1, x2, y2]`` here is the
 ROI ``[n+1, x1+1, y1+1, x2+1, y2+1]`` of MatConvNet (with transform 1 both select the same pixels).
+
+The bins are computed here (a few numbers per ROI); the pooling runs on the C kernels of
+``kernels/roipool.h``.
 """
 
 import numpy as np
 
+from .. import kernels
 from ..backend import array_module, to_numpy
 from ..ops import Op
-from ._arguments import (any_layer, as_pair, check_devices, check_dzdy, check_float_array,
-                         is_array)
+from ._arguments import (
+    any_layer,
+    as_pair,
+    check_devices,
+    check_dzdy,
+    check_float_array,
+    is_array,
+)
 
 
 def roipool(x, rois, *, method="max", subdivisions=(1, 1), transform=1.0, dzdy=None):
@@ -39,7 +49,7 @@ def roipool(x, rois, *, method="max", subdivisions=(1, 1), transform=1.0, dzdy=N
     if min(subdivisions) < 1:
         raise ValueError(f"{name}: subdivisions must be positive, got {subdivisions}")
     transform = _transform_matrix(transform)
-    options = dict(method=method, subdivisions=subdivisions, transform=transform)
+    options = {"method": method, "subdivisions": subdivisions, "transform": transform}
     if any_layer(x, rois):
         return roipool_op(x, rois, **options)
     check_float_array(name, "x", x, ndim=4)
@@ -110,41 +120,36 @@ def _bin_edges(length, start, bins, limit, dtype):
     return np.stack([np.clip(first, 0, limit), np.clip(last, 0, limit)], axis=2)
 
 
-def roipool_forward(x, rois, *, method="max", subdivisions=(1, 1), transform=None):
+def _bin_tables(x, rois, subdivisions, transform):
+    """The ROI images and bin edges as int64 arrays on x's device, for the kernels."""
     xp = array_module(x)
     images, rows, cols = roi_bins(x.shape, rois, subdivisions, transform or
                                   _transform_matrix(1.0), x.dtype.type)
-    y = xp.zeros((len(images), x.shape[1]) + tuple(subdivisions), dtype=x.dtype)
-    for r, n in enumerate(images):
-        for i, (h0, h1) in enumerate(rows[r]):
-            for j, (w0, w1) in enumerate(cols[r]):
-                if h1 <= h0 or w1 <= w0:
-                    continue
-                region = x[n, :, h0:h1, w0:w1]
-                y[r, :, i, j] = (region.max(axis=(1, 2)) if method == "max"
-                                 else region.mean(axis=(1, 2)))
+    return tuple(xp.asarray(np.ascontiguousarray(a, dtype=np.int64))
+                 for a in (images, rows, cols))
+
+
+def roipool_forward(x, rois, *, method="max", subdivisions=(1, 1), transform=None):
+    xp = array_module(x)
+    x = xp.ascontiguousarray(x)
+    images, rows, cols = _bin_tables(x, rois, subdivisions, transform)
+    _, channels, height, width = x.shape
+    y = xp.empty((len(images), channels) + tuple(subdivisions), dtype=x.dtype)
+    kernels.launch("roipool_forward", y.size, x, images, rows, cols, y, channels, height,
+                   width, subdivisions[0], subdivisions[1], int(method == "avg"), y.size)
     return y
 
 
 def roipool_backward(x, rois, dzdy, *, method="max", subdivisions=(1, 1), transform=None):
     xp = array_module(x)
-    images, rows, cols = roi_bins(x.shape, rois, subdivisions, transform or
-                                  _transform_matrix(1.0), x.dtype.type)
-    dx = xp.zeros_like(x)
-    channels = xp.arange(x.shape[1])
-    for r, n in enumerate(images):
-        for i, (h0, h1) in enumerate(rows[r]):
-            for j, (w0, w1) in enumerate(cols[r]):
-                if h1 <= h0 or w1 <= w0:
-                    continue
-                if method == "avg":
-                    dx[n, :, h0:h1, w0:w1] += (dzdy[r, :, i, j] / ((h1 - h0) * (w1 - w0))
-                                               )[:, None, None]
-                    continue
-                # First maximum in MatConvNet's column-major scan (columns outer, rows inner).
-                region = x[n, :, h0:h1, w0:w1].transpose(0, 2, 1).reshape(x.shape[1], -1)
-                best = region.argmax(axis=1)
-                dx[n, channels, h0 + best % (h1 - h0), w0 + best // (h1 - h0)] += dzdy[r, :, i, j]
+    x = xp.ascontiguousarray(x)
+    images, rows, cols = _bin_tables(x, rois, subdivisions, transform)
+    n, channels, height, width = x.shape
+    dx = xp.empty_like(x)
+    kernels.launch("roipool_backward", n * channels, x, images, rows, cols,
+                   xp.ascontiguousarray(dzdy, dtype=x.dtype), dx, len(images), channels,
+                   height, width, subdivisions[0], subdivisions[1], int(method == "avg"),
+                   n * channels)
     return dx, None
 
 

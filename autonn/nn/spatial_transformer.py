@@ -4,15 +4,22 @@
 Grids follow MatConvNet: normalised coordinates in [-1, 1], -1 the centre of the first pixel and
 +1 the centre of the last, the **row (y) coordinate first**. MatConvNet's 2 x Ho x Wo x N grid
 is here (N, Ho, Wo, 2) with ``grid[..., 0] = y`` and ``grid[..., 1] = x`` (note: the reverse of
-PyTorch's ``grid_sample`` order).
+PyTorch's ``grid_sample`` order). The sampler runs on the C kernels of
+``kernels/bilinearsampler.h``; affinegrid is two small einsums.
 """
 
 import numpy as np
 
+from .. import kernels
 from ..backend import array_module
 from ..ops import Op
-from ._arguments import (any_layer, check_devices, check_dzdy, check_float_array,
-                         check_same_dtype)
+from ._arguments import (
+    any_layer,
+    check_devices,
+    check_dzdy,
+    check_float_array,
+    check_same_dtype,
+)
 
 
 def bilinearsampler(x, grid, *, dzdy=None):
@@ -46,73 +53,34 @@ def bilinearsampler(x, grid, *, dzdy=None):
     return bilinearsampler_op(x, grid, dzdy=dzdy)
 
 
-def _corners(x_shape, grid):
-    """For each grid point: the image it reads, and the four neighbours' indices and weights.
-
-    Yields ``(a, b, rows, cols, weight, inside)`` for the corners (sy + a, sx + b), plus the
-    fractional parts; all arrays (N, Ho, Wo).
-    """
-    xp = array_module(grid)
-    height, width = x_shape[2], x_shape[3]
-    py = (grid[..., 0] + 1) * ((height - 1) / 2)
-    px = (grid[..., 1] + 1) * ((width - 1) / 2)
-    sy, sx = xp.floor(py), xp.floor(px)
-    fy, fx = py - sy, px - sx
-    sy, sx = sy.astype(np.int64), sx.astype(np.int64)
-    corners = []
-    for a in (0, 1):
-        for b in (0, 1):
-            rows, cols = sy + a, sx + b
-            inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-            wy = fy if a else 1 - fy
-            wx = fx if b else 1 - fx
-            corners.append((a, b, xp.clip(rows, 0, height - 1), xp.clip(cols, 0, width - 1),
-                            wy, wx, inside))
-    return corners
-
-
-def _images(x_shape, grid_shape, xp):
-    group = grid_shape[0] // x_shape[0]
-    return (xp.arange(grid_shape[0]) // group)[:, None, None]
-
-
 def bilinearsampler_forward(x, grid):
     xp = array_module(x, grid)
-    images = _images(x.shape, grid.shape, xp)
-    pixels = x.transpose(0, 2, 3, 1)          # (Nx, H, W, C): one gather fetches all channels
-    y = 0
-    for a, b, rows, cols, wy, wx, inside in _corners(x.shape, grid):
-        y = y + pixels[images, rows, cols] * (wy * wx * inside)[..., None]
-    return xp.ascontiguousarray(y.transpose(0, 3, 1, 2)).astype(x.dtype, copy=False)
+    x = xp.ascontiguousarray(x)
+    grid = xp.ascontiguousarray(grid, dtype=x.dtype)
+    n, out_h, out_w = grid.shape[:3]
+    _, channels, height, width = x.shape
+    y = xp.empty((n, channels, out_h, out_w), dtype=x.dtype)
+    points = n * out_h * out_w
+    kernels.launch("bilinear_forward", points, x, grid, y, channels, height, width,
+                   out_h * out_w, n // x.shape[0], points)
+    return y
 
 
 def bilinearsampler_backward(x, grid, dzdy):
     xp = array_module(x, grid)
-    images = xp.broadcast_to(_images(x.shape, grid.shape, xp), grid.shape[:3])
-    pixels = x.transpose(0, 2, 3, 1)
-    dy = dzdy.transpose(0, 2, 3, 1)           # (N, Ho, Wo, C)
-    dpixels = xp.zeros(pixels.shape, dtype=x.dtype)
-    dgy = xp.zeros(grid.shape[:3], dtype=x.dtype)
-    dgx = xp.zeros(grid.shape[:3], dtype=x.dtype)
-    for a, b, rows, cols, wy, wx, inside in _corners(x.shape, grid):
-        weight = wy * wx * inside
-        _scatter_add(dpixels, (images, rows, cols), dy * weight[..., None])
-        # sum_c dz/dy * x at this corner, times the derivative of the other factor's weight.
-        projected = (dy * pixels[images, rows, cols]).sum(axis=3) * inside
-        dgy += projected * wx * (1 if a else -1)
-        dgx += projected * wy * (1 if b else -1)
-    dgrid = xp.stack([dgy * ((x.shape[2] - 1) / 2), dgx * ((x.shape[3] - 1) / 2)], axis=3)
-    return (xp.ascontiguousarray(dpixels.transpose(0, 3, 1, 2)),
-            dgrid.astype(grid.dtype, copy=False))
-
-
-def _scatter_add(target, index, values):
-    xp = array_module(target)
-    if xp is np:
-        np.add.at(target, index, values)
-    else:
-        import cupyx
-        cupyx.scatter_add(target, index, values)
+    x = xp.ascontiguousarray(x)
+    grid = xp.ascontiguousarray(grid, dtype=x.dtype)
+    dzdy = xp.ascontiguousarray(dzdy, dtype=x.dtype)
+    n, out_h, out_w = grid.shape[:3]
+    nx, channels, height, width = x.shape
+    points, group = n * out_h * out_w, n // nx
+    dgrid = xp.empty_like(grid)
+    kernels.launch("bilinear_backward_grid", points, x, grid, dzdy, dgrid, channels, height,
+                   width, out_h * out_w, group, points)
+    dx = xp.empty_like(x)
+    kernels.launch("bilinear_backward_data", nx * channels, grid, dzdy, dx, channels, height,
+                   width, out_h * out_w, group, nx * channels)
+    return dx, dgrid
 
 
 bilinearsampler_op = Op("bilinearsampler", bilinearsampler_forward, bilinearsampler_backward,

@@ -86,7 +86,7 @@ def test_every_loss_type_matches_the_reference(kind, normalise):
     if kind == "binarylog":
         x = RNG.random(x.shape)
     c = categorical_labels((3, 2, 3), 4) if kind in CATEGORICAL else attribute_labels(x.shape)
-    options = dict(topk=2) if kind == "topkerror" else {}
+    options = {"topk": 2} if kind == "topkerror" else {}
     y = nn.loss(x, c, loss=kind, normalise=normalise, **options)
     assert y.shape == () and y.dtype == x.dtype
     np.testing.assert_allclose(y, loss_reference(kind, x, c, normalise=normalise, **options),

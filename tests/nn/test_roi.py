@@ -17,7 +17,7 @@ RNG = np.random.default_rng(5)
 def roipool_reference(x, rois, method, sh, sw, scale=1.0):
     """Bin (i, j) of ROI r: the pixels with row in [floor(i h/sh), ceil((i+1) h/sh)) + start and
     column likewise, h = max(round(y2) - round(y1) + 1, 1), clipped; empty bins give 0."""
-    N, C, H, W = x.shape
+    _, C, H, W = x.shape
     out = np.zeros((len(rois), C, sh, sw))
     for r, (n, x1, y1, x2, y2) in enumerate(rois):
         def rnd(v):
