@@ -131,3 +131,16 @@ AN_INLINE void AN(nchw_to_gemm_plane)(index_t item, const REAL *y, REAL *product
 AN_KERNEL(nchw_to_gemm, n * K,
           (const REAL *y, REAL *product, index_t n, index_t K, index_t pixels),
           AN(nchw_to_gemm_plane)(i, y, product, n, K, pixels))
+
+/* y[b, k, :] += bias[k] for y (n, K, pixels): one plane per work item. */
+AN_INLINE void AN(add_channel_bias_plane)(index_t item, REAL *y, const REAL *bias, index_t K,
+                                          index_t pixels)
+{
+    REAL *out = y + item * pixels;
+    const REAL offset = bias[item % K];
+    for (index_t p = 0; p < pixels; ++p) out[p] += offset;
+}
+
+AN_KERNEL(add_channel_bias, n * K, (REAL *y, const REAL *bias, index_t n, index_t K,
+                                    index_t pixels),
+          AN(add_channel_bias_plane)(i, y, bias, K, pixels))

@@ -138,7 +138,7 @@ def convt_forward(x, w, b=None, *, upsample=1, crop=0, num_groups=1):
     xp = array_module(x, w)
     y, _ = _conv_backward(None, xp.ascontiguousarray(w), xp.ascontiguousarray(x), g, True, False)
     if b is not None:
-        y += b.reshape(1, -1, 1, 1)
+        add_channel_bias(y, b)
     return y
 
 
@@ -197,6 +197,13 @@ class ConvGeometry(NamedTuple):
         """The window covers the whole unpadded input: one output pixel, one matrix product."""
         return (self.kh == self.H and self.kw == self.W and self.pt == self.pb == self.pl ==
                 self.pr == 0 and (self.dh == 1 or self.kh == 1) and (self.dw == 1 or self.kw == 1))
+
+    @property
+    def pointwise(self):
+        """A 1x1 filter, stride 1, no padding, one group: each image is already its own patch
+        matrix (C, H*W), so y[n] = W . x[n] needs no im2col and no change of layout."""
+        return (self.kh == self.kw == 1 and self.sh == self.sw == 1 and self.G == 1 and
+                self.pt == self.pb == self.pl == self.pr == 0)
 
 
 def conv_geometry(op, x, w, b, stride, pad, dilate):
@@ -259,12 +266,15 @@ def _conv_apply(x, w, b, g):
     Kg, rows_g = K // G, w[0].size            # filters per group, patch rows per group
     w2 = w.reshape(K, rows_g)
     y = xp.empty((N, K, g.Ho, g.Wo), dtype=x.dtype)
-    if g.fully_connected:
-        x2 = x.reshape(N, G, rows_g)
-        for k in range(G):
-            y[:, k * Kg:(k + 1) * Kg, 0, 0] = x2[:, k] @ w2[k * Kg:(k + 1) * Kg].T
+    if g.fully_connected or g.pointwise:
+        if g.fully_connected:
+            x2 = x.reshape(N, G, rows_g)
+            for k in range(G):
+                y[:, k * Kg:(k + 1) * Kg, 0, 0] = x2[:, k] @ w2[k * Kg:(k + 1) * Kg].T
+        else:   # one GEMM per image, written in place
+            xp.matmul(w2, x.reshape(N, g.C, g.H * g.W), out=y.reshape(N, K, g.Ho * g.Wo))
         if b is not None:
-            y += b.reshape(1, K, 1, 1)
+            add_channel_bias(y, b)
         return y
     pixels = g.Ho * g.Wo
     for n0, n in _chunks(g, x.dtype.itemsize):
@@ -298,6 +308,12 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
                 dx.reshape(N, G, rows_g)[:, k] = dy2[:, k * Kg:(k + 1) * Kg] @ w2[k * Kg:(k + 1) * Kg]
             if need_dw:
                 dw[k * Kg:(k + 1) * Kg] = dy2[:, k * Kg:(k + 1) * Kg].T @ x.reshape(N, G, rows_g)[:, k]
+    elif g.pointwise:
+        dy3 = dy.reshape(N, K, g.Ho * g.Wo)
+        if need_dx:
+            xp.matmul(w2.T, dy3, out=dx.reshape(N, g.C, g.H * g.W))
+        if need_dw:
+            dw[...] = xp.matmul(dy3, x.reshape(N, g.C, g.H * g.W).transpose(0, 2, 1)).sum(axis=0)
     else:
         pixels = g.Ho * g.Wo
         for n0, n in _chunks(g, dy.dtype.itemsize):
@@ -319,6 +335,13 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
     if need_dw:
         dw = dw.reshape(K, rows_g // (g.kh * g.kw), g.kh, g.kw)
     return dx, dw
+
+
+def add_channel_bias(y, b):
+    """``y[n, k] += b[k]`` in place, for a C-contiguous y (N, K, H, W)."""
+    N, K = y.shape[:2]
+    kernels.launch("add_channel_bias", N * K, y, array_module(b).ascontiguousarray(b), N, K,
+                   y[0, 0].size)
 
 
 def _im2col(x_chunk, g, n):

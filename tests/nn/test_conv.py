@@ -98,6 +98,14 @@ def test_fully_connected_fast_path_matches_the_formula(groups):
     an.gradcheck(nn.conv, x, w, b)
 
 
+def test_pointwise_fast_path_matches_the_formula():
+    rng = np.random.default_rng(10)
+    x, w, b = random(rng, (3, 5, 4, 3)), random(rng, (6, 5, 1, 1)), random(rng, (6,))
+    assert conv_module.conv_geometry("conv", x, w, b, 1, 0, 1).pointwise
+    np.testing.assert_allclose(nn.conv(x, w, b), conv_reference(x, w, b), rtol=1e-10)
+    an.gradcheck(nn.conv, x, w, b)
+
+
 def test_window_exactly_fitting_the_padded_input_gives_one_pixel():
     rng = np.random.default_rng(3)
     x, w = random(rng, (2, 3, 4, 5)), random(rng, (2, 3, 3, 3))
