@@ -75,8 +75,8 @@ class DagNN:
 
     Attributes: ``layers``, ``vars``, ``params`` (lists of :class:`LayerEntry`, :class:`Var`,
     :class:`ParamEntry`), ``meta`` (dict: classes, normalization...), ``mode`` ('normal' or
-    'test') and ``conserve_memory`` (release the values and derivatives of non-precious
-    variables that no later step needs).
+    'test') and ``conserve_memory`` (release the values and derivatives of variables that no
+    later step needs; set ``vars[i].precious = True`` to keep a variable's value).
     """
 
     def __init__(self, meta=None):
@@ -233,7 +233,7 @@ class DagNN:
         else:
             outputs = [layer.name for layer in net.outputs]
             for name in ders:
-                if name not in outputs:
+                if name not in self.get_outputs():
                     raise ValueError(f"DagNN.eval: derivatives given for {name!r}, which is not "
                                      f"an output of the network (outputs: {outputs})")
             net.eval(feed, der_output=[ders.get(name) for name in outputs])
@@ -250,6 +250,11 @@ class DagNN:
         key = (self._version, test_mode, self.conserve_memory)
         if self._compiled.get(test_mode, {}).get("key") != key:
             outputs, params = _build(self, test_mode)
+            # Precious variables survive conserve_memory: the net keeps its outputs' values.
+            precious = [v.name for v in self.vars if v.precious and v.fanout > 0]
+            if precious:
+                layers = _layers_by_name(outputs)
+                outputs = outputs + [layers[name] for name in precious if name in layers]
             net = Net(*outputs, optimize=False, conserve_memory=self.conserve_memory,
                       _name_from=False)
             self._compiled[test_mode] = {"key": key, "net": net, "params": params}

@@ -492,41 +492,45 @@ def _read_mat73(path):
 
 
 def _h5_value(f, node):
+    """One MATLAB value of a v7.3 file. Layout (MATLAB's): a 1×1 struct is a group with one
+    member per field; a struct array is a group whose fields are datasets of object references
+    without a MATLAB_class (one reference per element); a cell is a dataset of references
+    (MATLAB_class 'cell') into '#refs#'; char is uint16; every array is stored transposed."""
     import h5py
+    if isinstance(node, h5py.Group):
+        members = {k: node[k] for k in node.keys()}
+        if members and all(isinstance(m, h5py.Dataset) and h5py.check_dtype(ref=m.dtype)
+                           is not None and "MATLAB_class" not in m.attrs
+                           for m in members.values()):
+            references = {k: np.asarray(m[()]).T for k, m in members.items()}
+            shape = next(iter(references.values())).shape
+            array = np.empty(shape, dtype=object)
+            for index in np.ndindex(shape):
+                array[index] = _Mat73Struct({k: _h5_value(f, f[r[index]])
+                                             for k, r in references.items()})
+            return array
+        return _Mat73Struct({k: _h5_value(f, m) for k, m in members.items()})
     matlab_class = node.attrs.get("MATLAB_class", b"")
     matlab_class = matlab_class.decode() if isinstance(matlab_class, bytes) else matlab_class
-    if isinstance(node, h5py.Group):
-        if matlab_class not in ("struct", ""):
-            raise ValueError(f"load_matconvnet: unsupported MATLAB class {matlab_class!r} "
-                             f"in v7.3 file at {node.name}")
-        fields = {k: _h5_value(f, node[k]) for k in node.keys()}
-        # A struct array stores each field as a cell of references: split it into structs.
-        lengths = {len(v) for v in fields.values() if isinstance(v, np.ndarray)
-                   and v.dtype == object}
-        if fields and all(isinstance(v, np.ndarray) and v.dtype == object
-                          for v in fields.values()) and len(lengths) == 1 and \
-                node.attrs.get("MATLAB_fields") is not None and lengths != {1}:
-            count = lengths.pop()
-            array = np.empty((1, count), dtype=object)
-            for i in range(count):
-                array[0, i] = _Mat73Struct({k: v.ravel(order="F")[i] for k, v in fields.items()})
-            return array
-        return _Mat73Struct(fields)
     if node.attrs.get("MATLAB_empty", 0):
         return np.zeros((0, 0))
     data = node[()]
-    if matlab_class == "cell" or (isinstance(data, np.ndarray) and data.dtype == object):
+    if h5py.check_dtype(ref=node.dtype) is not None:
         # HDF5 stores MATLAB arrays transposed: reverse the axes to get MATLAB's indexing.
-        refs = np.asarray(data).T
-        out = np.empty(refs.shape, dtype=object)
-        for index in np.ndindex(refs.shape):
-            out[index] = _h5_value(f, f[refs[index]])
+        references = np.asarray(data).T
+        out = np.empty(references.shape, dtype=object)
+        for index in np.ndindex(references.shape):
+            out[index] = _h5_value(f, f[references[index]])
         return out
     data = np.asarray(data).T
     if matlab_class == "char":
         return np.array(["".join(chr(c) for c in data.ravel(order="F"))])
     if matlab_class == "logical":
         return data.astype(bool)
+    if matlab_class not in ("double", "single", "int8", "uint8", "int16", "uint16", "int32",
+                            "uint32", "int64", "uint64", ""):
+        raise ValueError(f"load_matconvnet: unsupported MATLAB class {matlab_class!r} in the "
+                         f"v7.3 file at {node.name}")
     return data
 
 

@@ -228,7 +228,7 @@ def display(net, input_size=None, *, file=None):
             row["pad"] = "×".join(str(p) for p in options.get("pad", options.get("crop")))
         shape = shapes.get(output)
         if shape is not None:
-            row["size"] = "×".join(str(n) for n in shape)
+            row["size"] = "×".join(str(n) for n in shape) or "1"
             row["memory"] = _bytes_text(4 * int(np.prod(shape)))
         field = fields.get(output)
         if field is not None:

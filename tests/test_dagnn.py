@@ -210,3 +210,18 @@ def test_print_lists_layers_params_and_sizes(capsys):
     text = capsys.readouterr().out
     assert "conv1f" in text and "Pooling" in text and "2×4×3×3" in text
     assert dagnn.BLOCKS["Conv"] is Conv
+
+
+def test_conserve_memory_keeps_only_precious_variables():
+    dag = lenet_like()
+    dag.conserve_memory = True
+    dag.vars[dag.get_var_index("x2")].precious = True
+    x = RNG.standard_normal((2, 1, 6, 6))
+    dag.eval({"input": x, "label": np.array([0, 1])}, {"objective": 1.0})
+    assert dag.vars[dag.get_var_index("x1")].value is None
+    assert dag.vars[dag.get_var_index("x2")].value is not None
+    assert dag.params[0].der is not None and dag.vars[0].der is not None
+    kept = dag.vars[dag.get_var_index("objective")].value
+    dag.conserve_memory = False
+    dag.eval({"input": x, "label": np.array([0, 1])}, {"objective": 1.0})
+    assert float(kept) == pytest.approx(float(dag.vars[-1].value))

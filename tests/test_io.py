@@ -409,3 +409,138 @@ def test_efficientnet_lite0_recognises_the_bundled_photos():
     scores = net.value("prediction").reshape(2, 1000)
     assert scores[0].argmax() == 967                             # espresso
     assert set(np.argsort(-scores[1])[:3]) <= {281, 282, 285, 287}  # tabby/tiger/Egyptian cat, lynx
+
+
+# ----------------------------------------------------------------------------- v7.3 (HDF5)
+def write_mat73(path, variables):
+    """A MATLAB v7.3 file as MATLAB writes one: a 512-byte text header, then HDF5 with
+    transposed arrays, MATLAB_class attributes, cells and struct arrays as references into
+    '#refs#'."""
+    h5py = pytest.importorskip("h5py")
+    counter = [0]
+
+    def put(group, name, value, refs):
+        if isinstance(value, dict):
+            sub = group.create_group(name)
+            sub.attrs["MATLAB_class"] = np.bytes_("struct")
+            for key, item in value.items():
+                put(sub, key, item, refs)
+        elif isinstance(value, np.ndarray) and value.dtype.names:      # struct array
+            sub = group.create_group(name)
+            sub.attrs["MATLAB_class"] = np.bytes_("struct")
+            for field in value.dtype.names:
+                references = np.empty(value.shape, dtype=h5py.ref_dtype)
+                for index in np.ndindex(value.shape):
+                    references[index] = store(value[index][field], refs)
+                sub.create_dataset(field, data=references.T)
+        elif isinstance(value, np.ndarray) and value.dtype == object:   # cell
+            references = np.empty(value.shape, dtype=h5py.ref_dtype)
+            for index in np.ndindex(value.shape):
+                references[index] = store(value[index], refs)
+            dataset = group.create_dataset(name, data=references.T)
+            dataset.attrs["MATLAB_class"] = np.bytes_("cell")
+        elif isinstance(value, str):
+            codes = np.array([[ord(c) for c in value]], dtype=np.uint16)
+            dataset = group.create_dataset(name, data=codes.T)
+            dataset.attrs["MATLAB_class"] = np.bytes_("char")
+            dataset.attrs["MATLAB_int_decode"] = 2
+        else:
+            array = np.atleast_2d(np.asarray(value))
+            kind = {np.dtype(np.float32): "single", np.dtype(np.bool_): "logical"}.get(
+                array.dtype, "double")
+            if kind == "logical":
+                array = array.astype(np.uint8)
+            elif kind == "double":
+                array = array.astype(np.float64)
+            if array.size == 0:
+                dataset = group.create_dataset(name, data=np.array(array.shape, np.uint64))
+                dataset.attrs["MATLAB_empty"] = 1
+            else:
+                dataset = group.create_dataset(name, data=array.T)
+            dataset.attrs["MATLAB_class"] = np.bytes_(kind)
+
+    def store(value, refs):
+        counter[0] += 1
+        name = f"r{counter[0]}"
+        put(refs, name, value, refs)
+        return refs[name].ref
+
+    with h5py.File(path, "w", userblock_size=512) as f:
+        refs = f.create_group("#refs#")
+        for key, value in variables.items():
+            put(f, key, value, refs)
+    with open(path, "r+b") as f:
+        f.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created by autonn's tests".ljust(116))
+
+
+def test_mat73_files_read_through_h5py(tmp_path):
+    net = hand_built_simplenn()
+    layers = []
+    for layer in net["layers"][:3]:
+        entry = {"type": layer["type"], "name": layer["name"]}
+        if layer["type"] == "conv":
+            entry["weights"] = cell(to_matlab(layer["weights"][0]),
+                                    layer["weights"][1].reshape(1, -1))
+            entry["stride"] = np.array([[1.0, 2.0]])
+            entry["pad"] = np.array([[1.0, 0.0, 1.0, 1.0]])
+        elif layer["type"] == "bnorm":
+            g, b, m = layer["weights"]
+            entry["weights"] = cell(g.reshape(-1, 1), b.reshape(-1, 1), m)
+            entry["epsilon"] = 1e-4
+        else:
+            entry["leak"] = 0.0
+        entry["opts"] = cell()
+        layers.append(entry)
+    path = tmp_path / "v73.mat"
+    write_mat73(path, {"layers": cell(*layers),
+                       "meta": {"classes": {"name": cell("cat", "dog")},
+                                "normalization": {"imageSize": np.array([[6.0, 8.0, 3.0]]),
+                                                  "keepAspect": np.array(True)}}})
+    loaded = load_matconvnet(path)
+    for mine, theirs in zip(net["layers"], loaded["layers"]):
+        for a, b in zip(mine.get("weights", []), theirs.get("weights", [])):
+            np.testing.assert_array_equal(a, b)
+    assert loaded["layers"][0]["stride"] == (1, 2)
+    assert loaded["meta"]["classes"]["name"] == ["cat", "dog"]
+    assert loaded["meta"]["normalization"] == {"image_size": (3, 6, 8), "keep_aspect": True}
+    x = RNG.standard_normal((1, 3, 6, 8)).astype(np.float32)
+    np.testing.assert_allclose(simplenn.run(loaded, x, mode="test")[-1].x,
+                               simplenn.run({"layers": net["layers"][:3]}, x, mode="test")[-1].x,
+                               rtol=1e-6)
+
+
+def test_mat73_dagnn_struct_arrays(tmp_path):
+    dag = hand_built_dagnn()
+    path = tmp_path / "dag.mat"
+    dagnn_mat(dag, path)
+    contents = scipy_io.loadmat(path, squeeze_me=False, struct_as_record=True)
+    path73 = tmp_path / "dag73.mat"
+
+    def from_scipy(value):   # scipy's record arrays -> the writer's dicts and struct arrays
+        if isinstance(value, np.ndarray) and value.dtype.names:
+            if value.size == 1:
+                return {k: from_scipy(value[k].reshape(-1)[0]) for k in value.dtype.names}
+            out = np.zeros(value.shape, dtype=[(k, object) for k in value.dtype.names])
+            for index in np.ndindex(value.shape):
+                for k in value.dtype.names:
+                    out[index][k] = from_scipy(value[index][k])
+            return out
+        if isinstance(value, np.ndarray) and value.dtype == object:
+            out = np.empty(value.shape, dtype=object)
+            for index in np.ndindex(value.shape):
+                out[index] = from_scipy(value[index])
+            return out
+        if isinstance(value, np.ndarray) and value.dtype.kind == "U":
+            return str(value.reshape(-1)[0]) if value.size else ""
+        return value
+
+    write_mat73(path73, {k: from_scipy(v) for k, v in contents.items()
+                         if not k.startswith("__")})
+    loaded = load_matconvnet(path73)
+    assert isinstance(loaded, dagnn.DagNN)
+    x = RNG.standard_normal((1, 2, 8, 8)).astype(np.float32)
+    for d in (dag, loaded):
+        d.mode = "test"
+        d.eval({"data": x})
+    np.testing.assert_allclose(loaded.vars[loaded.get_var_index("out")].value,
+                               dag.vars[dag.get_var_index("out")].value, rtol=1e-6)
