@@ -11,15 +11,15 @@ from .layer import Input, Param
 class Summary:
     """Rows of (name, op, shape, memory); ``str()`` gives a text table, Jupyter an HTML one."""
 
-    columns = ("name", "op", "inputs", "shape", "memory")
+    columns = ("name", "op", "inputs", "shape", "memory", "receptive field")
 
     def __init__(self, rows, total_bytes):
         self.rows = rows
         self.total_bytes = total_bytes
 
     def _cells(self):
-        return [(r["name"], r["op"], r["inputs"], r["shape"], _bytes_text(r["bytes"]))
-                for r in self.rows]
+        return [(r["name"], r["op"], r["inputs"], r["shape"], _bytes_text(r["bytes"]),
+                 r["receptive_field"]) for r in self.rows]
 
     def __str__(self):
         table = [self.columns] + self._cells()
@@ -41,6 +41,7 @@ class Summary:
 
 def net_summary(net, input_sizes=None):
     shapes = _inferred_shapes(net, input_sizes) if input_sizes else {}
+    fields = _receptive_field_texts(net)
     compiled = net._compiled
     rows, total = [], 0
     producers = {}
@@ -67,9 +68,29 @@ def net_summary(net, input_sizes=None):
         else:
             op, inputs = ("Input" if isinstance(layer, Input) else "Param"), ""
         rows.append({"name": name, "op": op, "inputs": inputs,
+                     "receptive_field": fields.get(name, ""),
                      "shape": ("×".join(map(str, shape)) or "scalar") if shape is not None else "?",
                      "bytes": nbytes})
     return Summary(rows, total)
+
+
+def _receptive_field_texts(net):
+    """``size s stride o offset`` of each variable's receptive field on the net's first Input
+    (the image, in the usual ``Net(objective)`` over images and labels), where defined."""
+    from .receptive_fields import receptive_fields
+    if not net._compiled.inputs:
+        return {}
+    try:
+        fields = receptive_fields(net.outputs, net._compiled.inputs[0])
+    except (ValueError, KeyError, TypeError):  # no sliding-window geometry to show
+        return {}
+    return {layer.name: (f"{field.size[0]}×{field.size[1]} s{_pair(field.stride)} "
+                         f"o{_pair(field.offset)}")
+            for layer, field in fields.items() if field is not None}
+
+
+def _pair(pair):
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]},{pair[1]}"
 
 
 def _inferred_shapes(net, input_sizes):

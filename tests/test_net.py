@@ -191,6 +191,16 @@ def test_summary_lists_every_variable_with_shapes_and_memory():
     assert "<table>" in net.summary()._repr_html_()
 
 
+def test_summary_shows_receptive_fields_on_the_image_input():
+    from autonn import nn
+    images, labels = an.Input("images"), an.Input("labels")
+    y = nn.conv(images, size=(5, 5, 1, 4))
+    pooled = nn.pool(y, 2, stride=2)
+    net = an.Net(nn.loss(pooled, labels))
+    text = str(net.summary(input_sizes={"images": (2, 1, 12, 12), "labels": (2,)}))
+    assert re.search(r"pooled\s+pool\s+y\s+2×4×4×4\s+.*\s6×6 s2 o2.5", text)
+
+
 def test_summary_infers_shapes_from_input_sizes_before_evaluation():
     net, _, _ = small_net()
     text = str(net.summary(input_sizes={"x": (5, 2)}))
