@@ -607,8 +607,7 @@ def _merge_linear_chains(nodes, order, keep_ids, compiled):
         node = by_layer[id(layer)]
         node.op = math_ops.weighted_sum
         node.inputs = [t for t, _ in terms]
-        node.options = {"weights": tuple(float(w) if not isinstance(w, complex) else w
-                                         for _, w in terms)}
+        node.options = {"weights": tuple(_plain_number(w) for _, w in terms)}
         for x in absorbed:
             folded_ids.add(id(x))
             compiled.merged.add(id(x))
@@ -620,11 +619,11 @@ def _linear_terms(layer):
     """``[(input, weight), ...]`` when ``layer`` is a linear combination of its inputs."""
     op, inputs = layer.op, layer.inputs
     if op is math_ops.add:
-        return [(inputs[0], 1.0), (inputs[1], 1.0)]
+        return [(inputs[0], 1), (inputs[1], 1)]
     if op is math_ops.subtract:
-        return [(inputs[0], 1.0), (inputs[1], -1.0)]
+        return [(inputs[0], 1), (inputs[1], -1)]
     if op is math_ops.negative:
-        return [(inputs[0], -1.0)]
+        return [(inputs[0], -1)]
     if op is math_ops.multiply:
         a, b = inputs
         if _is_scalar(a) and isinstance(b, Layer):
@@ -634,6 +633,12 @@ def _linear_terms(layer):
     if op is math_ops.divide and _is_scalar(inputs[1]) and isinstance(inputs[0], Layer):
         return [(inputs[0], 1.0 / inputs[1])]
     return None
+
+
+def _plain_number(w):
+    """A weight as a Python int when it is whole (so integer arrays stay integer, as they would
+    without the optimizer), else a Python float."""
+    return int(w) if float(w).is_integer() and isinstance(w, (int, np.integer)) else float(w)
 
 
 def _is_scalar(x):

@@ -144,6 +144,14 @@ def test_value_of_a_folded_layer_explains_the_optimizer():
         net.value(folded)
 
 
+def test_optimizer_keeps_integer_arithmetic_integer():
+    labels = an.Input("labels")
+    net = an.Net(((labels + 1) * 2).sum())
+    net.eval({"labels": np.arange(3)}, mode="forward")
+    assert net.tape.forward[0].op.name == "weighted_sum"
+    assert net.value(net.outputs[0]) == 12 and net.value(net.outputs[0]).dtype.kind == "i"
+
+
 def test_backward_skips_branches_that_need_no_derivative():
     x = an.Input("x")
     constant_branch = np.exp(np.ones(3)) * 2
