@@ -259,35 +259,36 @@ def convt_geometry(x, w, b, upsample, crop, num_groups):
 
 
 # ============================================================================ computation
+# Groups are the leading axis of batched matrix products: the filters (K, C/G, kh, kw) are
+# (G, K/G, C/G*kh*kw) and the patch matrix (C*kh*kw, M) is (G, C/G*kh*kw, M), so one matmul
+# call covers every group (a Python loop over groups would dominate depthwise convolutions).
 def _conv_apply(x, w, b, g):
     """``y = conv(x, w) + b`` for C-contiguous x (N, C, H, W), w (K, C/G, kh, kw), b (K,) or None."""
     xp = array_module(x, w)
     N, K, G = g.N, g.K, g.G
     Kg, rows_g = K // G, w[0].size            # filters per group, patch rows per group
-    w2 = w.reshape(K, rows_g)
+    w3 = w.reshape(G, Kg, rows_g)
     y = xp.empty((N, K, g.Ho, g.Wo), dtype=x.dtype)
-    if g.fully_connected or g.pointwise:
-        if g.fully_connected:
-            x2 = x.reshape(N, G, rows_g)
-            for k in range(G):
-                y[:, k * Kg:(k + 1) * Kg, 0, 0] = x2[:, k] @ w2[k * Kg:(k + 1) * Kg].T
-        else:   # one GEMM per image, written in place
-            xp.matmul(w2, x.reshape(N, g.C, g.H * g.W), out=y.reshape(N, K, g.Ho * g.Wo))
-        if b is not None:
-            add_channel_bias(y, b)
+    if g.fully_connected:
+        per_group = xp.matmul(x.reshape(N, G, rows_g).transpose(1, 0, 2), w3.transpose(0, 2, 1))
+        y.reshape(N, G, Kg)[...] = per_group.transpose(1, 0, 2)
+    elif g.pointwise:   # one GEMM per image, written in place
+        xp.matmul(w3[0], x.reshape(N, g.C, g.H * g.W), out=y.reshape(N, K, g.Ho * g.Wo))
+    else:
+        pixels = g.Ho * g.Wo
+        for n0, n in _chunks(g, x.dtype.itemsize):
+            patches = _im2col(x[n0:n0 + n], g, n)
+            product = _workspace(xp, "product", (K, n * pixels), x.dtype)
+            xp.matmul(w3, patches.reshape(G, rows_g, n * pixels),
+                      out=product.reshape(G, Kg, n * pixels))
+            # (K, n, Ho*Wo) -> (n, K, Ho*Wo) plus bias, in one pass; without a bias the kernel
+            # reads no bias values, and `product` stands in for the pointer
+            bias = xp.ascontiguousarray(b) if b is not None else product
+            kernels.launch("gemm_to_nchw", n * K, product, y[n0:n0 + n], bias,
+                           int(b is not None), n, K, pixels)
         return y
-    pixels = g.Ho * g.Wo
-    for n0, n in _chunks(g, x.dtype.itemsize):
-        patches = _im2col(x[n0:n0 + n], g, n)
-        product = _workspace(xp, "product", (K, n * pixels), x.dtype)
-        for k in range(G):
-            xp.matmul(w2[k * Kg:(k + 1) * Kg], patches[k * rows_g:(k + 1) * rows_g],
-                      out=product[k * Kg:(k + 1) * Kg])
-        # (K, n, Ho*Wo) -> (n, K, Ho*Wo) plus bias, in one pass; without a bias the kernel reads
-        # no bias values, and `product` stands in for the pointer
-        bias = xp.ascontiguousarray(b) if b is not None else product
-        kernels.launch("gemm_to_nchw", n * K, product, y[n0:n0 + n], bias, int(b is not None),
-                       n, K, pixels)
+    if b is not None:
+        add_channel_bias(y, b)
     return y
 
 
@@ -298,38 +299,36 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
     xp = array_module(w, dy)
     N, K, G = g.N, g.K, g.G
     Kg, rows_g = K // G, w[0].size
-    w2 = w.reshape(K, rows_g)
+    w3 = w.reshape(G, Kg, rows_g)
     dx = xp.empty((N, g.C, g.H, g.W), dtype=dy.dtype) if need_dx else None
-    dw = xp.zeros((K, rows_g), dtype=dy.dtype) if need_dw else None
+    dw = xp.zeros((G, Kg, rows_g), dtype=dy.dtype) if need_dw else None
     if g.fully_connected:
-        dy2 = dy.reshape(N, K)
-        for k in range(G):
-            if need_dx:
-                dx.reshape(N, G, rows_g)[:, k] = dy2[:, k * Kg:(k + 1) * Kg] @ w2[k * Kg:(k + 1) * Kg]
-            if need_dw:
-                dw[k * Kg:(k + 1) * Kg] = dy2[:, k * Kg:(k + 1) * Kg].T @ x.reshape(N, G, rows_g)[:, k]
+        dy3 = dy.reshape(N, G, Kg).transpose(1, 0, 2)                 # (G, N, Kg)
+        if need_dx:
+            dx.reshape(N, G, rows_g)[...] = xp.matmul(dy3, w3).transpose(1, 0, 2)
+        if need_dw:
+            dw[...] = xp.matmul(dy3.transpose(0, 2, 1),
+                                x.reshape(N, G, rows_g).transpose(1, 0, 2))
     elif g.pointwise:
         dy3 = dy.reshape(N, K, g.Ho * g.Wo)
         if need_dx:
-            xp.matmul(w2.T, dy3, out=dx.reshape(N, g.C, g.H * g.W))
+            xp.matmul(w3[0].T, dy3, out=dx.reshape(N, g.C, g.H * g.W))
         if need_dw:
-            dw[...] = xp.matmul(dy3, x.reshape(N, g.C, g.H * g.W).transpose(0, 2, 1)).sum(axis=0)
+            dw[0] = xp.matmul(dy3, x.reshape(N, g.C, g.H * g.W).transpose(0, 2, 1)).sum(axis=0)
     else:
         pixels = g.Ho * g.Wo
         for n0, n in _chunks(g, dy.dtype.itemsize):
-            dy_chunk = _workspace(xp, "product", (K, n * pixels), dy.dtype)
+            M = n * pixels
+            dy_chunk = _workspace(xp, "product", (K, M), dy.dtype)
             kernels.launch("nchw_to_gemm", n * K, dy[n0:n0 + n], dy_chunk, n, K, pixels)
+            dy3 = dy_chunk.reshape(G, Kg, M)
             if need_dw:
-                patches = _im2col(x[n0:n0 + n], g, n)
-                for k in range(G):
-                    dw[k * Kg:(k + 1) * Kg] += (dy_chunk[k * Kg:(k + 1) * Kg]
-                                                @ patches[k * rows_g:(k + 1) * rows_g].T)
+                patches = _im2col(x[n0:n0 + n], g, n).reshape(G, rows_g, M)
+                dw += xp.matmul(dy3, patches.transpose(0, 2, 1))
             if need_dx:
                 # the patch buffer is free again: dw's product has been taken
-                dpatches = _workspace(xp, "patches", (rows_g * G, n * pixels), dy.dtype)
-                for k in range(G):
-                    xp.matmul(w2[k * Kg:(k + 1) * Kg].T, dy_chunk[k * Kg:(k + 1) * Kg],
-                              out=dpatches[k * rows_g:(k + 1) * rows_g])
+                dpatches = _workspace(xp, "patches", (G * rows_g, M), dy.dtype)
+                xp.matmul(w3.transpose(0, 2, 1), dy3, out=dpatches.reshape(G, rows_g, M))
                 kernels.launch("col2im", n * g.C * g.H, dpatches, dx[n0:n0 + n],
                                *_kernel_geometry(g, n))
     if need_dw:
