@@ -3,7 +3,8 @@
     python benchmarks/bench_blocks.py [--threads 2] [--repeat 7]
 
 For each case prints the best-of-``repeat`` time of autonn and of PyTorch and the ratio
-``torch time / autonn time`` (>= 1: autonn is faster; the target is >= 0.9). Forward+backward
+``torch time / autonn time`` (>= 1: autonn is faster; the target is >= 0.9). The two run
+alternately, so that load from other processes affects both alike. Forward+backward
 cases run the forward and then the derivative with respect to the input, as a training step
 does. PyTorch's LRN divides alpha by the window size, so it is given ``alpha * depth`` to compute
 the same function.
@@ -14,13 +15,16 @@ import os
 import time
 
 
-def best_time(function, repeat):
-    function()  # warm up (allocations, lazy kernel loading)
-    best = float("inf")
+def best_times(first, second, repeat):
+    """Best-of-``repeat`` times of two functions, run alternately so that a burst of load on a
+    shared machine hits both alike."""
+    first(), second()  # warm up (allocations, lazy kernel loading)
+    best = [float("inf"), float("inf")]
     for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
+        for k, function in enumerate((first, second)):
+            start = time.perf_counter()
+            function()
+            best[k] = min(best[k], time.perf_counter() - start)
     return best
 
 
@@ -100,7 +104,7 @@ def cases(np, torch, nn):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     # Both libraries get the same threads: OpenMP (autonn kernels, PyTorch) and BLAS.
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -114,8 +118,7 @@ def main():
           f"{args.repeat}")
     print(f"{'case':40s} {'autonn ms':>10s} {'torch ms':>10s} {'ratio':>7s}")
     for name, ours, theirs in cases(np, torch, nn):
-        t_ours = best_time(ours, args.repeat)
-        t_theirs = best_time(theirs, args.repeat)
+        t_ours, t_theirs = best_times(ours, theirs, args.repeat)
         print(f"{name:40s} {1e3 * t_ours:10.2f} {1e3 * t_theirs:10.2f} "
               f"{t_theirs / t_ours:7.2f}")
 

@@ -137,7 +137,11 @@ AN_KERNEL(sigmoid_forward, (n + chunk - 1) / chunk,
  * contiguous, so they vectorise; the GPU uses block = 1. A block of width 1 (always the case
  * when S = 1, i.e. (N, C) scores) walks its channels directly. */
 #ifndef AN_SOFTMAX_BLOCK
+#if defined(__CUDACC__)
+#define AN_SOFTMAX_BLOCK 1      /* one position per thread: keeps the per-thread arrays small */
+#else
 #define AN_SOFTMAX_BLOCK 128
+#endif
 #endif
 
 AN_INLINE index_t AN(softmax_block)(index_t item, index_t C, index_t S, index_t block,

@@ -195,3 +195,49 @@ def test_normalisation_options_are_checked():
         nn.spnorm(x, (0, 3, 1, 1))
     with pytest.raises(ValueError, match="normalize: x must be 4-D"):
         nn.normalize(np.zeros((2, 2)), (5, 1, 1, 1))
+
+
+# ----------------------------------------------------------------------------- properties
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 4), h=st.integers(1, 3), w=st.integers(1, 3),
+       seed=st.integers(0, 100))
+def test_bnorm_over_shapes_including_one_value_per_channel(n, c, h, w, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)) * 2 + 3
+    g, b = rng.standard_normal(c), rng.standard_normal(c)
+    y, moments = nn.bnorm(x, g, b, return_moments=True)
+    y_ref, moments_ref = bnorm_reference(x, g, b, 1e-4)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(moments, moments_ref, rtol=1e-9, atol=1e-12)
+    dx, dg, _ = nn.bnorm(x, g, b, dzdy=np.ones_like(x))
+    assert np.isfinite(dx).all() and np.isfinite(dg).all()
+    if n * h * w > 1:
+        an.gradcheck(nn.bnorm, x, g, b)
+
+
+@settings(max_examples=15, deadline=None)
+@given(h=st.integers(1, 5), w=st.integers(1, 5), ph=st.integers(1, 6), pw=st.integers(1, 6),
+       seed=st.integers(0, 100))
+def test_spnorm_over_windows_and_sizes(h, w, ph, pw, seed):
+    x = np.random.default_rng(seed).standard_normal((1, 2, h, w))
+    param = (ph, pw, 0.9, 0.6)
+    np.testing.assert_allclose(nn.spnorm(x, param), spnorm_reference(x, *param), rtol=1e-10)
+
+
+def test_lrn_sliding_window_stays_accurate_over_many_channels():
+    x = RNG.standard_normal((1, 512, 2, 2)) * 10
+    x[:, ::7] *= 100  # large and small squares side by side
+    param = (5, 2.0, 1e-4, 0.75)
+    y32 = nn.normalize(x.astype(np.float32), param)
+    np.testing.assert_allclose(y32, lrn_reference(x, *param), rtol=1e-5, atol=1e-5)
+
+
+def test_kernels_take_non_contiguous_inputs_and_other_dzdy_dtypes():
+    x = RNG.standard_normal((2, 6, 4, 4))[:, ::2]
+    assert not x.flags.c_contiguous
+    param = (3, 1.0, 0.5, 0.75)
+    np.testing.assert_allclose(nn.normalize(x, param), lrn_reference(x, *param), rtol=1e-12)
+    dy32 = np.ones(x.shape, np.float32)
+    np.testing.assert_allclose(nn.normalize(x, param, dzdy=dy32),
+                               nn.normalize(x, param, dzdy=np.ones(x.shape)), rtol=1e-12)
+    assert nn.bnorm(x.astype(np.float32), dzdy=dy32)[0].dtype == np.float32

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import autonn as an
 from autonn import nn
@@ -85,3 +87,14 @@ def test_checks():
     with pytest.raises(ValueError, match="affinegrid: theta must have shape"):
         nn.affinegrid(np.zeros((2, 3, 2)), (2, 2))
 
+
+
+@settings(max_examples=15, deadline=None)
+@given(h=st.integers(1, 4), w=st.integers(1, 4), ho=st.integers(1, 3), wo=st.integers(1, 3),
+       group=st.integers(1, 2), seed=st.integers(0, 100))
+def test_sampler_over_shapes(h, w, ho, wo, group, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 2, h, w))
+    grid = rng.uniform(-1.3, 1.3, size=(2 * group, ho, wo, 2))
+    np.testing.assert_allclose(nn.bilinearsampler(x, grid), sampler_reference(x, grid),
+                               rtol=1e-10, atol=1e-12)
