@@ -26,7 +26,7 @@ import numpy as np
 
 from . import nn
 from .backend import array_module
-from .layer import Input, Layer, Param
+from .layer import Input, Param
 from .ops import Op
 
 

@@ -225,3 +225,23 @@ def test_conserve_memory_keeps_only_precious_variables():
     dag.conserve_memory = False
     dag.eval({"input": x, "label": np.array([0, 1])}, {"objective": 1.0})
     assert float(kept) == pytest.approx(float(dag.vars[-1].value))
+
+
+def test_converted_dag_passes_gradcheck():
+    dag = DagNN()
+    dag.add_layer("ct", ConvTranspose(size=(3, 3, 2, 3), upsample=2, crop=(0, 1, 1, 0)), "x",
+                  "up", ["ctf", "ctb"])
+    dag.add_layer("crop", Crop(crop=(1, 2)), ["up", "ref"], "cropped")
+    dag.add_layer("cat", Concat(axis=1), ["cropped", "ref"], "cat")
+    dag.add_layer("scale", Scale(size=(1, 4, 1, 1)), "cat", "scaled", ["k", "kb"])
+    dag.add_layer("pool", Pooling(method="avg", pool_size=(2, 2), stride=1, pad=1), "scaled",
+                  "pooled")
+    dag.add_layer("sig", Sigmoid(), "pooled", "out")
+    dag.init_params(seed=7)
+    for p in dag.params:
+        p.value = RNG.standard_normal(p.value.shape)
+    net = an.Net(dag)
+    x = RNG.standard_normal((1, 3, 3, 4))
+    ref = RNG.standard_normal((1, 2, 4, 5))
+    report = an.gradcheck(net, {"x": x, "ref": ref})
+    assert report is not None

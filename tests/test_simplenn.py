@@ -183,3 +183,12 @@ def test_display_prints_sizes_fields_and_memory():
     assert rows[2]["rf_size"] == "4" and rows[2]["rf_stride"] == "2"
     assert rows[5]["size"] == "2×5×1×1" and rows[5]["rf_size"] == "10"
     assert rows[0]["memory"] == "2.0KB"
+
+
+def test_converted_simplenn_passes_gradcheck():
+    net = small_net()
+    del net["layers"][3]                  # bnorm's moments "derivative" is not a derivative
+    net["layers"].insert(3, {"type": "spnorm", "param": (3, 3, 0.5, 0.75)})
+    converted = an.Net(net)
+    x = RNG.standard_normal((2, 3, 8, 8))
+    an.gradcheck(converted, {"input": x, "label": np.array([1, 4])})
