@@ -225,7 +225,8 @@ def display(net, input_size=None, *, file=None):
                 row["filter"] = f"{w[1]}→{w[0]}" if kind == "conv" else f"{w[0]}→{w[1]}"
             stride = options.get("stride", options.get("upsample"))
             row["stride"] = _pair(stride) if kind != "convt" else f"1/{_pair(stride)}"
-            row["pad"] = "×".join(str(p) for p in options.get("pad", options.get("crop")))
+            pad = tuple(options.get("pad", options.get("crop")))
+            row["pad"] = str(pad[0]) if len(set(pad)) == 1 else "×".join(map(str, pad))
         shape = shapes.get(output)
         if shape is not None:
             row["size"] = "×".join(str(n) for n in shape) or "1"

@@ -182,7 +182,7 @@ def test_display_prints_sizes_fields_and_memory():
     assert rows[0]["size"] == "2×4×8×8" and rows[0]["support"] == "3" and rows[0]["filter"] == "3→4"
     assert rows[2]["rf_size"] == "4" and rows[2]["rf_stride"] == "2"
     assert rows[5]["size"] == "2×5×1×1" and rows[5]["rf_size"] == "10"
-    assert rows[0]["memory"] == "2.0KB"
+    assert rows[0]["memory"] == "2.0KB" and rows[0]["pad"] == "1" and rows[2]["pad"] == "0"
 
 
 def test_converted_simplenn_passes_gradcheck():
