@@ -1,4 +1,5 @@
-/* loss.h -- the softmax log-loss (vl_nnloss 'softmaxlog', manual 4.6.2), fused.
+/* loss.h -- the categorical losses of vl_nnloss: the softmax log-loss (manual 4.6.2), fused,
+ * and classerror, topkerror, log, mhinge, mshinge.
  *
  * x is (N, C, S); position p = n*S + s has class label c = labels[p] and weight w = weights[p]
  * (0 for an ignored position, whose label is then any valid class).
@@ -68,6 +69,89 @@ AN_KERNEL(softmaxlog_backward, blocks,
           (const REAL *x, const index_t *labels, const REAL *weights, REAL *dx, index_t C,
            index_t S, index_t block, REAL scale, index_t blocks),
           AN(softmaxlog_backward_block)(i, x, labels, weights, dx, C, S, block, scale))
+
+/* The other categorical losses, one work item per position p (channel k at stride S); `kind`
+ * selects the loss:
+ *   0 classerror  t = [first argmax_k x_k != c]           (derivative 0)
+ *   1 topkerror   t = [rank of c >= topk], rank = #{k: x_k > x_c} + #{k < c: x_k = x_c}
+ *                 (a stable descending sort, as MATLAB's)    (derivative 0)
+ *   2 log         t = -log max(x_c, 1e-8);                dx_c = -w / max(x_c, 1e-8)
+ *   3 mhinge      t = max(0, 1 - x_c);                    dx_c = -w [x_c < 1]
+ *   4 mshinge     t = max(0, 1 - x_c + x_q), q the first argmax over k != c (none when C = 1);
+ *                 dx_c = -w [x_c - x_q < 1], dx_q = +w [x_c - x_q < 1]
+ */
+AN_INLINE void AN(categorical_forward_position)(index_t item, const REAL *x,
+                                                const index_t *labels, const REAL *weights,
+                                                REAL *terms, index_t C, index_t S, int kind,
+                                                index_t topk)
+{
+    const REAL w = weights[item];
+    if (w == 0) { terms[item] = 0; return; }
+    const REAL *xp = x + (item / S) * C * S + item % S;
+    const index_t c = labels[item];
+    const REAL xc = xp[c * S];
+    double t = 0;
+    if (kind == 0) {
+        index_t best = 0;
+        for (index_t k = 1; k < C; ++k)
+            if (xp[k * S] > xp[best * S]) best = k;
+        t = best != c;
+    } else if (kind == 1) {
+        index_t rank = 0;
+        for (index_t k = 0; k < C; ++k)
+            rank += xp[k * S] > xc || (k < c && xp[k * S] == xc);
+        t = rank >= topk;
+    } else if (kind == 2) {
+        t = -log(xc > (REAL)1e-8 ? (double)xc : 1e-8);
+    } else if (kind == 3) {
+        t = 1 - xc > 0 ? 1 - xc : 0;
+    } else if (C > 1) {
+        index_t q = c == 0 ? 1 : 0;
+        for (index_t k = q + 1; k < C; ++k)
+            if (k != c && xp[k * S] > xp[q * S]) q = k;
+        const double margin = 1 - (double)xc + xp[q * S];
+        t = margin > 0 ? margin : 0;
+    }
+    terms[item] = (REAL)(w * t);
+}
+
+AN_KERNEL(categorical_forward, positions,
+          (const REAL *x, const index_t *labels, const REAL *weights, REAL *terms, index_t C,
+           index_t S, int kind, index_t topk, index_t positions),
+          AN(categorical_forward_position)(i, x, labels, weights, terms, C, S, kind, topk))
+
+AN_INLINE void AN(categorical_backward_position)(index_t item, const REAL *x,
+                                                 const index_t *labels, const REAL *weights,
+                                                 REAL *dx, index_t C, index_t S, int kind,
+                                                 REAL scale)
+{
+    const index_t base = (item / S) * C * S + item % S;
+    const REAL *xp = x + base;
+    REAL *dxp = dx + base;
+    for (index_t k = 0; k < C; ++k) dxp[k * S] = 0;
+    const REAL w = weights[item] * scale;
+    if (w == 0 || kind < 2) return;
+    const index_t c = labels[item];
+    const REAL xc = xp[c * S];
+    if (kind == 2) {
+        dxp[c * S] = -w / (xc > (REAL)1e-8 ? xc : (REAL)1e-8);
+    } else if (kind == 3) {
+        dxp[c * S] = xc < 1 ? -w : 0;
+    } else if (C > 1) {
+        index_t q = c == 0 ? 1 : 0;
+        for (index_t k = q + 1; k < C; ++k)
+            if (k != c && xp[k * S] > xp[q * S]) q = k;
+        if (xc - xp[q * S] < 1) {
+            dxp[c * S] = -w;
+            dxp[q * S] = w;
+        }
+    }
+}
+
+AN_KERNEL(categorical_backward, positions,
+          (const REAL *x, const index_t *labels, const REAL *weights, REAL *dx, index_t C,
+           index_t S, int kind, REAL scale, index_t positions),
+          AN(categorical_backward_position)(i, x, labels, weights, dx, C, S, kind, scale))
 
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options

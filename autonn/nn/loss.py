@@ -8,8 +8,8 @@ Labels come in two kinds, chosen by the loss type:
 - attributes (binaryerror, binarylog, logistic, hinge): +1/-1 per prediction, shaped like x;
   0 means "ignore".
 
-softmaxlog, the loss networks train with, runs on the fused C kernels of ``kernels/loss.h``; the
-other types are a few array expressions each. The per-location losses ``t`` are multiplied by the instance weights (zero where ignored) and
+The categorical losses run on the C kernels of ``kernels/loss.h`` (softmaxlog, the one networks
+train with, fused and vectorised); the attribute losses are element-wise array expressions. The per-location losses ``t`` are multiplied by the instance weights (zero where ignored) and
 summed; with ``normalise=True`` (the default) the sum is divided by the batch size N.
 """
 
@@ -165,49 +165,20 @@ def _weigh(weights, instance_weights, c_shape, target_shape, x_shape):
     return weights * w
 
 
-def _onehot(labels, channels):
-    xp = array_module(labels)
-    return labels == xp.arange(channels).reshape(1, channels, 1, 1)
-
-
-def _true_class_score(x4, labels):
-    xp = array_module(x4)
-    return xp.take_along_axis(x4, labels, axis=1)
-
-
-def _best_other(x4, labels):
-    """The largest score and its class among the classes other than the true one."""
-    xp = array_module(x4)
-    others = xp.where(_onehot(labels, x4.shape[1]), -xp.inf, x4)
-    best = others.argmax(axis=1)[:, None]
-    return xp.take_along_axis(others, best, axis=1), best
-
-
 # --------------------------------------------------------------------------- forward
 def loss_forward(x, c, instance_weights=None, *, loss="softmaxlog", topk=5, threshold=0.0,
                  normalise=True):
     xp = array_module(x)
     x4, labels, weights = prepare_labels(x, c, instance_weights, loss)
-    if loss == "classerror":
-        t = (x4.argmax(axis=1)[:, None] != labels)
-    elif loss == "topkerror":
-        # Rank of the true class in a stable descending sort (ties: lower class first).
-        xc = _true_class_score(x4, labels)
-        classes = xp.arange(x4.shape[1]).reshape(1, -1, 1, 1)
-        ahead = (x4 > xc) | ((x4 == xc) & (classes < labels))
-        t = ahead.sum(axis=1, keepdims=True) >= topk
-    elif loss == "log":
-        t = -xp.log(xp.maximum(_true_class_score(x4, labels), MIN_PROBABILITY))
-    elif loss == "softmaxlog":
-        terms = _softmaxlog_kernel("softmaxlog_forward", x4, labels, weights)
+    if loss in CATEGORICAL:
+        if loss == "softmaxlog":
+            terms = _softmaxlog_kernel("softmaxlog_forward", x4, labels, weights)
+        else:
+            terms = _categorical_kernel("categorical_forward", x4, labels, weights, loss,
+                                        topk=topk)
         total = terms.sum(dtype=np.float64)
         return xp.asarray(total / x4.shape[0] if normalise else total, dtype=x.dtype)
-    elif loss == "mhinge":
-        t = xp.maximum(0, 1 - _true_class_score(x4, labels))
-    elif loss == "mshinge":
-        other, _ = _best_other(x4, labels)
-        t = xp.maximum(0, 1 - _true_class_score(x4, labels) + other)
-    elif loss == "binaryerror":
+    if loss == "binaryerror":
         t = xp.sign(x4 - threshold) != labels
     elif loss == "binarylog":
         t = -xp.log(xp.maximum(labels * (x4 - 0.5) + 0.5, MIN_PROBABILITY))
@@ -222,6 +193,31 @@ def loss_forward(x, c, instance_weights=None, *, loss="softmaxlog", topk=5, thre
     if normalise:
         total = total / x4.shape[0]
     return xp.asarray(total, dtype=x.dtype)
+
+
+# The `kind` codes of the categorical kernels in kernels/loss.h.
+_CATEGORICAL_KIND = {"classerror": 0, "topkerror": 1, "log": 2, "mhinge": 3, "mshinge": 4}
+
+
+def _categorical_kernel(name, x4, labels, weights, loss, *, topk=5, scale=None):
+    """classerror, topkerror, log, mhinge and mshinge on the kernels of ``kernels/loss.h``: one
+    work item per (n, h, w) position, giving its weighted term (forward) or dx (backward)."""
+    xp = array_module(x4)
+    x4 = xp.ascontiguousarray(x4)
+    n, channels, height, width = x4.shape
+    positions, spatial = n * height * width, height * width
+    labels = xp.ascontiguousarray(labels, dtype=np.int64)
+    weights = xp.ascontiguousarray(weights, dtype=x4.dtype)
+    kind = _CATEGORICAL_KIND[loss]
+    if scale is None:
+        terms = xp.empty(positions, dtype=x4.dtype)
+        kernels.launch(name, positions, x4, labels, weights, terms, channels, spatial, kind,
+                       topk, positions)
+        return terms
+    dx = xp.empty_like(x4)
+    kernels.launch(name, positions, x4, labels, weights, dx, channels, spatial, kind, scale,
+                   positions)
+    return dx
 
 
 def _softmaxlog_kernel(name, x4, labels, weights, scale=None):
@@ -249,37 +245,26 @@ def loss_backward(x, c, instance_weights=None, dzdy=1.0, *, loss="softmaxlog", t
                   threshold=0.0, normalise=True):
     xp = array_module(x)
     x4, labels, weights = prepare_labels(x, c, instance_weights, loss)
-    scale = dzdy / x4.shape[0] if normalise else dzdy
-    w = (weights * scale).astype(x.dtype, copy=False)
-    if loss in ("classerror", "topkerror", "binaryerror"):
+    scale = float(dzdy / x4.shape[0] if normalise else dzdy)
+    if loss == "softmaxlog":
+        dx = _softmaxlog_kernel("softmaxlog_backward", x4, labels, weights, scale=scale)
+    elif loss in CATEGORICAL:
+        dx = _categorical_kernel("categorical_backward", x4, labels, weights, loss,
+                                 scale=scale)
+    elif loss == "binaryerror":
         dx = xp.zeros_like(x4)
-    elif loss == "log":
-        xc = _true_class_score(x4, labels)
-        dx = _onehot(labels, x4.shape[1]) * (-w / xp.maximum(xc, MIN_PROBABILITY))
-    elif loss == "softmaxlog":
-        dx = _softmaxlog_kernel("softmaxlog_backward", x4, labels, weights,
-                                scale=float(scale))
-    elif loss == "mhinge":
-        xc = _true_class_score(x4, labels)
-        dx = _onehot(labels, x4.shape[1]) * (-w * (xc < 1))
-    elif loss == "mshinge":
-        xc = _true_class_score(x4, labels)
-        other, best = _best_other(x4, labels)
-        active = w * (xc - other < 1)
-        # Added, not assigned: with a single class the two one-hots coincide and cancel, which
-        # is the derivative of the (then constant) zero loss.
-        channels = x4.shape[1]
-        dx = _onehot(best, channels) * active - _onehot(labels, channels) * active
-    elif loss == "binarylog":
-        p = labels * (x4 - 0.5) + 0.5
-        dx = -w * labels / xp.maximum(p, MIN_PROBABILITY)
-    elif loss == "logistic":
-        # d/dx log(1 + exp(-c x)) = -c sigmoid(-c x), a sigmoid that never overflows.
-        a = -labels * x4
-        e = xp.exp(-xp.abs(a))
-        dx = -w * labels * xp.where(a >= 0, 1, e) / (1 + e)
-    else:  # hinge
-        dx = -w * labels * (labels * x4 < 1)
+    else:
+        w = (weights * scale).astype(x.dtype, copy=False)
+        if loss == "binarylog":
+            p = labels * (x4 - 0.5) + 0.5
+            dx = -w * labels / xp.maximum(p, MIN_PROBABILITY)
+        elif loss == "logistic":
+            # d/dx log(1 + exp(-c x)) = -c sigmoid(-c x), a sigmoid that never overflows.
+            a = -labels * x4
+            e = xp.exp(-xp.abs(a))
+            dx = -w * labels * xp.where(a >= 0, 1, e) / (1 + e)
+        else:  # hinge
+            dx = -w * labels * (labels * x4 < 1)
     return dx.astype(x.dtype, copy=False).reshape(x.shape)
 
 

@@ -209,3 +209,19 @@ def test_bad_labels_and_options_are_refused():
         nn.loss(x, np.array([0.5, 1]))
     with pytest.raises(ValueError, match="loss: attribute labels"):
         nn.loss(x, np.full(x.shape, 2.0), loss="logistic")
+
+
+def test_ties_follow_matlab_first_maximum_and_stable_sort():
+    x = np.array([[2.0, 2.0, 1.0], [0.0, 1.0, 1.0]])
+    # classerror: argmax is the first maximum (class 0, then class 1)
+    assert nn.loss(x, np.array([1, 1]), loss="classerror", normalise=False) == 1
+    # topkerror with k = 1: among tied scores the lower class ranks first
+    assert nn.loss(x, np.array([0, 2]), loss="topkerror", topk=1, normalise=False) == 1
+    assert nn.loss(x, np.array([1, 1]), loss="topkerror", topk=2, normalise=False) == 0
+
+
+def test_single_class_mshinge_is_zero_with_zero_derivative():
+    x = RNG.standard_normal((3, 1, 2, 2))
+    c = np.zeros((3, 2, 2), np.int64)
+    assert nn.loss(x, c, loss="mshinge") == 0
+    assert not nn.loss(x, c, loss="mshinge", dzdy=1.0)[0].any()
