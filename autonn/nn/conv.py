@@ -13,6 +13,7 @@ that ``P`` stays below :data:`PATCH_BUFFER_BYTES`.
 """
 
 import math
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -367,21 +368,23 @@ def _chunks(g, itemsize):
     return [(n0, min(size, g.N - n0)) for n0 in range(0, g.N, size)]
 
 
-# Reused scratch buffers, one per (module, role, dtype). On the CPU a fresh 64 MiB buffer per
-# call would be returned to the OS and page-faulted in again every time (several ms); CuPy has
-# its own memory pool, so there the buffers are simply allocated.
-_workspaces = {}
+# Reused scratch buffers, per thread (kernels and BLAS release the GIL, so two threads may run
+# convolutions at once), per role and dtype. On the CPU a fresh 64 MiB buffer per call would be
+# returned to the OS and page-faulted in again every time (several ms); CuPy has its own memory
+# pool, so there the buffers are simply allocated.
+_workspaces = threading.local()
 
 
 def _workspace(xp, role, shape, dtype):
     size = math.prod(shape)
     if xp is not np:
         return xp.empty(shape, dtype=dtype)
+    buffers = _workspaces.__dict__
     key = (role, np.dtype(dtype).str)
-    buffer = _workspaces.get(key)
+    buffer = buffers.get(key)
     if buffer is None or buffer.size < size:
         buffer = np.empty(size, dtype=dtype)
-        _workspaces[key] = buffer
+        buffers[key] = buffer
     return buffer[:size].reshape(shape)
 
 
