@@ -228,6 +228,10 @@ class DagNN:
             if name not in net.inputs:
                 raise ValueError(f"DagNN.eval: {name!r} is not an input of the network; inputs "
                                  f"are {sorted(net.inputs)}")
+        missing = sorted(set(net.inputs) - set(feed))
+        if missing:
+            raise ValueError(f"DagNN.eval: no value for inputs {missing}; inputs are "
+                             f"{sorted(net.inputs)}")
         if ders is None:
             net.eval(feed, mode="forward")
         else:

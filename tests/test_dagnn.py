@@ -161,6 +161,8 @@ def test_errors_are_clear():
         dag.get_var_index("nope")
     with pytest.raises(ValueError, match="'x9' is not an input"):
         dag.eval({"input": np.zeros((1, 1, 6, 6)), "label": np.zeros(1), "x9": 1})
+    with pytest.raises(ValueError, match=r"DagNN.eval: no value for inputs \['label'\]"):
+        dag.eval({"input": np.zeros((1, 1, 6, 6))})
     with pytest.raises(ValueError, match="'x1' would be written by two layers"):
         dag.add_layer("again", ReLU(), "input", "x1")
     assert "again" not in [layer.name for layer in dag.layers]
