@@ -716,15 +716,12 @@ def _is_array(x):
 
 
 def _as_output_layers(outputs):
-    if len(outputs) == 1 and isinstance(outputs[0], (list, tuple)):
+    if len(outputs) == 1 and isinstance(outputs[0], (list, tuple)) and all(
+            isinstance(x, Layer) for x in outputs[0]):
         outputs = tuple(outputs[0])
     if len(outputs) == 1 and not isinstance(outputs[0], Layer):
-        try:
-            from .wrappers import to_output_layers  # SimpleNN / DagNN networks
-        except ImportError:
-            to_output_layers = None
-        if to_output_layers is not None:
-            outputs = tuple(to_output_layers(outputs[0]))
+        from .wrappers import to_output_layers  # a SimpleNN net (dict or list) or a DagNN
+        outputs = tuple(to_output_layers(outputs[0]))
     for output in outputs:
         if not isinstance(output, Layer):
             raise TypeError(f"Net: outputs must be Layers, got {type(output).__name__}")

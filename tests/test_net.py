@@ -310,3 +310,12 @@ def test_relu_short_circuit_releases_its_input_right_after_the_relu():
     lean.eval({"x": X})
     full.eval({"x": X})
     np.testing.assert_allclose(lean.der("w"), full.der("w"))
+
+
+def test_net_accepts_a_simplenn_layer_list_and_a_list_of_outputs():
+    layers = [{"type": "conv", "weights": [np.ones((2, 1, 3, 3), np.float32),
+                                           np.zeros(2, np.float32)], "stride": 1, "pad": 0},
+              {"type": "relu"}]
+    assert len(an.Net(layers).tape.forward) == 2
+    a = an.Input("a")
+    assert len(an.Net([a.sum(), a.max()]).outputs) == 2
