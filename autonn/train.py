@@ -235,6 +235,11 @@ def _write_text(path, text):
         file.write(text)
 
 
+def _write_bytes(path, data):
+    with open(path, "wb") as file:
+        file.write(data)
+
+
 # ---------------------------------------------------------------------- progress and plots
 class _ProgressReporter:
     """A tqdm bar per pass (tqdm.auto renders in notebooks); plain lines without tqdm."""
@@ -294,9 +299,9 @@ class _Bar:
 
 
 class _Plotter:
-    """Curves of every output (train solid, val dashed) against the epoch: updated in place in
-    Jupyter, saved to ``exp_dir/net-train.png`` otherwise. Draws on a bare ``Figure`` with the
-    Agg canvas outside Jupyter, so the user's pyplot backend is never changed."""
+    """Curves of every output (train solid, val dashed) against the epoch: saved to
+    ``exp_dir/net-train.png`` and, in Jupyter, shown and updated in place. Draws on a bare
+    ``Figure`` with the Agg canvas, so the user's pyplot backend is never changed."""
 
     def __init__(self, enabled, exp_dir):
         self.enabled = enabled
@@ -314,18 +319,24 @@ class _Plotter:
     def update(self, history):
         if not self.enabled or not history["train"]:
             return
+        import io
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
         figure = plot_history(history)
-        if self.in_jupyter:
-            from IPython.display import display
-            if self.handle is None:
-                self.handle = display(figure, display_id=True)
-            else:
-                self.handle.update(figure)
-        else:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            FigureCanvasAgg(figure)
+        FigureCanvasAgg(figure)
+        png = io.BytesIO()
+        figure.savefig(png, format="png", dpi=80)
+        if self.exp_dir is not None:
             path = os.path.join(self.exp_dir, "net-train.png")
-            _atomic_write(path, lambda p: figure.savefig(p, format="png", dpi=80))
+            _atomic_write(path, lambda p: _write_bytes(p, png.getvalue()))
+        if self.in_jupyter:
+            # A PNG rather than the Figure: a bare Figure only renders as a picture once
+            # pyplot's inline backend has registered its formatters.
+            from IPython.display import Image, display
+            picture = Image(data=png.getvalue(), format="png")
+            if self.handle is None:
+                self.handle = display(picture, display_id=True)
+            else:
+                self.handle.update(picture)
 
     def close(self):
         self.handle = None

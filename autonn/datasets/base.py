@@ -233,10 +233,11 @@ def _prefetched(make, count, depth=2):
             if not item[0]:
                 return
 
-    thread = threading.Thread(target=work, name="autonn-prefetch", daemon=True)
-    thread.start()
-
     def consume():
+        # The thread starts with the first request, so a generator that is never iterated
+        # leaves no thread behind; closing it (or its garbage collection) stops the thread.
+        thread = threading.Thread(target=work, name="autonn-prefetch", daemon=True)
+        thread.start()
         try:
             for _ in range(count):
                 ok, value = results.get()

@@ -99,3 +99,23 @@ def test_limit_keeps_the_first_images_of_each_split():
     np.testing.assert_array_equal(small.split_indices("train"),
                                   dataset.split_indices("train")[:10])
     assert dataset.num_images("train") == 40
+
+
+def test_abandoned_prefetch_stops_its_thread():
+    import threading
+    import time
+
+    def prefetch_threads():
+        return [t for t in threading.enumerate() if t.name == "autonn-prefetch" and t.is_alive()]
+
+    dataset = make_dataset()
+    unused = dataset.batches("train", 2, prefetch=True)
+    assert not prefetch_threads()  # nothing starts before the first batch is asked for
+    batches = dataset.batches("train", 2, prefetch=True)
+    next(batches)
+    batches.close()
+    del unused
+    deadline = time.time() + 5
+    while prefetch_threads() and time.time() < deadline:
+        time.sleep(0.05)
+    assert not prefetch_threads()
