@@ -13,7 +13,7 @@
  */
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
-#pragma GCC optimize("no-trapping-math", "associative-math", "no-signed-zeros")
+#pragma GCC optimize("no-trapping-math")
 #endif
 
 AN_INLINE void AN(softmaxlog_forward_block)(index_t item, const REAL *x, const index_t *labels,
