@@ -55,7 +55,9 @@ def softmax(x, *, dzdy=None):
 
 
 # --------------------------------------------------------------------------- kernels
-def _contiguous(a, dtype=None):
+def contiguous(a, dtype=None):
+    """``a`` as a C-contiguous array of ``dtype`` (no copy when it already is): kernels index
+    raw memory."""
     return array_module(a).ascontiguousarray(a, dtype=dtype)
 
 
@@ -68,15 +70,15 @@ def elementwise_chunk(a):
 def _elementwise(kernel, *arrays, scalars=()):
     """Run a chunked element-wise kernel ``kernel(inputs..., out, scalars..., n, chunk)``; the
     output has the shape and dtype of the first input."""
-    first = _contiguous(arrays[0])
-    inputs = [first] + [_contiguous(a, first.dtype) for a in arrays[1:]]
+    first = contiguous(arrays[0])
+    inputs = [first] + [contiguous(a, first.dtype) for a in arrays[1:]]
     out = array_module(first).empty_like(first)
     chunk = elementwise_chunk(first)
     kernels.launch(kernel, -(-first.size // chunk), *inputs, out, *scalars, first.size, chunk)
     return out
 
 
-def _positions(x):
+def channel_layout(x):
     """(positions, C, S) of x (N, C[, H, W]): N*H*W positions of C channels, S = H*W."""
     spatial = x.size // (x.shape[0] * x.shape[1]) if x.size else 0
     return x.shape[0] * spatial, x.shape[1], spatial
@@ -86,7 +88,7 @@ def position_blocks(x):
     """(blocks, C, S, block) for the blocked softmax kernels: work items are runs of up to
     ``block`` positions of one image; 1 on the GPU, on the CPU 8 to 128 (AN_SOFTMAX_BLOCK), as
     long as there are enough blocks (2048, the kernels' AN_OMP_MIN) to run in parallel."""
-    positions, channels, spatial = _positions(x)
+    positions, channels, spatial = channel_layout(x)
     block = 1 if is_gpu_array(x) else max(1, min(spatial, 128, max(8, positions // 2048)))
     blocks = x.shape[0] * -(-spatial // block) if spatial else 0
     return blocks, channels, spatial, block
@@ -123,7 +125,7 @@ sigmoid_op = Op("sigmoid", sigmoid_forward, sigmoid_backward, backward_needs_inp
 
 # --------------------------------------------------------------------------- softmax
 def softmax_forward(x):
-    x = _contiguous(x)
+    x = contiguous(x)
     y = array_module(x).empty_like(x)
     blocks, channels, spatial, block = position_blocks(x)
     kernels.launch("softmax_forward", blocks, x, y, channels, spatial, block, blocks)
@@ -131,10 +133,10 @@ def softmax_forward(x):
 
 
 def softmax_backward(x, dzdy, *, y):
-    y = _contiguous(y)
+    y = contiguous(y)
     dx = array_module(y).empty_like(y)
     blocks, channels, spatial, block = position_blocks(y)
-    kernels.launch("softmax_backward", blocks, y, _contiguous(dzdy, y.dtype), dx, channels,
+    kernels.launch("softmax_backward", blocks, y, contiguous(dzdy, y.dtype), dx, channels,
                    spatial, block, blocks)
     return dx
 

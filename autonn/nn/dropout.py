@@ -8,8 +8,14 @@ identity and the mask node returns a plain 1.
 
 from ..backend import array_module
 from ..ops import Op
-from ._arguments import any_layer, as_real, check_devices, check_dzdy, check_float_array, \
-    check_shape
+from ._arguments import (
+    any_layer,
+    as_real,
+    check_devices,
+    check_dzdy,
+    check_float_array,
+    check_shape,
+)
 
 
 def dropout(x, *, rate=0.5, mask=None, return_mask=False, dzdy=None):

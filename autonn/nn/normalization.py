@@ -1,8 +1,9 @@
 """Normalisation blocks: ``normalize`` (LRN), ``bnorm``, ``spnorm``, ``normalizelp``, ``noffset``.
 
 LRN, bnorm and spnorm run on the C kernels of ``kernels/lrn.h``, ``bnorm.h`` and ``spnorm.h``;
-normalizelp and noffset are a few array expressions. Formulas follow the MatConvNet manual (4.5, 6.5) with H x W x C x N renamed NCHW; where the
-manual and MatConvNet's code differ, the code wins (noted at each place).
+normalizelp and noffset are a few array expressions. Formulas follow the MatConvNet manual
+(4.5, 6.5) with H x W x C x N renamed NCHW; where the manual and MatConvNet's code differ, the
+code wins (noted at each place).
 """
 
 import numpy as np
@@ -20,7 +21,7 @@ from ._arguments import (
     check_shape,
     real_params,
 )
-from .activation import _contiguous, _positions
+from .activation import channel_layout, contiguous
 
 
 # =========================================================================== LRN
@@ -55,9 +56,9 @@ def lrn_offsets(depth):
 
 def normalize_forward(x, *, param):
     depth, kappa, alpha, beta = param
-    x = _contiguous(x)
+    x = contiguous(x)
     y = array_module(x).empty_like(x)
-    positions, channels, spatial = _positions(x)
+    positions, channels, spatial = channel_layout(x)
     before, after = -lrn_offsets(depth)[0], lrn_offsets(depth)[1]
     kernels.launch("lrn_forward", positions, x, y, channels, spatial, before, after, kappa,
                    alpha, beta, positions)
@@ -67,12 +68,12 @@ def normalize_forward(x, *, param):
 def normalize_backward(x, dzdy, *, param):
     depth, kappa, alpha, beta = param
     xp = array_module(x)
-    x = _contiguous(x)
+    x = contiguous(x)
     dx = xp.empty_like(x)
     scratch = xp.empty_like(x)
-    positions, channels, spatial = _positions(x)
+    positions, channels, spatial = channel_layout(x)
     before, after = -lrn_offsets(depth)[0], lrn_offsets(depth)[1]
-    kernels.launch("lrn_backward", positions, x, _contiguous(dzdy, x.dtype), dx, scratch,
+    kernels.launch("lrn_backward", positions, x, contiguous(dzdy, x.dtype), dx, scratch,
                    channels, spatial, before, after, kappa, alpha, beta, positions)
     return dx
 
@@ -206,14 +207,14 @@ def _bnorm_chunk(x, spatial):
 def _gain_and_bias(x, g, b):
     xp = array_module(x)
     channels = x.shape[1]
-    g = xp.ones(channels, x.dtype) if g is None else _contiguous(g, x.dtype)
-    b = xp.zeros(channels, x.dtype) if b is None else _contiguous(b, x.dtype)
+    g = xp.ones(channels, x.dtype) if g is None else contiguous(g, x.dtype)
+    b = xp.zeros(channels, x.dtype) if b is None else contiguous(b, x.dtype)
     return g, b
 
 
 def batch_moments(x, epsilon):
     """The (C, 2) moments ``[mu, sqrt(var + epsilon)]`` of a batch (biased variance)."""
-    x = _contiguous(x)
+    x = contiguous(x)
     n, channels, spatial = _bnorm_geometry(x)
     moments = array_module(x).empty((channels, 2), dtype=x.dtype)
     if x.size == 0:
@@ -224,14 +225,14 @@ def batch_moments(x, epsilon):
 
 
 def _bnorm_apply(x, g, b, moments):
-    x = _contiguous(x)
+    x = contiguous(x)
     n, channels, spatial = _bnorm_geometry(x)
     g, b = _gain_and_bias(x, g, b)
     y = array_module(x).empty_like(x)
     chunk = _bnorm_chunk(x, spatial)
     planes = n * channels
     kernels.launch("bnorm_forward", planes * -(-spatial // chunk), x, g, b,
-                   _contiguous(moments, x.dtype), y, channels, spatial, chunk, planes)
+                   contiguous(moments, x.dtype), y, channels, spatial, chunk, planes)
     return y
 
 
@@ -239,9 +240,9 @@ def _bnorm_derivatives(x, g, moments, dzdy, batch_statistics):
     """(dx, dg, db) for the given moments; with ``batch_statistics`` the moments are those of
     x, and dx includes their dependence on x."""
     xp = array_module(x)
-    x = _contiguous(x)
-    dzdy = _contiguous(dzdy, x.dtype)
-    moments = _contiguous(moments, x.dtype)
+    x = contiguous(x)
+    dzdy = contiguous(dzdy, x.dtype)
+    moments = contiguous(moments, x.dtype)
     n, channels, spatial = _bnorm_geometry(x)
     gain, _ = _gain_and_bias(x, g, None)
     sums = xp.empty((channels, 2), dtype=x.dtype)
@@ -342,7 +343,7 @@ def _spnorm_geometry(x, ph, pw):
 
 def spnorm_forward(x, *, param):
     ph, pw, alpha, beta = param
-    x = _contiguous(x)
+    x = contiguous(x)
     y = array_module(x).empty_like(x)
     pixels, *geometry = _spnorm_geometry(x, ph, pw)
     kernels.launch("spnorm_forward", pixels, x, y, *geometry, alpha, beta, pixels)
@@ -352,10 +353,10 @@ def spnorm_forward(x, *, param):
 def spnorm_backward(x, dzdy, *, param):
     ph, pw, alpha, beta = param
     xp = array_module(x)
-    x = _contiguous(x)
+    x = contiguous(x)
     dx, scratch = xp.empty_like(x), xp.empty_like(x)
     pixels, *geometry = _spnorm_geometry(x, ph, pw)
-    kernels.launch("spnorm_backward_first", pixels, x, _contiguous(dzdy, x.dtype), dx, scratch,
+    kernels.launch("spnorm_backward_first", pixels, x, contiguous(dzdy, x.dtype), dx, scratch,
                    *geometry, alpha, beta, pixels)
     kernels.launch("spnorm_backward_second", pixels, x, scratch, dx, *geometry, alpha, beta,
                    pixels)

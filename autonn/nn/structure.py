@@ -2,8 +2,14 @@
 
 from ..backend import array_module
 from ..ops import Op
-from ._arguments import (any_layer, as_quad, check_devices, check_dzdy, check_float_array,
-                         check_same_dtype)
+from ._arguments import (
+    any_layer,
+    as_quad,
+    check_devices,
+    check_dzdy,
+    check_float_array,
+    check_same_dtype,
+)
 
 
 def crop(x, crop, *, dzdy=None):
