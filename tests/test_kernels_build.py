@@ -7,6 +7,7 @@ on a machine without a GPU; the GPU launch tests run only where CuPy sees a devi
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -79,3 +80,14 @@ def test_launch_refuses_non_contiguous_arrays():
 def test_launch_refuses_unsupported_dtypes():
     with pytest.raises(TypeError, match="float16"):
         kernels.launch("fill", 4, np.zeros(4, np.float16), 1.0, 4)
+
+
+def test_build_without_a_compiler_fails_with_a_clear_message(tmp_path):
+    script = os.path.join(os.path.dirname(kernel_dir()), "kernels", "build_cpu.py")
+    if not os.path.isfile(script):
+        pytest.skip("installed package: no build script")
+    environment = dict(os.environ, CC=str(tmp_path / "no-such-compiler"))
+    result = subprocess.run([sys.executable, script], capture_output=True, text=True,
+                            env=environment, cwd=tmp_path, timeout=120)
+    assert result.returncode != 0
+    assert "needs a C compiler" in result.stderr and "no-such-compiler" in result.stderr

@@ -128,8 +128,10 @@ def conv_shape(x_shape, w_shape, b_shape=None, *, stride=1, pad=0, dilate=1):
     return (g.N, g.K, g.Ho, g.Wo)
 
 
+# The biases are listed among the inputs the backward reads only because their presence decides
+# whether db is returned (they are never large).
 conv_op = Op("conv", conv_forward, conv_backward, backward_accepts_need=True,
-             backward_needs_inputs=(0, 1), shape=conv_shape,
+             backward_needs_inputs=(0, 1, 2), shape=conv_shape,
              input_names=("x", "filters", "biases"))
 
 
@@ -164,7 +166,7 @@ def convt_shape(x_shape, w_shape, b_shape=None, *, upsample=1, crop=0, num_group
 
 
 convt_op = Op("convt", convt_forward, convt_backward, backward_accepts_need=True,
-              backward_needs_inputs=(0, 1), shape=convt_shape,
+              backward_needs_inputs=(0, 1, 2), shape=convt_shape,
               input_names=("x", "filters", "biases"))
 
 
