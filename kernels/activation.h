@@ -14,6 +14,15 @@
  * `v > 0 ? v : leak * v` only vectorises without trapping-math, hence the pragma, scoped to
  * this file; reassociation stays off, since it would undo fast_exp's two-part ln2); on the GPU chunk = 1 gives one element per thread. AN_RESTRICT promises that
  * inputs and outputs do not overlap, which the callers guarantee (outputs are fresh arrays). */
+/* Each work item here is thousands of elements' work (a chunk, a block of positions, a whole
+ * channel), so a handful of items is worth the threads: this file lowers the OpenMP threshold of
+ * portable.h for its own kernels and restores it at its end. */
+#if !defined(__CUDACC__)
+#pragma push_macro("AN_OMP_MIN")
+#undef AN_OMP_MIN
+#define AN_OMP_MIN 8
+#endif
+
 #ifndef AN_RESTRICT
 #if defined(__CUDACC__)
 #define AN_RESTRICT __restrict__
@@ -285,4 +294,8 @@ AN_KERNEL(softmax_backward, blocks,
 
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
+#endif
+
+#if !defined(__CUDACC__)
+#pragma pop_macro("AN_OMP_MIN")
 #endif

@@ -13,6 +13,15 @@
  * per-channel constants are loaded once and the inner loop vectorises on the CPU (chunk = S
  * rounded to a few thousand), while the GPU uses chunk = 1. `moments` and `sums` are (C, 2).
  */
+/* Each work item here is thousands of elements' work (a chunk, a block of positions, a whole
+ * channel), so a handful of items is worth the threads: this file lowers the OpenMP threshold of
+ * portable.h for its own kernels and restores it at its end. */
+#if !defined(__CUDACC__)
+#pragma push_macro("AN_OMP_MIN")
+#undef AN_OMP_MIN
+#define AN_OMP_MIN 8
+#endif
+
 #ifndef AN_RESTRICT
 #if defined(__CUDACC__)
 #define AN_RESTRICT __restrict__
@@ -129,4 +138,8 @@ AN_KERNEL(bnorm_backward, planes * ((S + chunk - 1) / chunk),
 
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
+#endif
+
+#if !defined(__CUDACC__)
+#pragma pop_macro("AN_OMP_MIN")
 #endif

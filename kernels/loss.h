@@ -11,6 +11,15 @@
  * Work items are the position blocks of the softmax kernels, and the exponentials use
  * fast_exp, both from activation.h (included before this file).
  */
+/* Each work item here is thousands of elements' work (a chunk, a block of positions, a whole
+ * channel), so a handful of items is worth the threads: this file lowers the OpenMP threshold of
+ * portable.h for its own kernels and restores it at its end. */
+#if !defined(__CUDACC__)
+#pragma push_macro("AN_OMP_MIN")
+#undef AN_OMP_MIN
+#define AN_OMP_MIN 8
+#endif
+
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC optimize("no-trapping-math")
@@ -58,9 +67,14 @@ AN_INLINE void AN(softmaxlog_backward_block)(index_t item, const REAL *x, const 
     }
     for (index_t j = 0; j < width; ++j)
         factor[j] = (REAL)(scale * weights[first + j] / total[j]);
-    for (index_t k = 0; k < C; ++k)
-        for (index_t j = 0; j < width; ++j)
-            dx[base + k * S + j] *= factor[j];
+    if (width == 1) {   /* one position: walk its channels (unit stride for (N, C) scores) */
+        for (index_t k = 0; k < C; ++k)
+            dx[base + k * S] *= factor[0];
+    } else {
+        for (index_t k = 0; k < C; ++k)
+            for (index_t j = 0; j < width; ++j)
+                dx[base + k * S + j] *= factor[j];
+    }
     for (index_t j = 0; j < width; ++j)
         dx[base + labels[first + j] * S + j] -= scale * weights[first + j];
 }
@@ -155,4 +169,8 @@ AN_KERNEL(categorical_backward, positions,
 
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
+#endif
+
+#if !defined(__CUDACC__)
+#pragma pop_macro("AN_OMP_MIN")
 #endif

@@ -14,6 +14,15 @@
  * its own position, so items never race).
  */
 
+/* Each work item here is thousands of elements' work (a chunk, a block of positions, a whole
+ * channel), so a handful of items is worth the threads: this file lowers the OpenMP threshold of
+ * portable.h for its own kernels and restores it at its end. */
+#if !defined(__CUDACC__)
+#pragma push_macro("AN_OMP_MIN")
+#undef AN_OMP_MIN
+#define AN_OMP_MIN 8
+#endif
+
 /* L^-beta: the usual betas (0.75 in AlexNet, 0.5, 1) through square roots, which are several
    times cheaper than pow. */
 AN_INLINE double AN(lrn_power)(double L, double beta)
@@ -88,3 +97,7 @@ AN_KERNEL(lrn_backward, positions,
            index_t before, index_t after, REAL kappa, REAL alpha, REAL beta, index_t positions),
           AN(lrn_backward_position)(i, x, dy, dx, scratch, C, S, before, after, kappa, alpha,
                                     beta))
+
+#if !defined(__CUDACC__)
+#pragma pop_macro("AN_OMP_MIN")
+#endif

@@ -86,10 +86,10 @@ def channel_layout(x):
 
 def position_blocks(x):
     """(blocks, C, S, block) for the blocked softmax kernels: work items are runs of up to
-    ``block`` positions of one image; 1 on the GPU, on the CPU 8 to 128 (AN_SOFTMAX_BLOCK), as
-    long as there are enough blocks (2048, the kernels' AN_OMP_MIN) to run in parallel."""
+    ``block`` positions of one image; 1 on the GPU, on the CPU up to 128 (AN_SOFTMAX_BLOCK),
+    smaller when that leaves fewer than 64 blocks to share among the threads."""
     positions, channels, spatial = channel_layout(x)
-    block = 1 if is_gpu_array(x) else max(1, min(spatial, 128, max(8, positions // 2048)))
+    block = 1 if is_gpu_array(x) else max(1, min(spatial, 128, max(8, positions // 64)))
     blocks = x.shape[0] * -(-spatial // block) if spatial else 0
     return blocks, channels, spatial, block
 

@@ -75,8 +75,8 @@ def loss(x, c, *, loss="softmaxlog", instance_weights=None, topk=5, threshold=0.
         check_float_array(name, "instance_weights", instance_weights)
         check_same_dtype(name, x=x, instance_weights=instance_weights)
     check_devices(name, x=x, c=c, instance_weights=instance_weights)
-    # Validate labels and weights now, so errors surface before any derivative is computed.
-    prepare_labels(x, c, instance_weights, kind)
+    # Labels and weights are checked by prepare_labels, which the forward and the backward
+    # both start with (so graphs check them too).
     if dzdy is not None:
         if np.ndim(dzdy) != 0:
             raise ValueError(f"{name}: dzdy must be a scalar (the loss is), "
