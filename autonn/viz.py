@@ -13,6 +13,7 @@ import html
 import math
 import shutil
 import subprocess
+import warnings
 
 import numpy as np
 
@@ -168,7 +169,8 @@ def _graph_of_tape(net, input_sizes):
         key = ("step", number)
         names = ", ".join(tape.names[o] for o in step.outputs)
         shapes = [shape_of(o) for o in step.outputs]
-        detail = ", ".join(_shape_label(s) or "?" for s in shapes) if any(shapes) else ""
+        known = any(s is not None for s in shapes)
+        detail = ", ".join(_shape_label(s) or "?" for s in shapes) if known else ""
         graph.add(_Node(key, "op", f"{names} = {step.op.name}", detail))
         for slot in step.inputs:
             if slot in producer:
@@ -192,7 +194,10 @@ def _infer_shape(layer, shapes):
         else:
             args.append(tuple(np.shape(x)))
     try:
-        shape = layer.op.output_shape(*args, **layer.options)
+        # Ops without a shape rule run their forward on zeros: silence 0/0 and log(0) warnings.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            shape = layer.op.output_shape(*args, **layer.options)
     except Exception:  # a shape rule that cannot work from shapes alone: leave it unknown
         return None
     if layer.op.num_outputs > 1:
@@ -426,29 +431,38 @@ def imarraysc(array, *, ax=None, spacing=1, columns=None, cmap="gray", backgroun
     columns : tiles per row (default: a near-square grid, or C per row for a batch).
     """
     import matplotlib.pyplot as plt
-    mosaic = tile(array, spacing=spacing, columns=columns)
+    from matplotlib.colors import to_rgba
+    mosaic, unused = _tile(array, spacing, columns)
     if ax is None:
         ax = plt.gca()
-    colour_map = plt.get_cmap(cmap).with_extremes(bad=background)
+    # Build the RGBA picture here: the gaps between tiles get the background colour, and the
+    # grid cells left over after the last tile are transparent rather than a block of colour.
     if mosaic.ndim == 3:
-        # RGB: matplotlib has no "bad" colour for RGB images, so the gaps are painted here.
+        rgba = np.concatenate([np.nan_to_num(mosaic), np.ones(mosaic.shape[:2] + (1,))], axis=2)
         gaps = np.isnan(mosaic[..., 0])
-        rgb = np.nan_to_num(mosaic)
-        rgb[gaps] = _rgb(background)
-        ax.imshow(rgb, interpolation="nearest")
     else:
-        ax.imshow(np.ma.masked_invalid(mosaic), cmap=colour_map, vmin=0, vmax=1,
-                  interpolation="nearest")
+        rgba = plt.get_cmap(cmap)(np.nan_to_num(mosaic))
+        gaps = np.isnan(mosaic)
+    rgba[gaps] = to_rgba(background)
+    rgba[unused] = (1.0, 1.0, 1.0, 0.0)
+    ax.imshow(rgba, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
     if title is not None:
         ax.set_title(title)
     return ax
 
 
 def tile(array, *, spacing=1, columns=None):
-    """The mosaic that :func:`imarraysc` shows: a float array in [0, 1] with NaN in the gaps,
-    (rows, cols) for grey tiles or (rows, cols, 3) for colour tiles."""
+    """The mosaic that :func:`imarraysc` shows: a float array in [0, 1] with NaN between and
+    after the tiles, (rows, cols) for grey tiles or (rows, cols, 3) for colour tiles."""
+    return _tile(array, spacing, columns)[0]
+
+
+def _tile(array, spacing, columns):
+    """The mosaic and a mask of the grid cells after the last tile."""
     array = _to_numpy(array).astype(np.float64)
     colour = False
     if array.ndim == 2:
@@ -474,15 +488,20 @@ def tile(array, *, spacing=1, columns=None):
     h, w = tiles.shape[-2:]
     shape = (rows * (h + spacing) - spacing, columns * (w + spacing) - spacing)
     mosaic = np.full(shape + ((3,) if colour else ()), np.nan)
-    for k in range(count):
+    unused = np.zeros(shape, bool)
+    for k in range(rows * columns):
         r, c = divmod(k, columns)
         top, left = r * (h + spacing), c * (w + spacing)
+        if k >= count:
+            # the cell and the gap to its left
+            unused[top:top + h, max(0, left - spacing):left + w] = True
+            continue
         scaled = _scale_to_unit(tiles[k])
         if colour:
             mosaic[top:top + h, left:left + w] = scaled.transpose(1, 2, 0)
         else:
             mosaic[top:top + h, left:left + w] = scaled
-    return mosaic
+    return mosaic, unused
 
 
 def _scale_to_unit(values):
@@ -497,8 +516,3 @@ def _to_numpy(array):
     if hasattr(array, "get") and not isinstance(array, np.ndarray):  # a CuPy array
         array = array.get()
     return np.asarray(array)
-
-
-def _rgb(colour):
-    from matplotlib.colors import to_rgb
-    return np.array(to_rgb(colour))

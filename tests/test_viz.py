@@ -115,6 +115,9 @@ def test_imarraysc_draws_into_the_given_axes():
     figure, axes = plt.subplots()
     returned = viz.imarraysc(np.random.randn(1, 6, 8, 8), ax=axes, title="maps")
     assert returned is axes and axes.get_title() == "maps"
-    assert axes.images[0].get_array().shape == (2 * 9 - 1, 3 * 9 - 1)
-    viz.imarraysc(np.random.randn(4, 3, 5, 5), ax=axes)  # colour tiles
+    assert axes.images[0].get_array().shape == (2 * 9 - 1, 3 * 9 - 1, 4)   # RGBA
+    viz.imarraysc(np.random.randn(5, 3, 5, 5), ax=axes)  # colour tiles, one cell left over
+    picture = axes.images[-1].get_array()
+    assert picture.shape == (2 * 6 - 1, 3 * 6 - 1, 4)
+    assert (picture[6:, 12:, 3] == 0).all() and (picture[:5, :5, 3] == 1).all()
     plt.close(figure)

@@ -1,0 +1,48 @@
+"""Every notebook in notebooks/ runs top to bottom without an error.
+
+The notebooks run with AUTONN_NOTEBOOK_SMALL=1, which shrinks their images, iterations and
+datasets to a few seconds each. They need the ``notebooks`` extra (nbclient, nbformat, ipykernel,
+matplotlib, scikit-image); without it these tests are skipped.
+"""
+
+import glob
+import os
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+pytest.importorskip("matplotlib")
+pytest.importorskip("skimage")
+
+NOTEBOOK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "notebooks")
+NOTEBOOKS = sorted(glob.glob(os.path.join(NOTEBOOK_DIR, "*.ipynb")))
+
+
+def test_the_notebooks_are_found():
+    assert len(NOTEBOOKS) >= 6
+
+
+def test_notebooks_are_committed_without_outputs():
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, (
+                    f"{os.path.basename(path)} holds outputs; clear them (or regenerate it with "
+                    f"notebooks/make_notebooks.py)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_notebook_runs_without_errors(path, monkeypatch):
+    monkeypatch.setenv("AUTONN_NOTEBOOK_SMALL", "1")
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": NOTEBOOK_DIR}})
+    # nbclient raises CellExecutionError, naming the cell and the traceback, on any error.
+    client.execute()
+    errors = [output for cell in notebook.cells if cell.cell_type == "code"
+              for output in cell.outputs if output.output_type == "error"]
+    assert not errors
