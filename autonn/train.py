@@ -10,8 +10,8 @@ One call runs epochs of stochastic training and validation::
 Every output of the net is a statistic: the first is the objective that is minimised, the others
 (errors) are only recorded. Each epoch records, for 'train' and 'val', the mean of every output
 over the images, the number of images, the time and images/s. A progress bar shows the running
-values; a plot of the curves is drawn live in Jupyter and saved as ``net-train.png`` in the
-experiment folder otherwise.
+values; a plot of the curves is saved as ``net-train.png`` in the experiment folder and, in
+Jupyter, drawn live under the cell.
 
 Checkpoints (``exp_dir``): after each epoch ``net-epoch-K.npz`` (``Net.save``: graph and Params)
 then ``state-epoch-K.npz`` (solver state, history, the random state; arrays and JSON, no pickle),
@@ -60,7 +60,8 @@ def train(net, dataset, solver, *, epochs=10, batch_size=100, num_sub_batches=1,
     seed : seeds the batch order, the jitter and NumPy's global generator (dropout).
     val : also evaluate the 'val' split (test mode) after each epoch.
     progress : show a tqdm progress bar (``tqdm.auto``; plain lines without tqdm).
-    plot : live plot in Jupyter, ``exp_dir/net-train.png`` otherwise (needs matplotlib).
+    plot : save the curves to ``exp_dir/net-train.png`` after each epoch and, in Jupyter,
+        show them updated in place (needs matplotlib).
     inputs : the names of the net's image and label Inputs.
     on_epoch_end : optional ``callback(epoch, history)`` after each epoch (1-based epoch).
 
@@ -345,6 +346,7 @@ class _Plotter:
 def plot_history(history):
     """A matplotlib Figure with one panel per statistic ('objective', then the errors)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
     names = [k for k in history["train"][0] if k not in ("num_images", "time",
                                                          "images_per_second")]
     errors = [n for n in names if n != names[0]]
@@ -352,13 +354,14 @@ def plot_history(history):
     figure = Figure(figsize=(5 * len(panels), 3.6))
     for k, panel in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), k + 1)
-        for name in panel:
+        for j, name in enumerate(panel):
             for split, style in (("train", "-"), ("val", "--")):
                 values = [stats[name] for stats in history.get(split, [])]
                 if values:
                     axes.plot(range(1, len(values) + 1), values, style, marker=".",
-                              label=f"{name} {split}")
+                              color=f"C{j}", label=f"{name} {split}")
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_title("energy" if k == 0 else "error")
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8)

