@@ -25,20 +25,67 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
+/* sum_k exp(x_k - m) over the C channels of `width` positions (stride S between channels),
+ * m = maximum[j], without storing the exponentials: for (N, C) scores, AN_LOSS_LANES channels
+ * at a time into a local buffer summed lane by lane (both loops vectorise without reassociating
+ * a sum); otherwise along the positions, which are contiguous. */
+#ifndef AN_LOSS_LANES
+#define AN_LOSS_LANES 8
+#endif
+
+AN_INLINE void AN(softmax_sums)(const REAL *AN_RESTRICT x, index_t C, index_t S, index_t width,
+                                REAL *maximum, double *total)
+{
+    if (width == 1 && S == 1) {     /* (N, C) scores: the channels are contiguous */
+        /* Lane-wise maxima too: one running maximum is a chain of dependent compares. */
+        REAL lane_max[AN_LOSS_LANES];
+        for (index_t l = 0; l < AN_LOSS_LANES; ++l) lane_max[l] = x[0];
+        index_t c = 0;
+        for (; c + AN_LOSS_LANES <= C; c += AN_LOSS_LANES)
+            for (index_t l = 0; l < AN_LOSS_LANES; ++l)
+                lane_max[l] = x[c + l] > lane_max[l] ? x[c + l] : lane_max[l];
+        REAL m = x[0];
+        for (; c < C; ++c)
+            m = x[c] > m ? x[c] : m;
+        for (index_t l = 0; l < AN_LOSS_LANES; ++l)
+            m = lane_max[l] > m ? lane_max[l] : m;
+        REAL buffer[AN_LOSS_LANES];
+        double lanes[AN_LOSS_LANES] = {0};
+        index_t k = 0;
+        for (; k + AN_LOSS_LANES <= C; k += AN_LOSS_LANES) {
+            for (index_t l = 0; l < AN_LOSS_LANES; ++l)
+                buffer[l] = AN(fast_exp)(x[k + l] - m);
+            for (index_t l = 0; l < AN_LOSS_LANES; ++l)
+                lanes[l] += buffer[l];
+        }
+        double sum = 0;
+        for (; k < C; ++k)
+            sum += AN(fast_exp)(x[k] - m);
+        for (index_t l = 0; l < AN_LOSS_LANES; ++l)
+            sum += lanes[l];
+        maximum[0] = m;
+        total[0] = sum;
+        return;
+    }
+    for (index_t j = 0; j < width; ++j) { maximum[j] = x[j]; total[j] = 0; }
+    for (index_t k = 1; k < C; ++k)
+        for (index_t j = 0; j < width; ++j)
+            maximum[j] = x[k * S + j] > maximum[j] ? x[k * S + j] : maximum[j];
+    for (index_t k = 0; k < C; ++k)
+        for (index_t j = 0; j < width; ++j)
+            total[j] += AN(fast_exp)(x[k * S + j] - maximum[j]);
+}
+
 AN_INLINE void AN(softmaxlog_forward_block)(index_t item, const REAL *x, const index_t *labels,
-                                            const REAL *weights, REAL *terms, REAL *scratch,
-                                            index_t C, index_t S, index_t block)
+                                            const REAL *weights, REAL *terms, index_t C,
+                                            index_t S, index_t block)
 {
     index_t width;
     const index_t base = AN(softmax_block)(item, C, S, block, &width);
     const index_t first = (base / (C * S)) * S + base % (C * S);   /* position of the block */
     REAL maximum[AN_SOFTMAX_BLOCK];
     double total[AN_SOFTMAX_BLOCK];
-    if (width == 1) {
-        total[0] = AN(softmax_exp_position)(x + base, scratch + base, C, S, maximum);
-    } else {
-        AN(softmax_exp_block)(x + base, scratch + base, C, S, width, maximum, total);
-    }
+    AN(softmax_sums)(x + base, C, S, width, maximum, total);
     for (index_t j = 0; j < width; ++j) {
         const REAL w = weights[first + j];
         terms[first + j] = w == 0 ? (REAL)0 : (REAL)(w * (log(total[j]) + maximum[j]
@@ -47,9 +94,9 @@ AN_INLINE void AN(softmaxlog_forward_block)(index_t item, const REAL *x, const i
 }
 
 AN_KERNEL(softmaxlog_forward, blocks,
-          (const REAL *x, const index_t *labels, const REAL *weights, REAL *terms,
-           REAL *scratch, index_t C, index_t S, index_t block, index_t blocks),
-          AN(softmaxlog_forward_block)(i, x, labels, weights, terms, scratch, C, S, block))
+          (const REAL *x, const index_t *labels, const REAL *weights, REAL *terms, index_t C,
+           index_t S, index_t block, index_t blocks),
+          AN(softmaxlog_forward_block)(i, x, labels, weights, terms, C, S, block))
 
 AN_INLINE void AN(softmaxlog_backward_block)(index_t item, const REAL *x, const index_t *labels,
                                              const REAL *weights, REAL *dx, index_t C,

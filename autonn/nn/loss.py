@@ -230,9 +230,8 @@ def _softmaxlog_kernel(name, x4, labels, weights, scale=None):
     weights = xp.ascontiguousarray(weights, dtype=x4.dtype)
     if scale is None:
         terms = xp.empty(x4.shape[0] * spatial, dtype=x4.dtype)
-        scratch = xp.empty_like(x4)
-        kernels.launch(name, blocks, x4, labels, weights, terms, scratch, channels, spatial,
-                       block, blocks)
+        kernels.launch(name, blocks, x4, labels, weights, terms, channels, spatial, block,
+                       blocks)
         return terms
     dx = xp.empty_like(x4)
     kernels.launch(name, blocks, x4, labels, weights, dx, channels, spatial, block, scale,
