@@ -6,8 +6,8 @@
  * padding with -inf does for max, and avg divides by the number of *unpadded* elements.
  * The caller guarantees pad < window, so every clipped window holds at least one element.
  *
- * Max ties go to the first maximum in row-major order, and the backward passes are gathers
- * (each input element sums what reaches it), so no two work items write the same element.
+ * Max ties go to the first maximum in row-major order. A backward work item owns a whole plane,
+ * so no two work items write the same element.
  */
 
 /* The clipped window [*ylo, *yhi) x [*xlo, *xhi) of output (oy, ox). */
@@ -36,17 +36,6 @@ AN_INLINE index_t AN(pool_argmax)(const REAL *plane, index_t oy, index_t ox,
         for (index_t x = xlo; x < xhi; ++x)
             if (plane[y * W + x] > m) { m = plane[y * W + x]; best = y * W + x; }
     return best;
-}
-
-/* Output rows [*lo, *hi) (or columns) whose windows contain input row y: oy*s - p <= y and
-   y < oy*s - p + k, within [0, n_out). */
-AN_INLINE void AN(pool_outputs_covering)(index_t y, index_t k, index_t s, index_t p,
-                                         index_t n_out, index_t *lo, index_t *hi)
-{
-    const index_t first = y + p - k + 1;            /* oy*s >= first */
-    *lo = first > 0 ? (first + s - 1) / s : 0;
-    *hi = (y + p) / s + 1;                          /* oy*s <= y + p  (y + p >= 0) */
-    if (*hi > n_out) *hi = n_out;
 }
 
 /* Forward, work item: one output row (plane p, row oy). */
@@ -88,47 +77,43 @@ AN_KERNEL(pool_avg_forward, planes * Ho,
            index_t Wo, index_t ph, index_t pw, index_t sh, index_t sw, index_t pt, index_t pl),
           AN(pool_forward_row)(i, x, y, 1, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))
 
-/* Backward, work item: one input row (plane p, row y), which it owns:
-     max: dx[y, x] = sum of dy[oy, ox] over the windows whose first maximum is (y, x);
-     avg: dx[y, x] = sum of dy[oy, ox] / |window(oy, ox)| over the windows containing (y, x).
-   It visits the windows covering row y (one row of windows for pool 2, stride 2) and keeps
-   what lands in its own row, so every window's maximum is found once per row it spans. */
-AN_INLINE void AN(pool_backward_row)(index_t item, const REAL *x, const REAL *dy, REAL *dx,
-                                     int average, index_t H, index_t W, index_t Ho, index_t Wo,
-                                     index_t ph, index_t pw, index_t sh, index_t sw,
-                                     index_t pt, index_t pl)
+/* Backward, work item: one plane p, which it owns: dx starts at zero, then every window adds
+   its derivative to its first maximum (max) or, divided by its size, to each of its unpadded
+   elements (avg). Each window is visited once; overlapping windows accumulate in order, within
+   the one work item that owns the plane, so there are no races. */
+AN_INLINE void AN(pool_backward_plane)(index_t p, const REAL *x, const REAL *dy, REAL *dx,
+                                       int average, index_t H, index_t W, index_t Ho, index_t Wo,
+                                       index_t ph, index_t pw, index_t sh, index_t sw,
+                                       index_t pt, index_t pl)
 {
-    const index_t y = item % H, p = item / H;
     const REAL *plane = x + p * H * W;
     const REAL *dplane = dy + p * Ho * Wo;
-    REAL *out = dx + item * W;
-    for (index_t xx = 0; xx < W; ++xx) out[xx] = 0;
-    index_t oylo, oyhi;
-    AN(pool_outputs_covering)(y, ph, sh, pt, Ho, &oylo, &oyhi);
-    for (index_t oy = oylo; oy < oyhi; ++oy) {
+    REAL *out = dx + p * H * W;
+    for (index_t e = 0; e < H * W; ++e) out[e] = 0;
+    for (index_t oy = 0; oy < Ho; ++oy) {
         for (index_t ox = 0; ox < Wo; ++ox) {
             const REAL derivative = dplane[oy * Wo + ox];
             if (average) {
                 index_t ylo, yhi, xlo, xhi;
                 AN(pool_window)(oy, ox, H, W, ph, pw, sh, sw, pt, pl, &ylo, &yhi, &xlo, &xhi);
                 const REAL share = derivative / (REAL)((yhi - ylo) * (xhi - xlo));
-                for (index_t xx = xlo; xx < xhi; ++xx) out[xx] += share;
+                for (index_t yy = ylo; yy < yhi; ++yy)
+                    for (index_t xx = xlo; xx < xhi; ++xx) out[yy * W + xx] += share;
             } else {
-                const index_t best = AN(pool_argmax)(plane, oy, ox, H, W, ph, pw, sh, sw, pt, pl);
-                if (best >= y * W && best < (y + 1) * W) out[best - y * W] += derivative;
+                out[AN(pool_argmax)(plane, oy, ox, H, W, ph, pw, sh, sw, pt, pl)] += derivative;
             }
         }
     }
 }
 
-AN_KERNEL(pool_max_backward, planes * H,
+AN_KERNEL(pool_max_backward, planes,
           (const REAL *x, const REAL *dy, REAL *dx, index_t planes, index_t H, index_t W,
            index_t Ho, index_t Wo, index_t ph, index_t pw, index_t sh, index_t sw,
            index_t pt, index_t pl),
-          AN(pool_backward_row)(i, x, dy, dx, 0, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))
+          AN(pool_backward_plane)(i, x, dy, dx, 0, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))
 
-AN_KERNEL(pool_avg_backward, planes * H,
+AN_KERNEL(pool_avg_backward, planes,
           (const REAL *x, const REAL *dy, REAL *dx, index_t planes, index_t H, index_t W,
            index_t Ho, index_t Wo, index_t ph, index_t pw, index_t sh, index_t sw,
            index_t pt, index_t pl),
-          AN(pool_backward_row)(i, x, dy, dx, 1, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))
+          AN(pool_backward_plane)(i, x, dy, dx, 1, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))

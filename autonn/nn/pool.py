@@ -1,7 +1,7 @@
 """Spatial pooling, ``vl_nnpool`` (manual 4.3, 6.3): max and average over sliding windows.
 
-One kernel evaluates each output row (forward), one each input row (backward, a gather: every
-input element sums the derivatives of the windows it contributes to, so no atomics are needed).
+One kernel work item evaluates each output row (forward); in the backward one work item owns a
+whole plane and adds each window's derivative where it belongs, so no atomics are needed.
 """
 
 from .. import kernels
@@ -66,7 +66,7 @@ def pool_backward(x, dzdy, *, size, method="max", stride=1, pad=0):
     x, dzdy = xp.ascontiguousarray(x), xp.ascontiguousarray(dzdy)
     dx = xp.empty_like(x)
     planes = g["N"] * g["C"]
-    kernels.launch(f"pool_{g['method']}_backward", planes * g["H"], x, dzdy, dx, planes,
+    kernels.launch(f"pool_{g['method']}_backward", planes, x, dzdy, dx, planes,
                    *_kernel_geometry(g))
     return dx
 
