@@ -363,6 +363,8 @@ def _kernel_geometry(g, n):
 def _chunks(g, itemsize):
     """(start, size) of batch chunks whose patch matrix fits in PATCH_BUFFER_BYTES, of (nearly)
     equal sizes so that no chunk is a sliver."""
+    if g.N == 0:
+        return []
     per_image = g.C * g.kh * g.kw * g.Ho * g.Wo * itemsize
     most = max(1, min(g.N, PATCH_BUFFER_BYTES // max(per_image, 1)))
     count = -(-g.N // most)

@@ -106,6 +106,14 @@ def test_pointwise_fast_path_matches_the_formula():
     an.gradcheck(nn.conv, x, w, b)
 
 
+def test_empty_batches_give_empty_results():
+    x, w, b = np.zeros((0, 3, 5, 5)), np.ones((2, 3, 3, 3)), np.ones(2)
+    assert nn.conv(x, w, b).shape == (0, 2, 3, 3)
+    dx, dw, db = nn.conv(x, w, b, dzdy=np.zeros((0, 2, 3, 3)))
+    assert dx.shape == x.shape and not dw.any() and not db.any()
+    assert nn.convt(np.zeros((0, 2, 3, 3)), w[:, :2].copy()).shape == (0, 2, 5, 5)
+
+
 def test_window_exactly_fitting_the_padded_input_gives_one_pixel():
     rng = np.random.default_rng(3)
     x, w = random(rng, (2, 3, 4, 5)), random(rng, (2, 3, 3, 3))
