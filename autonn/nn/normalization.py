@@ -134,7 +134,9 @@ def _bnorm_layer(x, g, b, moments, epsilon):
     """Graph mode: create the missing Params, then a node training on batch statistics."""
     if g is None or b is None or moments is None:
         from ..layer import Param
-        channels = _layer_channels(x)
+        known = [getattr(v, "value", v) for v in (g, b) if v is not None]
+        known = [v for v in known if hasattr(v, "shape") and len(v.shape) == 1]
+        channels = int(known[0].shape[0]) if known else _layer_channels(x)
         if g is None:
             # MatConvNet's AutoNN defaults: the gain learns twice as fast, no weight decay.
             g = Param(np.ones(channels, np.float32), learning_rate=2.0, weight_decay=0.0)

@@ -241,3 +241,17 @@ def test_kernels_take_non_contiguous_inputs_and_other_dzdy_dtypes():
     np.testing.assert_allclose(nn.normalize(x, param, dzdy=dy32),
                                nn.normalize(x, param, dzdy=np.ones(x.shape)), rtol=1e-12)
     assert nn.bnorm(x.astype(np.float32), dzdy=dy32)[0].dtype == np.float32
+
+
+def test_float32_derivatives_of_bnorm_and_spnorm():
+    x = RNG.standard_normal((2, 3, 2, 2)).astype(np.float32)
+    g, b = np.ones(3, np.float32), np.zeros(3, np.float32)
+    an.gradcheck(nn.bnorm, x, g, b, dtype=np.float32)
+    an.gradcheck(lambda v, dzdy=None: nn.spnorm(v, (3, 3, 0.5, 0.75), dzdy=dzdy), x,
+                 dtype=np.float32)
+
+
+def test_graph_bnorm_takes_its_channels_from_a_given_gain():
+    x = an.Input(name="x")
+    y = nn.bnorm(x, an.Param(np.ones(5, np.float32)))
+    assert y.inputs[3].value.shape == (5, 2) and y.inputs[2].value.shape == (5,)

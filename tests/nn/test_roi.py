@@ -104,3 +104,15 @@ def test_roipool_checks():
         nn.roipool(x, np.zeros((3, 4)))
     with pytest.raises(ValueError, match="roipool: method"):
         nn.roipool(x, ROIS, method="sum")
+
+
+def test_roipool_float32_matches_float64_and_its_derivative():
+    x = RNG.permutation(2 * 3 * 5 * 6).reshape(2, 3, 5, 6) / 10
+    for method in ("max", "avg"):
+        np.testing.assert_allclose(
+            nn.roipool(x.astype(np.float32), ROIS, method=method, subdivisions=(2, 3)),
+            nn.roipool(x, ROIS, method=method, subdivisions=(2, 3)), rtol=1e-6)
+    an.gradcheck(lambda v, dzdy=None: nn.roipool(v, ROIS, method="avg", subdivisions=2)
+                 if dzdy is None else nn.roipool(v, ROIS, method="avg", subdivisions=2,
+                                                 dzdy=dzdy)[0],
+                 x.astype(np.float32), dtype=np.float32)
