@@ -24,7 +24,8 @@ from ..ops import Op
 from ._arguments import any_layer, as_pair, as_quad, check_devices, check_float_array
 
 # Upper bound of the patch matrix of one batch chunk (bytes). Larger chunks make no GEMM faster
-# (above a few MB the GEMM runs at its peak) and would only cost memory.
+# (above a few MB the GEMM runs at its peak) and would only cost memory. A chunk holds at least
+# one image, so an image whose own patch matrix is larger still runs, in chunks of one.
 PATCH_BUFFER_BYTES = 64 * 2**20
 
 INITS = ("xavier", "he", "gaussian", "zeros")
