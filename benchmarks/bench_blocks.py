@@ -110,9 +110,12 @@ def main():
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(args.threads)
     import numpy as np
-    import torch
 
-    from autonn import nn
+    from autonn import kernels, nn
+    # Load the kernel library (and its OpenMP settings, see kernels/README.md) before PyTorch
+    # starts its own OpenMP runtime, so that both run under the same wait policy.
+    kernels.cpu_library()
+    import torch
     torch.set_num_threads(args.threads)
     print(f"autonn vs PyTorch {torch.__version__} (CPU, {args.threads} threads), best of "
           f"{args.repeat}")

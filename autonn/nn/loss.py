@@ -117,21 +117,22 @@ def prepare_labels(x, c, instance_weights, kind):
     if kind in CATEGORICAL:
         label_shape = (n, 1, height, width)
         if c_shape == (n,):
-            labels = xp.broadcast_to(c.reshape(n, 1, 1, 1), label_shape)
+            # One label per image: checked and converted once, then repeated over space.
+            compact = c.reshape(n, 1, 1, 1)
         elif c_shape in ((n, height, width), label_shape):
-            labels = c.reshape(label_shape)
+            compact = c.reshape(label_shape)
         else:
             raise ValueError(f"loss: labels c for {kind!r} must have shape ({n},), "
                              f"({n}, {height}, {width}) or {label_shape} to match x of shape "
                              f"{tuple(x.shape)}, got {c_shape}")
-        if c.dtype.kind == "f" and bool((labels != xp.floor(labels)).any()):
+        if c.dtype.kind == "f" and bool((compact != xp.floor(compact)).any()):
             raise ValueError(f"loss: class labels c must be whole numbers (shape {c_shape})")
-        if labels.size and int(labels.max()) >= channels:
-            raise ValueError(f"loss: class label {int(labels.max())} out of range for x with "
+        if compact.size and int(compact.max()) >= channels:
+            raise ValueError(f"loss: class label {int(compact.max())} out of range for x with "
                              f"{channels} channels (labels are 0-based; shape of c {c_shape})")
-        keep = labels >= 0
-        labels = xp.where(keep, labels, 0).astype(np.int64)
-        weights = keep.astype(x.dtype)
+        labels = xp.broadcast_to(xp.maximum(compact, 0).astype(np.int64, copy=False),
+                                 label_shape)
+        weights = xp.broadcast_to((compact >= 0).astype(x.dtype), label_shape)
         weights = _weigh(weights, instance_weights, c_shape, label_shape, x.shape)
     else:
         if c_shape != tuple(x.shape):
