@@ -239,7 +239,9 @@ def _render_with_dot(graph, dot):
         lines.append(f'  n{number} [label={label}, {shapes[node.kind]}, fillcolor="{fill}", '
                      f'color="{border}"];')
     for source, target in graph.edges:
-        lines.append(f"  n{graph.index[source]} -> n{graph.index[target]};")
+        # Heavy edges along the data path keep the chain of ops straight; Params hang beside it.
+        weight = 1 if graph.nodes[graph.index[source]].kind == "param" else 8
+        lines.append(f"  n{graph.index[source]} -> n{graph.index[target]} [weight={weight}];")
     lines.append("}")
     result = subprocess.run([dot, "-Tsvg"], input="\n".join(lines).encode("utf-8"),
                             capture_output=True, timeout=60, check=True)
@@ -295,7 +297,12 @@ def _render_layered(graph):
     for v in range(total):      # topological order of the real nodes breaks the initial ties
         rows[rank[v]].append(v)
     _order_rows(rows, up, down)
-    x = _place_rows(rows, widths, up, down)
+    # Params go to the right of the data nodes of their row, and data edges pull harder than
+    # Param edges (as dot's edge weights do): chains of ops stay straight, Params hang beside.
+    is_param = [node.kind == "param" for node in graph.nodes] + [False] * (total - n)
+    rows = [[v for v in row if not is_param[v]] + [v for v in row if is_param[v]]
+            for row in rows]
+    x = _place_rows(rows, widths, up, down, is_param)
     row_heights = [max([heights[v] for v in row] + [LINE_HEIGHT]) for row in rows]
     row_top = [MARGIN]
     for h in row_heights[:-1]:
@@ -340,9 +347,13 @@ def _order_rows(rows, up, down, sweeps=8):
                 ((barycentre(v, k), k), v) for k, v in enumerate(rows[r]))]
 
 
-def _place_rows(rows, widths, up, down, iterations=12):
-    """x of every node: rows packed left to right, then each node pulled toward the mean x of
-    its neighbours while keeping its row's order and spacing."""
+def _place_rows(rows, widths, up, down, is_param, iterations=21):
+    """x of every node. Data nodes (everything but Params) are pulled toward the mean x of
+    their data neighbours in the row above (downward sweeps) or below (upward sweeps) while
+    keeping their row's order and spacing; Params, which the rows list last, then sit as close
+    to their consumer as the data nodes on their left allow. Pulling from one side at a time
+    (the last sweep downward) keeps chains vertical: averaging both sides at once would accept
+    any straight slanted line as a solution."""
     total = len(widths)
     x = [0.0] * total
     for row in rows:
@@ -350,23 +361,37 @@ def _place_rows(rows, widths, up, down, iterations=12):
         for v in row:
             x[v] = cursor + widths[v] / 2
             cursor += widths[v] + GAP_X
-    for _ in range(iterations):
-        for row in rows:
+    for sweep in range(iterations):
+        # Alternate downward and upward sweeps: a pull travels the whole height either way.
+        downward = sweep % 2 == 0
+        for row in (rows if downward else rows[::-1]):
+            data = [v for v in row if not is_param[v]]
             desired = []
-            for v in row:
-                linked = up[v] + down[v]
+            for v in data:
+                first, second = (up[v], down[v]) if downward else (down[v], up[v])
+                linked = ([u for u in first if not is_param[u]]
+                          or [u for u in second if not is_param[u]])
                 desired.append(sum(x[u] for u in linked) / len(linked) if linked else x[v])
             # Left to right: as close to desired as the previous node allows; then right to
             # left, so that the row is not pushed only one way.
-            placed = list(desired)
-            for k in range(1, len(row)):
-                least = placed[k - 1] + (widths[row[k - 1]] + widths[row[k]]) / 2 + GAP_X
-                placed[k] = max(placed[k], least)
-            for k in range(len(row) - 2, -1, -1):
-                most = placed[k + 1] - (widths[row[k]] + widths[row[k + 1]]) / 2 - GAP_X
-                placed[k] = min(placed[k], most)
-            for v, value in zip(row, placed):
+            for k in range(1, len(data)):
+                least = desired[k - 1] + (widths[data[k - 1]] + widths[data[k]]) / 2 + GAP_X
+                desired[k] = max(desired[k], least)
+            for k in range(len(data) - 2, -1, -1):
+                most = desired[k + 1] - (widths[data[k]] + widths[data[k + 1]]) / 2 - GAP_X
+                desired[k] = min(desired[k], most)
+            for v, value in zip(data, desired):
                 x[v] = value
+    for row in rows:
+        previous = None
+        for v in row:
+            if is_param[v]:
+                consumers = down[v]
+                wanted = sum(x[u] for u in consumers) / len(consumers) if consumers else x[v]
+                if previous is not None:
+                    wanted = max(wanted, x[previous] + (widths[previous] + widths[v]) / 2 + GAP_X)
+                x[v] = wanted
+            previous = v
     return x
 
 
