@@ -160,8 +160,10 @@ AN_KERNEL(sigmoid_forward, (n + chunk - 1) / chunk,
 
 /* Softmax work items are blocks of up to `block` consecutive positions s of one image n (at
  * most AN_SOFTMAX_BLOCK): the loops run over channels outside and positions inside, which are
- * contiguous, so they vectorise; the GPU uses block = 1. A block of width 1 (always the case
- * when S = 1, i.e. (N, C) scores) walks its channels directly. */
+ * contiguous, so they vectorise; the GPU uses block = 1, and a block of width 1 walks its
+ * channels directly. For (N, C) scores (S = 1) a work item is instead `block` whole rows, each
+ * contiguous, so that small batches stay on one thread (waking threads costs more than the
+ * work) and large ones are shared. */
 #ifndef AN_SOFTMAX_BLOCK
 #if defined(__CUDACC__)
 #define AN_SOFTMAX_BLOCK 1      /* one position per thread: keeps the per-thread arrays small */
@@ -244,20 +246,34 @@ AN_INLINE void AN(softmax_exp_block)(const REAL *AN_RESTRICT x, REAL *AN_RESTRIC
         }
 }
 
-AN_INLINE void AN(softmax_forward_block)(index_t item, const REAL *x, REAL *y, index_t C,
-                                         index_t S, index_t block)
+/* One position (channels at stride S from x + base), e.g. a row of (N, C) scores. */
+AN_INLINE void AN(softmax_forward_position)(index_t base, const REAL *x, REAL *y, index_t C,
+                                            index_t S)
 {
-    index_t width;
-    const index_t base = AN(softmax_block)(item, C, S, block, &width);
-    REAL maximum[AN_SOFTMAX_BLOCK];
-    double total[AN_SOFTMAX_BLOCK];
-    if (width == 1) {
-        const REAL scale = (REAL)(1 / AN(softmax_exp_position)(x + base, y + base, C, S,
-                                                                maximum));
-        for (index_t k = 0; k < C; ++k)
-            y[base + k * S] *= scale;
+    REAL maximum;
+    const REAL scale = (REAL)(1 / AN(softmax_exp_position)(x + base, y + base, C, S,
+                                                            &maximum));
+    for (index_t k = 0; k < C; ++k)
+        y[base + k * S] *= scale;
+}
+
+AN_INLINE void AN(softmax_forward_block)(index_t item, const REAL *x, REAL *y, index_t C,
+                                         index_t S, index_t block, index_t positions)
+{
+    if (S == 1) {   /* (N, C) scores: `block` whole rows per work item */
+        const index_t last = (item + 1) * block < positions ? (item + 1) * block : positions;
+        for (index_t n = item * block; n < last; ++n)
+            AN(softmax_forward_position)(n * C, x, y, C, 1);
         return;
     }
+    index_t width;
+    const index_t base = AN(softmax_block)(item, C, S, block, &width);
+    if (width == 1) {
+        AN(softmax_forward_position)(base, x, y, C, S);
+        return;
+    }
+    REAL maximum[AN_SOFTMAX_BLOCK];
+    double total[AN_SOFTMAX_BLOCK];
     AN(softmax_exp_block)(x + base, y + base, C, S, width, maximum, total);
     REAL scale[AN_SOFTMAX_BLOCK];
     for (index_t j = 0; j < width; ++j) scale[j] = (REAL)(1 / total[j]);
@@ -267,15 +283,15 @@ AN_INLINE void AN(softmax_forward_block)(index_t item, const REAL *x, REAL *y, i
 }
 
 AN_KERNEL(softmax_forward, blocks,
-          (const REAL *x, REAL *y, index_t C, index_t S, index_t block, index_t blocks),
-          AN(softmax_forward_block)(i, x, y, C, S, block))
+          (const REAL *x, REAL *y, index_t C, index_t S, index_t block, index_t positions,
+           index_t blocks),
+          AN(softmax_forward_block)(i, x, y, C, S, block, positions))
 
-AN_INLINE void AN(softmax_backward_block)(index_t item, const REAL *AN_RESTRICT y,
-                                          const REAL *AN_RESTRICT dy, REAL *AN_RESTRICT dx,
-                                          index_t C, index_t S, index_t block)
+AN_INLINE void AN(softmax_backward_positions)(index_t base, const REAL *AN_RESTRICT y,
+                                              const REAL *AN_RESTRICT dy,
+                                              REAL *AN_RESTRICT dx, index_t C, index_t S,
+                                              index_t width)
 {
-    index_t width;
-    const index_t base = AN(softmax_block)(item, C, S, block, &width);
     double projection[AN_SOFTMAX_BLOCK];
     for (index_t j = 0; j < width; ++j) projection[j] = 0;
     for (index_t k = 0; k < C; ++k)
@@ -287,10 +303,25 @@ AN_INLINE void AN(softmax_backward_block)(index_t item, const REAL *AN_RESTRICT 
                                    * (REAL)(dy[base + k * S + j] - projection[j]);
 }
 
+AN_INLINE void AN(softmax_backward_block)(index_t item, const REAL *y, const REAL *dy,
+                                          REAL *dx, index_t C, index_t S, index_t block,
+                                          index_t positions)
+{
+    if (S == 1) {   /* (N, C) scores: `block` whole rows per work item */
+        const index_t last = (item + 1) * block < positions ? (item + 1) * block : positions;
+        for (index_t n = item * block; n < last; ++n)
+            AN(softmax_backward_positions)(n * C, y, dy, dx, C, 1, 1);
+        return;
+    }
+    index_t width;
+    const index_t base = AN(softmax_block)(item, C, S, block, &width);
+    AN(softmax_backward_positions)(base, y, dy, dx, C, S, width);
+}
+
 AN_KERNEL(softmax_backward, blocks,
           (const REAL *y, const REAL *dy, REAL *dx, index_t C, index_t S, index_t block,
-           index_t blocks),
-          AN(softmax_backward_block)(i, y, dy, dx, C, S, block))
+           index_t positions, index_t blocks),
+          AN(softmax_backward_block)(i, y, dy, dx, C, S, block, positions))
 
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options

@@ -8,8 +8,9 @@
  *             (the caller sums the terms, and divides by N when normalising)
  *   backward  dx_k = scale w (softmax(x)_k - [k == c])
  *
- * Work items are the position blocks of the softmax kernels, and the exponentials use
- * fast_exp, both from activation.h (included before this file).
+ * Work items are those of the softmax kernels (blocks of positions, or of rows for (N, C)
+ * scores), and the exponentials use fast_exp, both from activation.h (included before this
+ * file).
  */
 /* Each work item here is thousands of elements' work (a chunk, a block of positions, a whole
  * channel), so a handful of items is worth the threads: this file lowers the OpenMP threshold of
@@ -76,13 +77,11 @@ AN_INLINE void AN(softmax_sums)(const REAL *AN_RESTRICT x, index_t C, index_t S,
             total[j] += AN(fast_exp)(x[k * S + j] - maximum[j]);
 }
 
-AN_INLINE void AN(softmaxlog_forward_block)(index_t item, const REAL *x, const index_t *labels,
-                                            const REAL *weights, REAL *terms, index_t C,
-                                            index_t S, index_t block)
+AN_INLINE void AN(softmaxlog_forward_positions)(index_t base, index_t first, index_t width,
+                                                const REAL *x, const index_t *labels,
+                                                const REAL *weights, REAL *terms, index_t C,
+                                                index_t S)
 {
-    index_t width;
-    const index_t base = AN(softmax_block)(item, C, S, block, &width);
-    const index_t first = (base / (C * S)) * S + base % (C * S);   /* position of the block */
     REAL maximum[AN_SOFTMAX_BLOCK];
     double total[AN_SOFTMAX_BLOCK];
     AN(softmax_sums)(x + base, C, S, width, maximum, total);
@@ -93,18 +92,32 @@ AN_INLINE void AN(softmaxlog_forward_block)(index_t item, const REAL *x, const i
     }
 }
 
-AN_KERNEL(softmaxlog_forward, blocks,
-          (const REAL *x, const index_t *labels, const REAL *weights, REAL *terms, index_t C,
-           index_t S, index_t block, index_t blocks),
-          AN(softmaxlog_forward_block)(i, x, labels, weights, terms, C, S, block))
-
-AN_INLINE void AN(softmaxlog_backward_block)(index_t item, const REAL *x, const index_t *labels,
-                                             const REAL *weights, REAL *dx, index_t C,
-                                             index_t S, index_t block, REAL scale)
+AN_INLINE void AN(softmaxlog_forward_block)(index_t item, const REAL *x, const index_t *labels,
+                                            const REAL *weights, REAL *terms, index_t C,
+                                            index_t S, index_t block, index_t positions)
 {
+    if (S == 1) {   /* (N, C) scores: `block` whole rows per work item */
+        const index_t last = (item + 1) * block < positions ? (item + 1) * block : positions;
+        for (index_t n = item * block; n < last; ++n)
+            AN(softmaxlog_forward_positions)(n * C, n, 1, x, labels, weights, terms, C, 1);
+        return;
+    }
     index_t width;
     const index_t base = AN(softmax_block)(item, C, S, block, &width);
-    const index_t first = (base / (C * S)) * S + base % (C * S);
+    const index_t first = (base / (C * S)) * S + base % (C * S);   /* position of the block */
+    AN(softmaxlog_forward_positions)(base, first, width, x, labels, weights, terms, C, S);
+}
+
+AN_KERNEL(softmaxlog_forward, blocks,
+          (const REAL *x, const index_t *labels, const REAL *weights, REAL *terms, index_t C,
+           index_t S, index_t block, index_t positions, index_t blocks),
+          AN(softmaxlog_forward_block)(i, x, labels, weights, terms, C, S, block, positions))
+
+AN_INLINE void AN(softmaxlog_backward_positions)(index_t base, index_t first, index_t width,
+                                                 const REAL *x, const index_t *labels,
+                                                 const REAL *weights, REAL *dx, index_t C,
+                                                 index_t S, REAL scale)
+{
     REAL maximum[AN_SOFTMAX_BLOCK], factor[AN_SOFTMAX_BLOCK];
     double total[AN_SOFTMAX_BLOCK];
     if (width == 1) {
@@ -126,10 +139,28 @@ AN_INLINE void AN(softmaxlog_backward_block)(index_t item, const REAL *x, const 
         dx[base + labels[first + j] * S + j] -= scale * weights[first + j];
 }
 
+AN_INLINE void AN(softmaxlog_backward_block)(index_t item, const REAL *x, const index_t *labels,
+                                             const REAL *weights, REAL *dx, index_t C,
+                                             index_t S, index_t block, REAL scale,
+                                             index_t positions)
+{
+    if (S == 1) {   /* (N, C) scores: `block` whole rows per work item */
+        const index_t last = (item + 1) * block < positions ? (item + 1) * block : positions;
+        for (index_t n = item * block; n < last; ++n)
+            AN(softmaxlog_backward_positions)(n * C, n, 1, x, labels, weights, dx, C, 1, scale);
+        return;
+    }
+    index_t width;
+    const index_t base = AN(softmax_block)(item, C, S, block, &width);
+    const index_t first = (base / (C * S)) * S + base % (C * S);
+    AN(softmaxlog_backward_positions)(base, first, width, x, labels, weights, dx, C, S, scale);
+}
+
 AN_KERNEL(softmaxlog_backward, blocks,
           (const REAL *x, const index_t *labels, const REAL *weights, REAL *dx, index_t C,
-           index_t S, index_t block, REAL scale, index_t blocks),
-          AN(softmaxlog_backward_block)(i, x, labels, weights, dx, C, S, block, scale))
+           index_t S, index_t block, REAL scale, index_t positions, index_t blocks),
+          AN(softmaxlog_backward_block)(i, x, labels, weights, dx, C, S, block, scale,
+                                        positions))
 
 /* The other categorical losses, one work item per position p (channel k at stride S); `kind`
  * selects the loss:

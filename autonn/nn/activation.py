@@ -85,13 +85,25 @@ def channel_layout(x):
 
 
 def position_blocks(x):
-    """(blocks, C, S, block) for the blocked softmax kernels: work items are runs of up to
-    ``block`` positions of one image; 1 on the GPU, on the CPU up to 128 (AN_SOFTMAX_BLOCK),
-    smaller when that leaves fewer than 64 blocks to share among the threads."""
+    """(blocks, C, S, block, positions) for the blocked softmax kernels.
+
+    Work items are runs of up to ``block`` positions of one image: 1 on the GPU, on the CPU up to
+    128 (AN_SOFTMAX_BLOCK), smaller when that leaves fewer than 64 blocks to share among the
+    threads. For (N, C) scores (S = 1) an item is ``block`` whole rows of about 32K values, so a
+    small batch stays on one thread: waking a second costs more than its share of the work.
+    """
     positions, channels, spatial = channel_layout(x)
-    block = 1 if is_gpu_array(x) else max(1, min(spatial, 128, max(8, positions // 64)))
-    blocks = x.shape[0] * -(-spatial // block) if spatial else 0
-    return blocks, channels, spatial, block
+    if is_gpu_array(x):
+        block = 1
+    elif spatial == 1:
+        block = max(1, 32768 // max(channels, 1))
+    else:
+        block = max(1, min(spatial, 128, max(8, positions // 64)))
+    if spatial == 1:
+        blocks = -(-positions // block)
+    else:
+        blocks = x.shape[0] * -(-spatial // block) if spatial else 0
+    return blocks, channels, spatial, block, positions
 
 
 # --------------------------------------------------------------------------- relu
@@ -127,17 +139,17 @@ sigmoid_op = Op("sigmoid", sigmoid_forward, sigmoid_backward, backward_needs_inp
 def softmax_forward(x):
     x = contiguous(x)
     y = array_module(x).empty_like(x)
-    blocks, channels, spatial, block = position_blocks(x)
-    kernels.launch("softmax_forward", blocks, x, y, channels, spatial, block, blocks)
+    blocks, channels, spatial, block, positions = position_blocks(x)
+    kernels.launch("softmax_forward", blocks, x, y, channels, spatial, block, positions, blocks)
     return y
 
 
 def softmax_backward(x, dzdy, *, y):
     y = contiguous(y)
     dx = array_module(y).empty_like(y)
-    blocks, channels, spatial, block = position_blocks(y)
+    blocks, channels, spatial, block, positions = position_blocks(y)
     kernels.launch("softmax_backward", blocks, y, contiguous(dzdy, y.dtype), dx, channels,
-                   spatial, block, blocks)
+                   spatial, block, positions, blocks)
     return dx
 
 

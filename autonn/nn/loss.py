@@ -226,17 +226,17 @@ def _softmaxlog_kernel(name, x4, labels, weights, scale=None):
     (forward) or dx (backward), over the position blocks of the softmax kernels."""
     xp = array_module(x4)
     x4 = xp.ascontiguousarray(x4)
-    blocks, channels, spatial, block = position_blocks(x4)
+    blocks, channels, spatial, block, positions = position_blocks(x4)
     labels = xp.ascontiguousarray(labels, dtype=np.int64)
     weights = xp.ascontiguousarray(weights, dtype=x4.dtype)
     if scale is None:
-        terms = xp.empty(x4.shape[0] * spatial, dtype=x4.dtype)
+        terms = xp.empty(positions, dtype=x4.dtype)
         kernels.launch(name, blocks, x4, labels, weights, terms, channels, spatial, block,
-                       blocks)
+                       positions, blocks)
         return terms
     dx = xp.empty_like(x4)
     kernels.launch(name, blocks, x4, labels, weights, dx, channels, spatial, block, scale,
-                   blocks)
+                   positions, blocks)
     return dx
 
 

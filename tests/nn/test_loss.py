@@ -225,3 +225,20 @@ def test_single_class_mshinge_is_zero_with_zero_derivative():
     c = np.zeros((3, 2, 2), np.int64)
     assert nn.loss(x, c, loss="mshinge") == 0
     assert not nn.loss(x, c, loss="mshinge", dzdy=1.0)[0].any()
+
+
+def test_softmaxloss_on_many_rows_of_scores_matches_numpy():
+    # (N, C) scores are processed several whole rows per work item, the last item partial.
+    x = RNG.standard_normal((70, 1000)) * 3
+    c = RNG.integers(-1, 1000, size=70)
+    keep = c >= 0
+    shifted = x - x.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    expected = -log_p[keep, c[keep]].sum() / 70
+    np.testing.assert_allclose(nn.softmaxloss(x, c), expected, rtol=1e-12)
+    np.testing.assert_allclose(nn.softmaxloss(x.astype(np.float32), c), expected, rtol=1e-5)
+    dx, _ = nn.softmaxloss(x, c, dzdy=1.0)
+    onehot = np.zeros_like(x)
+    onehot[keep, c[keep]] = 1
+    np.testing.assert_allclose(dx, keep[:, None] * (np.exp(log_p) - onehot) / 70, atol=1e-15)
+    np.testing.assert_allclose(nn.softmax(x), np.exp(log_p), rtol=1e-12)
