@@ -198,3 +198,24 @@ def test_logistic_regression_reaches_low_error_in_one_epoch(kind, learning_rate)
     net.eval({"x": val_points, "y": val_labels}, mode="test")
     assert initial_error > 0.5
     assert float(net.value(error)) < 0.35
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", KINDS)
+def test_updates_on_cupy_arrays_match_numpy(kind):
+    if not an.gpu_available():
+        pytest.skip("no CUDA device")
+    import cupy
+    rng = np.random.default_rng(0)
+    value, grads = rng.standard_normal(7), [rng.standard_normal(7) for _ in range(3)]
+    on_cpu = FakeParam("w", value.copy(), None)
+    on_gpu = FakeParam("w", cupy.asarray(value), None)
+    cpu_solver, gpu_solver = getattr(solvers, kind)(), getattr(solvers, kind)()
+    for g in grads:
+        on_cpu.der, on_gpu.der = g, cupy.asarray(g)
+        cpu_solver.step(FakeNet(on_cpu))
+        gpu_solver.step(FakeNet(on_gpu))
+    assert isinstance(on_gpu.value, cupy.ndarray)
+    np.testing.assert_allclose(cupy.asnumpy(on_gpu.value), on_cpu.value, rtol=1e-10)
+    state = gpu_solver.state_dict()  # plain NumPy arrays, ready for np.savez
+    assert all(isinstance(v, np.ndarray) for v in state.values())

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from autonn.datasets import ArrayDataset, Shift, stratified_split
 
@@ -119,3 +120,18 @@ def test_abandoned_prefetch_stops_its_thread():
     while prefetch_threads() and time.time() < deadline:
         time.sleep(0.05)
     assert not prefetch_threads()
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(6, 60), batch_size=st.integers(1, 70), seed=st.integers(0, 1000))
+def test_batches_partition_each_split_for_any_sizes(n, batch_size, seed):
+    dataset = make_dataset(n)
+    for split in ("train", "val"):
+        labels, count = [], 0
+        for images, batch_labels in dataset.batches(split, batch_size, rng=seed):
+            assert 1 <= len(batch_labels) <= batch_size and len(images) == len(batch_labels)
+            labels.append(batch_labels)
+            count += 1
+        expected = dataset.labels[dataset.split_indices(split)]
+        assert count == -(-len(expected) // batch_size)
+        assert sorted(np.concatenate(labels + [np.zeros(0, np.int64)])) == sorted(expected)
