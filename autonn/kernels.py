@@ -45,27 +45,26 @@ def launch(name, count, *args):
 
 
 # --------------------------------------------------------------------- CPU (cffi)
-_cpu = None
+# OpenMP worker threads spin after each parallel region by default, and the kernels alternate
+# with BLAS calls whose threads then compete with the spinning ones for the same cores (measured:
+# a 1.5x slower conv on 2 cores). Sleeping workers cost a few microseconds to wake instead. The
+# runtime reads this once, when it loads, hence the library is loaded with this module (that is,
+# when autonn is imported); a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+try:
+    from . import _kernels_cpu as _cpu
+    _cpu_error = None
+except ImportError as error:  # reported when a kernel is first needed
+    _cpu, _cpu_error = None, error
 
 
 def cpu_library():
     """The cffi module ``autonn._kernels_cpu`` (with ``.ffi`` and ``.lib``)."""
-    global _cpu
     if _cpu is None:
-        # OpenMP worker threads spin after each parallel region by default, and the kernels
-        # alternate with BLAS calls whose threads then compete with the spinning ones for the
-        # same cores (measured: a 1.5x slower conv on 2 cores). Sleeping workers cost a few
-        # microseconds to wake instead. Read once, when the OpenMP runtime loads; a value the
-        # user set wins.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        try:
-            from . import _kernels_cpu
-        except ImportError as error:
-            raise ImportError(
-                "autonn: the CPU kernel library autonn._kernels_cpu is not built. Install the "
-                "package with 'pip install -e .' (or 'pip install .'); it compiles kernels/ "
-                f"with cffi. ({error})") from None
-        _cpu = _kernels_cpu
+        raise ImportError(
+            "autonn: the CPU kernel library autonn._kernels_cpu is not built. Install the "
+            "package with 'pip install -e .' (or 'pip install .'); it compiles kernels/ with "
+            f"cffi. ({_cpu_error})")
     return _cpu
 
 

@@ -27,13 +27,15 @@ def main():
     # Thread counts must be set before NumPy (OpenBLAS), OpenMP and PyTorch start their pools.
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(args.threads)
+    # autonn first: it loads the OpenMP runtime with OMP_WAIT_POLICY=PASSIVE (see
+    # kernels/README.md), and PyTorch then shares that runtime (PyTorch's own times did not
+    # change with the policy when we measured).
+    from autonn import nn
+    conv_module = sys.modules["autonn.nn.conv"]     # the module, for its chunking rule
+
     import numpy as np
     import torch
     import torch.nn.functional as F
-
-    from autonn import nn
-    from autonn.nn import conv as _  # noqa: F401  (the module, for its chunking rule)
-    conv_module = sys.modules["autonn.nn.conv"]
 
     torch.set_num_threads(args.threads)
     scale = 4 if args.quick else 1
