@@ -58,8 +58,11 @@ def main():
                     best[k] = min(best[k], time.perf_counter() - start)
         return best
 
+    # Other work on the machine slows the multi-phase autonn pipeline (kernel, GEMM, kernel) more
+    # than PyTorch's single kernels: read the ratios together with the load.
     print(f"autonn vs PyTorch {torch.__version__} (CPU), {args.threads} threads, float32, "
-          f"best of {args.repeat}")
+          f"best of {args.repeat}; load average before: {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
     header = (f"{'case':<13} {'fwd GF/s':>9} {'torch':>7} {'ratio':>6} | {'f+b GF/s':>9} "
               f"{'torch':>7} {'ratio':>6} | {'sgemm':>7} {'fwd/sgemm':>9}")
     print(header)
@@ -127,6 +130,7 @@ def main():
     print(f"{'maxpool 2x2':<13} {forward * 1e3:7.2f}ms {forward_torch * 1e3:5.2f}ms "
           f"{forward_torch / forward:6.2f} | {both * 1e3:7.2f}ms {both_torch * 1e3:5.2f}ms "
           f"{both_torch / both:6.2f} |   (x {x.shape}; ratio = torch time / autonn time)")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@
  *                    defines the exported kernel AN(name)(params...) that evaluates `call` for
  *                    every index `i` in [0, count). On the CPU it is a `for` loop parallelised
  *                    with OpenMP (serial below AN_OMP_MIN iterations, where starting threads
- *                    costs more than the work); on the GPU an `extern "C" __global__` function
+ *                    costs more than the work; guided scheduling, so that a thread the OS
+ *                    preempts does not hold the others at the barrier with its fixed share of
+ *                    the work); on the GPU an `extern "C" __global__` function
  *                    with a grid-stride loop, so any launch configuration covers `count`.
  *   index_t          the integer type of sizes and indices (64-bit: tensors can exceed 2^31).
  */
@@ -48,7 +50,7 @@ typedef long long int64_t;
 #define AN_KERNEL(name, count, params, call)                                          \
     void AN(name) params {                                                            \
         const index_t an_count = (count);                                             \
-        _Pragma("omp parallel for schedule(static) if(an_count >= AN_OMP_MIN)")       \
+        _Pragma("omp parallel for schedule(guided) if(an_count >= AN_OMP_MIN)")       \
         for (index_t i = 0; i < an_count; ++i) {                                      \
             call;                                                                     \
         }                                                                             \
