@@ -13,51 +13,67 @@
  * to. It is written as a gather over rows of dx, so no two work items write the same element.
  */
 
-/* Work item: one (tap row r, image b) segment of P, Ho*Wo outputs. (A smaller item, one output
-   row, costs more in index divisions than it copies when Wo is small, as in LeNet.) */
-AN_INLINE void AN(im2col_plane)(index_t item, const REAL *x, REAL *patches,
-                                index_t n, index_t C, index_t H, index_t W,
-                                index_t Ho, index_t Wo, index_t kh, index_t kw,
-                                index_t sh, index_t sw, index_t pt, index_t pl,
-                                index_t dh, index_t dw)
+/* [*lo, *hi): the output columns ox < n_out whose tap ox*s + x0 lies inside [0, W). Stride 1,
+   the common case, needs no division (index divisions dominate im2col on small maps). */
+AN_INLINE void AN(conv_valid_range)(index_t x0, index_t s, index_t W, index_t n_out,
+                                    index_t *lo, index_t *hi)
+{
+    if (s == 1) {
+        *lo = x0 >= 0 ? 0 : -x0;
+        *hi = W - x0;
+    } else {
+        *lo = x0 >= 0 ? 0 : (-x0 + s - 1) / s;
+        *hi = W - 1 - x0 >= 0 ? (W - 1 - x0) / s + 1 : 0;
+    }
+    if (*hi > n_out) *hi = n_out;
+    if (*hi < 0) *hi = 0;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* Work item: one (channel c, tap row i, image b): the kw rows r = (c*kh + i)*kw + j of P for
+   image b, Ho*Wo values each. Coarser items would starve a GPU; finer ones spend more on
+   splitting the item index (divisions) than on copying when maps are small, as in LeNet. */
+AN_INLINE void AN(im2col_rows)(index_t item, const REAL *x, REAL *patches,
+                               index_t n, index_t C, index_t H, index_t W,
+                               index_t Ho, index_t Wo, index_t kh, index_t kw,
+                               index_t sh, index_t sw, index_t pt, index_t pl,
+                               index_t dh, index_t dw)
 {
     const index_t b = item % n;
-    const index_t r = item / n;
-    const index_t j = r % kw;
-    const index_t i = (r / kw) % kh;
-    const index_t c = r / (kw * kh);
+    const index_t ci = item / n;                 /* c*kh + i */
+    const index_t i = ci % kh;
+    const index_t c = ci / kh;
     const REAL *in_plane = x + (b * C + c) * H * W;
-    /* Output columns ox whose input column ox*sw + x0 lies inside [0, W): [lo, hi). Splitting
-       the range keeps the copy loop free of branches (it vectorises when sw == 1). */
-    const index_t x0 = j * dw - pl;
-    index_t lo = x0 >= 0 ? 0 : (-x0 + sw - 1) / sw;
-    index_t hi = (W - 1 - x0) >= 0 ? (W - 1 - x0) / sw + 1 : 0;
-    if (hi > Wo) hi = Wo;
-    if (lo > hi) lo = hi;
-    for (index_t oy = 0; oy < Ho; ++oy) {
-        REAL *out = patches + (item * Ho + oy) * Wo;
-        const index_t y = oy * sh - pt + i * dh;
-        if (y < 0 || y >= H) {
-            for (index_t ox = 0; ox < Wo; ++ox) out[ox] = 0;
-            continue;
+    for (index_t j = 0; j < kw; ++j) {
+        const index_t x0 = j * dw - pl;
+        index_t lo, hi;
+        AN(conv_valid_range)(x0, sw, W, Wo, &lo, &hi);
+        REAL *out = patches + ((ci * kw + j) * n + b) * Ho * Wo;
+        for (index_t oy = 0; oy < Ho; ++oy, out += Wo) {
+            const index_t y = oy * sh - pt + i * dh;
+            if (y < 0 || y >= H) {
+                for (index_t ox = 0; ox < Wo; ++ox) out[ox] = 0;
+                continue;
+            }
+            const REAL *in = in_plane + y * W;
+            /* three branch-free loops: left padding, inside (vectorised when sw == 1), right */
+            for (index_t ox = 0; ox < lo; ++ox) out[ox] = 0;
+            if (sw == 1) {
+                const REAL *src = in + x0;
+                for (index_t ox = lo; ox < hi; ++ox) out[ox] = src[ox];
+            } else {
+                for (index_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * sw + x0];
+            }
+            for (index_t ox = hi; ox < Wo; ++ox) out[ox] = 0;
         }
-        const REAL *in = in_plane + y * W;
-        for (index_t ox = 0; ox < lo; ++ox) out[ox] = 0;
-        if (sw == 1) {
-            const REAL *src = in + x0;
-            for (index_t ox = lo; ox < hi; ++ox) out[ox] = src[ox];
-        } else {
-            for (index_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * sw + x0];
-        }
-        for (index_t ox = hi; ox < Wo; ++ox) out[ox] = 0;
     }
 }
 
-AN_KERNEL(im2col, C * kh * kw * n,
+AN_KERNEL(im2col, C * kh * n,
           (const REAL *x, REAL *patches, index_t n, index_t C, index_t H, index_t W,
            index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
            index_t pt, index_t pl, index_t dh, index_t dw),
-          AN(im2col_plane)(i, x, patches, n, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw))
+          AN(im2col_rows)(i, x, patches, n, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw))
 
 /* Work item: one row of dx, (image b, channel c, input row y); it owns the W outputs. */
 AN_INLINE void AN(col2im_row)(index_t item, const REAL *patches, REAL *dx,
@@ -74,15 +90,19 @@ AN_INLINE void AN(col2im_row)(index_t item, const REAL *patches, REAL *dx,
     for (index_t i = 0; i < kh; ++i) {
         /* tap i of output row oy reads input row oy*sh - pt + i*dh == y */
         const index_t ty = y + pt - i * dh;
-        if (ty < 0 || ty % sh != 0 || ty / sh >= Ho) continue;
-        const index_t oy = ty / sh;
+        if (ty < 0) continue;
+        index_t oy = ty;
+        if (sh != 1) {
+            if (ty % sh != 0) continue;
+            oy = ty / sh;
+        }
+        if (oy >= Ho) continue;
         for (index_t j = 0; j < kw; ++j) {
             const index_t r = (c * kh + i) * kw + j;
             const REAL *in = patches + ((r * n + b) * Ho + oy) * Wo;
             const index_t x0 = j * dw - pl;
-            index_t lo = x0 >= 0 ? 0 : (-x0 + sw - 1) / sw;
-            index_t hi = (W - 1 - x0) >= 0 ? (W - 1 - x0) / sw + 1 : 0;
-            if (hi > Wo) hi = Wo;
+            index_t lo, hi;
+            AN(conv_valid_range)(x0, sw, W, Wo, &lo, &hi);
             if (sw == 1) {
                 REAL *dst = out + x0;
                 for (index_t ox = lo; ox < hi; ++ox) dst[ox] += in[ox];
