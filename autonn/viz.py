@@ -442,8 +442,8 @@ def _smooth_path(points):
 
 
 # ---------------------------------------------------------------------- feature maps
-def imarraysc(array, *, ax=None, spacing=1, columns=None, cmap="gray", background="#1e3a5f",
-              title=None):
+def imarraysc(array, *, ax=None, spacing=None, columns=None, cmap="gray",
+              background="#1e3a5f", title=None):
     """Show the channels of a feature map, or the filters of a bank, tiled into one image, each
     tile scaled to its own range (MatConvNet's ``vl_imarraysc``). Draws into ``ax`` (default:
     pyplot's current axes) and returns the axes.
@@ -452,7 +452,8 @@ def imarraysc(array, *, ax=None, spacing=1, columns=None, cmap="gray", backgroun
         (H, W): one image. (C, H, W): C tiles. (1, C, H, W), a feature map of one image: C tiles.
         (K, 3, h, w): K colour tiles (filters of an RGB input). (K, 1, h, w): K tiles.
         (N, C, H, W) otherwise: one row of C tiles per image.
-    spacing : pixels between the tiles, drawn in ``background``.
+    spacing : pixels between the tiles, drawn in ``background`` (default: about 1/32 of a tile,
+        at least 1, so that the gaps stay visible when large maps are shown small).
     columns : tiles per row (default: a near-square grid, or C per row for a batch).
     """
     import matplotlib.pyplot as plt
@@ -480,7 +481,7 @@ def imarraysc(array, *, ax=None, spacing=1, columns=None, cmap="gray", backgroun
     return ax
 
 
-def tile(array, *, spacing=1, columns=None):
+def tile(array, *, spacing=None, columns=None):
     """The mosaic that :func:`imarraysc` shows: a float array in [0, 1] with NaN between and
     after the tiles, (rows, cols) for grey tiles or (rows, cols, 3) for colour tiles."""
     return _tile(array, spacing, columns)[0]
@@ -511,6 +512,8 @@ def _tile(array, spacing, columns):
     columns = int(columns or grid_columns or math.ceil(math.sqrt(count)))
     rows = math.ceil(count / columns)
     h, w = tiles.shape[-2:]
+    if spacing is None:
+        spacing = max(1, min(h, w) // 32)
     shape = (rows * (h + spacing) - spacing, columns * (w + spacing) - spacing)
     mosaic = np.full(shape + ((3,) if colour else ()), np.nan)
     unused = np.zeros(shape, bool)

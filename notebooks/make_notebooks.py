@@ -536,7 +536,7 @@ def show_result(w_value, output, energy, title):
     axes[3].set_title("y > 0.5 (red), true centres (cyan)")
     for ax in axes[1:]:
         ax.axis("off")
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.04)
 
 
 show_result(learned_w, output, energy, "smoothing and median subtraction (the practical's setting)")

@@ -121,3 +121,8 @@ def test_imarraysc_draws_into_the_given_axes():
     assert picture.shape == (2 * 6 - 1, 3 * 6 - 1, 4)
     assert (picture[6:, 12:, 3] == 0).all() and (picture[:5, :5, 3] == 1).all()
     plt.close(figure)
+
+
+def test_tile_default_spacing_grows_with_the_tiles():
+    assert viz.tile(np.random.randn(1, 2, 64, 64)).shape == (64, 2 * 64 + 2)   # 64 // 32
+    assert viz.tile(np.random.randn(1, 2, 8, 8)).shape == (8, 2 * 8 + 1)       # at least 1
