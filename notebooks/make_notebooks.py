@@ -272,9 +272,11 @@ x_centred = x64 - 0.5                      # so that ReLU meets both signs
 dzdy = rng.standard_normal(x_centred.shape)
 compare("relu, dz/dx", nn.relu, [x_centred], 0, nn.relu(x_centred, dzdy=dzdy), dzdy)
 
+# Max pooling: a little noise first, so that no window holds two equal maxima (see 2.2).
+x_noisy = x64 + 1e-3 * rng.standard_normal(x64.shape)
 pool3 = lambda v: nn.pool(v, 3)
-dzdy = rng.standard_normal(pool3(x64).shape)
-compare("pool 3, dz/dx", pool3, [x64], 0, nn.pool(x64, 3, dzdy=dzdy), dzdy)
+dzdy = rng.standard_normal(pool3(x_noisy).shape)
+compare("pool 3, dz/dx", pool3, [x_noisy], 0, nn.pool(x_noisy, 3, dzdy=dzdy), dzdy, eta=1e-8)
 '''),
     md('''
 ## 2.2 Back-propagation through a chain
@@ -292,7 +294,7 @@ the nearly tied values of the many overlapping windows.
 w1 = rng.standard_normal((10, 3, 5, 5))
 rho2 = 10
 
-x1 = x64 + 1e-3 * rng.standard_normal(x64.shape)   # no exact ties in the pooling windows
+x1 = x_noisy                                    # no exact ties in the pooling windows
 x2 = nn.conv(x1, w1)                            # forward
 x3 = nn.pool(x2, rho2)
 
