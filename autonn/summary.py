@@ -32,9 +32,10 @@ class Summary:
     __repr__ = __str__
 
     def _repr_html_(self):
-        head = "".join(f"<th>{c}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                       for row in self._cells())
+        left = "style='text-align:left'"  # Jupyter right-aligns table cells by default
+        head = "".join(f"<th {left}>{c}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td {left}>{html.escape(c)}</td>" for c in row)
+                       + "</tr>" for row in self._cells())
         return (f"<table><tr>{head}</tr>{body}</table>"
                 f"<p>total memory: {_bytes_text(self.total_bytes)}</p>")
 
