@@ -4,7 +4,8 @@ Run by setuptools through ``cffi_modules`` in ``setup.py`` (``pip install .`` or
 ``pip install -e .``); it can also be run by hand: ``python kernels/build_cpu.py`` builds the
 extension in place. Flags: ``-O3 -march=native -fopenmp``; ``-march=native`` and ``-fopenmp``
 are dropped (with a warning) when the compiler refuses them, and a missing compiler is a clear
-error rather than a page of distutils output.
+error rather than a page of distutils output. ``CC`` chooses the compiler and ``AUTONN_MARCH``
+the ``-march`` value (``native`` by default; empty for the compiler's default).
 """
 
 import importlib.util
@@ -66,10 +67,13 @@ def compile_flags():
         warnings.warn("autonn: the C compiler does not support -fopenmp; the CPU kernels will "
                       "run on one thread")
         compile_args.append("-Wno-unknown-pragmas")
-    if _accepts(compiler, ["-march=native"] + link_args):
-        compile_args.append("-march=native")
-    else:
-        warnings.warn("autonn: the C compiler does not support -march=native; building for "
+    # AUTONN_MARCH picks the target (e.g. x86-64-v3 for a wheel other machines will run);
+    # empty means the compiler's default.
+    march = os.environ.get("AUTONN_MARCH", "native")
+    if march and _accepts(compiler, [f"-march={march}"] + link_args):
+        compile_args.append(f"-march={march}")
+    elif march:
+        warnings.warn(f"autonn: the C compiler does not support -march={march}; building for "
                       "the generic architecture")
     return compile_args, link_args
 
