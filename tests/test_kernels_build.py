@@ -91,3 +91,40 @@ def test_build_without_a_compiler_fails_with_a_clear_message(tmp_path):
                             env=environment, cwd=tmp_path, timeout=120)
     assert result.returncode != 0
     assert "needs a C compiler" in result.stderr and "no-such-compiler" in result.stderr
+
+
+def test_gpu_launch_compiles_the_same_source_and_converts_arguments(monkeypatch):
+    """The CuPy path, with a stand-in for CuPy: which source it compiles, which function it
+    launches, and the C types it gives Python numbers (runs without a GPU)."""
+    import types
+
+    class FakeArray:
+        def __init__(self, array):
+            self.dtype, self.flags, self.shape = array.dtype, array.flags, array.shape
+
+    launches, compiled = [], []
+
+    class FakeRawModule:
+        def __init__(self, code, options):
+            compiled.append((code, options))
+
+        def get_function(self, name):
+            return lambda grid, block, args: launches.append((name, grid, block, args))
+
+    fake_cupy = types.SimpleNamespace(
+        ndarray=FakeArray, RawModule=FakeRawModule,
+        cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=0)))
+    monkeypatch.setattr(backend, "_cupy", fake_cupy)
+    monkeypatch.setattr(backend, "_cupy_checked", True)
+    monkeypatch.setattr(kernels, "_gpu_modules", {})
+    x, y = FakeArray(np.zeros(1000)), FakeArray(np.zeros(1000))
+    kernels.launch("axpy", 1000, 2, x, y, 1000)
+    kernels.launch("fill", 10, y, 1, 10)
+    assert len(compiled) == 1                       # compiled once per device, then cached
+    code, options = compiled[0]
+    assert code == translation_unit() and "-I" + kernel_dir() in options
+    name, grid, block, args = launches[0]
+    assert (name, grid, block) == ("axpy_f64", (4,), (256,))
+    assert [type(a) for a in args] == [np.float64, FakeArray, FakeArray, np.int64]
+    with pytest.raises(TypeError, match=r"kernel fill: argument 'y' \(REAL \*\) must be a CuPy"):
+        kernels.launch("fill", 10, np.zeros(10), 1.0, y)
