@@ -9,7 +9,8 @@ A *kernel family* is every ``kernels/*.h`` except ``portable.h``. The translatio
 ``_f32``, and with ``REAL`` = ``double`` and names suffixed ``_f64``. Adding a header to
 ``kernels/`` is therefore all it takes for its kernels to be built for both types on both targets.
 
-Kernels are declared with ``AN_KERNEL(name, count, (params...), call)``; :func:`kernel_signatures`
+Kernels are declared with ``AN_KERNEL(name, count, (params...), call)`` or
+``AN_KERNEL_SIZED(name, count, work, (params...), call)``; :func:`kernel_signatures`
 reads those declarations back so that cffi gets its prototypes and the GPU launcher knows which
 arguments are scalars of which type.
 """
@@ -58,7 +59,7 @@ def translation_unit(directory=None):
 
 
 def kernel_signatures(directory=None):
-    """``{name: [(c_type, parameter_name), ...]}`` for every ``AN_KERNEL`` of every family.
+    """``{name: [(c_type, parameter_name), ...]}`` for every ``AN_KERNEL(_SIZED)`` of every family.
 
     ``c_type`` is as written in the header (``REAL``, ``const REAL *``, ``index_t``, ``int``...).
     """
@@ -67,11 +68,13 @@ def kernel_signatures(directory=None):
     for header in family_headers(directory):
         with open(os.path.join(directory, header)) as f:
             text = _strip_comments(f.read())
-        for arguments in _macro_calls(text, "AN_KERNEL"):
-            if len(arguments) != 4:
-                raise SyntaxError(f"{header}: AN_KERNEL takes (name, count, (params), call), "
-                                  f"got {len(arguments)} arguments")
-            name, params = arguments[0].strip(), arguments[2].strip()
+        calls = ([("AN_KERNEL", a, 4) for a in _macro_calls(text, "AN_KERNEL")] +
+                 [("AN_KERNEL_SIZED", a, 5) for a in _macro_calls(text, "AN_KERNEL_SIZED")])
+        for macro, arguments, arity in calls:
+            if len(arguments) != arity:
+                raise SyntaxError(f"{header}: {macro} takes (name, count, {'work, ' * (arity == 5)}"
+                                  f"(params), call), got {len(arguments)} arguments")
+            name, params = arguments[0].strip(), arguments[arity - 2].strip()
             if name in signatures:
                 raise SyntaxError(f"{header}: kernel {name!r} is defined twice")
             if not (params.startswith("(") and params.endswith(")")):

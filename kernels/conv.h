@@ -69,11 +69,11 @@ AN_INLINE void AN(im2col_rows)(index_t item, const REAL *x, REAL *patches,
     }
 }
 
-AN_KERNEL(im2col, C * kh * n,
-          (const REAL *x, REAL *patches, index_t n, index_t C, index_t H, index_t W,
-           index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
-           index_t pt, index_t pl, index_t dh, index_t dw),
-          AN(im2col_rows)(i, x, patches, n, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw))
+AN_KERNEL_SIZED(im2col, C * kh * n, C * kh * kw * n * Ho * Wo,
+                (const REAL *x, REAL *patches, index_t n, index_t C, index_t H, index_t W,
+                 index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
+                 index_t pt, index_t pl, index_t dh, index_t dw),
+                AN(im2col_rows)(i, x, patches, n, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw))
 
 /* Work item: one row of dx, (image b, channel c, input row y); it owns the W outputs. */
 AN_INLINE void AN(col2im_row)(index_t item, const REAL *patches, REAL *dx,
@@ -113,11 +113,11 @@ AN_INLINE void AN(col2im_row)(index_t item, const REAL *patches, REAL *dx,
     }
 }
 
-AN_KERNEL(col2im, n * C * H,
-          (const REAL *patches, REAL *dx, index_t n, index_t C, index_t H, index_t W,
-           index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
-           index_t pt, index_t pl, index_t dh, index_t dw),
-          AN(col2im_row)(i, patches, dx, n, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw))
+AN_KERNEL_SIZED(col2im, n * C * H, n * C * H * W * kh * kw,
+                (const REAL *patches, REAL *dx, index_t n, index_t C, index_t H, index_t W,
+                 index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
+                 index_t pt, index_t pl, index_t dh, index_t dw),
+                AN(col2im_row)(i, patches, dx, n, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw))
 
 /* The GEMM works on (K, n, Ho*Wo) while feature maps are (n, K, Ho*Wo); these two copies move
  * between the layouts, one (image b, channel k) plane of `pixels` values per work item, and the
@@ -134,10 +134,10 @@ AN_INLINE void AN(gemm_to_nchw_plane)(index_t item, const REAL *product, REAL *y
     for (index_t p = 0; p < pixels; ++p) out[p] = in[p] + offset;
 }
 
-AN_KERNEL(gemm_to_nchw, n * K,
-          (const REAL *product, REAL *y, const REAL *bias, int use_bias, index_t n, index_t K,
-           index_t pixels),
-          AN(gemm_to_nchw_plane)(i, product, y, bias, use_bias, n, K, pixels))
+AN_KERNEL_SIZED(gemm_to_nchw, n * K, n * K * pixels,
+                (const REAL *product, REAL *y, const REAL *bias, int use_bias, index_t n, index_t K,
+                 index_t pixels),
+                AN(gemm_to_nchw_plane)(i, product, y, bias, use_bias, n, K, pixels))
 
 AN_INLINE void AN(nchw_to_gemm_plane)(index_t item, const REAL *y, REAL *product,
                                       index_t n, index_t K, index_t pixels)
@@ -148,9 +148,9 @@ AN_INLINE void AN(nchw_to_gemm_plane)(index_t item, const REAL *y, REAL *product
     for (index_t p = 0; p < pixels; ++p) out[p] = in[p];
 }
 
-AN_KERNEL(nchw_to_gemm, n * K,
-          (const REAL *y, REAL *product, index_t n, index_t K, index_t pixels),
-          AN(nchw_to_gemm_plane)(i, y, product, n, K, pixels))
+AN_KERNEL_SIZED(nchw_to_gemm, n * K, n * K * pixels,
+                (const REAL *y, REAL *product, index_t n, index_t K, index_t pixels),
+                AN(nchw_to_gemm_plane)(i, y, product, n, K, pixels))
 
 /* y[b, k, :] += bias[k] for y (n, K, pixels): one plane per work item. */
 AN_INLINE void AN(add_channel_bias_plane)(index_t item, REAL *y, const REAL *bias, index_t K,
@@ -161,6 +161,6 @@ AN_INLINE void AN(add_channel_bias_plane)(index_t item, REAL *y, const REAL *bia
     for (index_t p = 0; p < pixels; ++p) out[p] += offset;
 }
 
-AN_KERNEL(add_channel_bias, n * K, (REAL *y, const REAL *bias, index_t n, index_t K,
-                                    index_t pixels),
-          AN(add_channel_bias_plane)(i, y, bias, K, pixels))
+AN_KERNEL_SIZED(add_channel_bias, n * K, n * K * pixels,
+                (REAL *y, const REAL *bias, index_t n, index_t K, index_t pixels),
+                AN(add_channel_bias_plane)(i, y, bias, K, pixels))

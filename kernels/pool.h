@@ -67,15 +67,17 @@ AN_INLINE void AN(pool_forward_row)(index_t item, const REAL *x, REAL *y, int av
     }
 }
 
-AN_KERNEL(pool_max_forward, planes * Ho,
-          (const REAL *x, REAL *y, index_t planes, index_t H, index_t W, index_t Ho,
-           index_t Wo, index_t ph, index_t pw, index_t sh, index_t sw, index_t pt, index_t pl),
-          AN(pool_forward_row)(i, x, y, 0, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))
+AN_KERNEL_SIZED(pool_max_forward, planes * Ho, planes * Ho * Wo * ph * pw,
+                (const REAL *x, REAL *y, index_t planes, index_t H, index_t W, index_t Ho,
+                 index_t Wo, index_t ph, index_t pw, index_t sh, index_t sw, index_t pt,
+                 index_t pl),
+                AN(pool_forward_row)(i, x, y, 0, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))
 
-AN_KERNEL(pool_avg_forward, planes * Ho,
-          (const REAL *x, REAL *y, index_t planes, index_t H, index_t W, index_t Ho,
-           index_t Wo, index_t ph, index_t pw, index_t sh, index_t sw, index_t pt, index_t pl),
-          AN(pool_forward_row)(i, x, y, 1, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))
+AN_KERNEL_SIZED(pool_avg_forward, planes * Ho, planes * Ho * Wo * ph * pw,
+                (const REAL *x, REAL *y, index_t planes, index_t H, index_t W, index_t Ho,
+                 index_t Wo, index_t ph, index_t pw, index_t sh, index_t sw, index_t pt,
+                 index_t pl),
+                AN(pool_forward_row)(i, x, y, 1, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))
 
 /* Backward, work item: one plane p, which it owns: dx starts at zero, then every window adds
    its derivative to its first maximum (max) or, divided by its size, to each of its unpadded
@@ -106,14 +108,14 @@ AN_INLINE void AN(pool_backward_plane)(index_t p, const REAL *x, const REAL *dy,
     }
 }
 
-AN_KERNEL(pool_max_backward, planes,
-          (const REAL *x, const REAL *dy, REAL *dx, index_t planes, index_t H, index_t W,
-           index_t Ho, index_t Wo, index_t ph, index_t pw, index_t sh, index_t sw,
-           index_t pt, index_t pl),
-          AN(pool_backward_plane)(i, x, dy, dx, 0, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))
+AN_KERNEL_SIZED(pool_max_backward, planes, planes * (H * W + Ho * Wo * ph * pw),
+                (const REAL *x, const REAL *dy, REAL *dx, index_t planes, index_t H, index_t W,
+                 index_t Ho, index_t Wo, index_t ph, index_t pw, index_t sh, index_t sw,
+                 index_t pt, index_t pl),
+                AN(pool_backward_plane)(i, x, dy, dx, 0, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))
 
-AN_KERNEL(pool_avg_backward, planes,
-          (const REAL *x, const REAL *dy, REAL *dx, index_t planes, index_t H, index_t W,
-           index_t Ho, index_t Wo, index_t ph, index_t pw, index_t sh, index_t sw,
-           index_t pt, index_t pl),
-          AN(pool_backward_plane)(i, x, dy, dx, 1, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))
+AN_KERNEL_SIZED(pool_avg_backward, planes, planes * (H * W + Ho * Wo * ph * pw),
+                (const REAL *x, const REAL *dy, REAL *dx, index_t planes, index_t H, index_t W,
+                 index_t Ho, index_t Wo, index_t ph, index_t pw, index_t sh, index_t sw,
+                 index_t pt, index_t pl),
+                AN(pool_backward_plane)(i, x, dy, dx, 1, H, W, Ho, Wo, ph, pw, sh, sw, pt, pl))

@@ -16,6 +16,11 @@
  *                    preempts does not hold the others at the barrier with its fixed share of
  *                    the work); on the GPU an `extern "C" __global__` function
  *                    with a grid-stride loop, so any launch configuration covers `count`.
+ *   AN_KERNEL_SIZED(name, count, work, (params...), call)
+ *                    the same for work items that each do more than one element's work (a
+ *                    row, a plane): `work` is the total number of elements, and the CPU loop
+ *                    runs in parallel when it reaches AN_OMP_MIN (counting items would keep
+ *                    a few large items, such as 1024 planes, on one thread).
  *   index_t          the integer type of sizes and indices (64-bit: tensors can exceed 2^31).
  */
 #ifndef AUTONN_PORTABLE_H
@@ -30,7 +35,7 @@ typedef long long int64_t;
 #include <stdint.h>
 #endif
 #define AN_INLINE static __device__ __forceinline__
-#define AN_KERNEL(name, count, params, call)                                          \
+#define AN_KERNEL_SIZED(name, count, work, params, call)                              \
     extern "C" __global__ void AN(name) params {                                      \
         const index_t an_count = (count);                                             \
         for (index_t i = (index_t)blockIdx.x * blockDim.x + threadIdx.x; i < an_count; \
@@ -47,15 +52,19 @@ typedef long long int64_t;
 #ifndef AN_OMP_MIN
 #define AN_OMP_MIN 2048
 #endif
-#define AN_KERNEL(name, count, params, call)                                          \
+#define AN_KERNEL_SIZED(name, count, work, params, call)                              \
     void AN(name) params {                                                            \
         const index_t an_count = (count);                                             \
-        _Pragma("omp parallel for schedule(guided) if(an_count >= AN_OMP_MIN)")       \
+        const index_t an_work = (work);                                               \
+        _Pragma("omp parallel for schedule(guided) if(an_work >= AN_OMP_MIN)")        \
         for (index_t i = 0; i < an_count; ++i) {                                      \
             call;                                                                     \
         }                                                                             \
     }
 #endif
+
+/* Work items of one element each: the loop is parallel from AN_OMP_MIN items on. */
+#define AN_KERNEL(name, count, params, call) AN_KERNEL_SIZED(name, count, count, params, call)
 
 typedef int64_t index_t;
 
