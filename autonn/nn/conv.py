@@ -285,7 +285,7 @@ def _conv_apply(x, w, b, g):
         pixels = g.Ho * g.Wo
         for n0, n in _chunks(g, x.dtype.itemsize):
             patches = _im2col(x[n0:n0 + n], g, n)
-            if xp is np:
+            if _per_image_products(xp, pixels):
                 # One product per image, written straight into y (n, G, K/G, Ho*Wo): no change
                 # of layout, and OpenBLAS's threads stay robust on shared cores (see
                 # _conv_backward); the bias follows in one pass.
@@ -300,7 +300,7 @@ def _conv_apply(x, w, b, g):
             bias = xp.ascontiguousarray(b) if b is not None else product
             kernels.launch("gemm_to_nchw", n * K, product, y[n0:n0 + n], bias,
                            int(b is not None), n, K, pixels)
-        if xp is not np:
+        if not _per_image_products(xp, pixels):
             return y
     if b is not None:
         add_channel_bias(y, b)
@@ -339,7 +339,7 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
             dy3 = dy_chunk.reshape(G, Kg, M)
             if need_dw:
                 patches = _im2col(x[n0:n0 + n], g, n).reshape(G, rows_g, M)
-                if xp is np:
+                if _per_image_products(xp, pixels):
                     # One product per image, then a sum: OpenBLAS splits a single GEMM with
                     # a small output and a long inner dimension (n*Ho*Wo) across its threads
                     # in a way that collapses when the cores are shared (measured: 1.5 ms
@@ -359,6 +359,16 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
     if need_dw:
         dw = dw.reshape(K, rows_g // (g.kh * g.kw), g.kh, g.kw)
     return dx, dw
+
+
+# Below this many output pixels per image, per-image products are too small for the BLAS and
+# the chunk is one GEMM (LeNet's second layer has 64).
+PER_IMAGE_MIN_PIXELS = 256
+
+
+def _per_image_products(xp, pixels):
+    """Whether the CPU takes the GEMMs of a chunk image by image (see _conv_apply)."""
+    return xp is np and pixels >= PER_IMAGE_MIN_PIXELS
 
 
 def add_channel_bias(y, b):

@@ -98,6 +98,23 @@ def test_fully_connected_fast_path_matches_the_formula(groups):
     an.gradcheck(nn.conv, x, w, b)
 
 
+@pytest.mark.parametrize("min_pixels", [0, 10**9])   # per-image products, one GEMM per chunk
+def test_both_cpu_gemm_layouts_give_the_formula_and_its_derivatives(monkeypatch, min_pixels):
+    monkeypatch.setattr(conv_module, "PER_IMAGE_MIN_PIXELS", min_pixels)
+    rng = np.random.default_rng(11)
+    x, w, b = random(rng, (3, 4, 7, 6)), random(rng, (6, 2, 3, 2)), random(rng, (6,))
+    options = dict(stride=(1, 2), pad=(1, 0, 1, 1), dilate=(2, 1))
+    y = nn.conv(x, w, b, **options)
+    np.testing.assert_allclose(y, conv_reference(x, w, b, (1, 2), (1, 0, 1, 1), (2, 1)),
+                               rtol=1e-10)
+    dy = random(rng, y.shape)
+    dx, dw, db = nn.conv(x, w, b, dzdy=dy, **options)
+    y0 = nn.conv(x, w, None, **options)
+    np.testing.assert_allclose(np.vdot(x, dx), np.vdot(y0, dy), rtol=1e-10)
+    np.testing.assert_allclose(np.vdot(w, dw), np.vdot(y0, dy), rtol=1e-10)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-10)
+
+
 def test_pointwise_fast_path_matches_the_formula():
     rng = np.random.default_rng(10)
     x, w, b = random(rng, (3, 5, 4, 3)), random(rng, (6, 5, 1, 1)), random(rng, (6,))
