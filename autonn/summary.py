@@ -9,9 +9,10 @@ from .layer import Input, Param
 
 
 class Summary:
-    """Rows of (name, op, shape, memory); ``str()`` gives a text table, Jupyter an HTML one."""
+    """Rows of (name, op, inputs, shape, memory, receptive field); ``str()`` gives a text table,
+    Jupyter an HTML one. Memory counts a variable's value and its derivative."""
 
-    columns = ("name", "op", "inputs", "shape", "memory", "receptive field")
+    columns = ("name", "op", "inputs", "shape", "memory (value+der)", "receptive field")
 
     def __init__(self, rows, total_bytes):
         self.rows = rows
@@ -59,8 +60,9 @@ def net_summary(net, input_sizes=None):
             value, der = layer.value, getattr(layer, "der", None)
         shape = np.shape(value) if value is not None else shapes.get(slot)
         nbytes = sum(int(getattr(a, "nbytes", 0)) for a in (value, der) if a is not None)
-        if value is None and shape is not None:
-            nbytes = int(np.prod(shape)) * 4
+        if value is None and shape is not None:  # inferred: a float32 value, and its derivative
+            copies = 2 if compiled.requires_der[slot] else 1
+            nbytes = int(np.prod(shape)) * 4 * copies
         total += nbytes
         if step is not None:
             op, inputs = step.op.name, ", ".join(net.tape.names[i] for i in step.inputs
