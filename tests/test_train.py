@@ -182,11 +182,12 @@ def test_practical_character_cnn_learns_letters_from_installed_fonts(tmp_path):
         dataset = an.datasets.characters()
     except FileNotFoundError:
         pytest.skip("no fonts installed (scripts/install_data.sh)")
-    if dataset.num_images("train") < 5000:
-        pytest.skip("too few fonts for a meaningful accuracy (scripts/install_data.sh)")
+    if dataset.num_images("train") < 1500:
+        pytest.skip("too few text fonts for a meaningful accuracy (scripts/install_data.sh)")
     model = an.models.character_cnn()
     net = an.Net(*model["outputs"])
-    history = an.train(net, dataset, an.solvers.Adam(learning_rate=0.001), epochs=1,
+    history = an.train(net, dataset, an.solvers.Adam(learning_rate=0.001), epochs=3,
                        batch_size=100, exp_dir=str(tmp_path), progress=False, plot=False)
-    # Chance is 96% error; the practical's network gets most letters of unseen fonts right.
-    assert history["val"][-1]["top1err"] < 0.4
+    # Chance is 96% error; the practical's network gets nearly all letters of unseen text
+    # fonts right (about 2% error after 3 epochs).
+    assert history["val"][-1]["top1err"] < 0.1

@@ -7,12 +7,12 @@ optional on-the-fly jitter.
 """
 
 from .base import ArrayDataset, Dataset, stratified_split
-from .characters import LETTERS, characters, find_fonts, render_letters
+from .characters import CLONES, LETTERS, TEXT_FAMILIES, characters, find_fonts, render_letters
 from . import digits as digits_module
 from .digits import digits, fashion_mnist, mnist, mnist_5k, read_idx
 from .image_folder import ImageFolder, RandomCropFlip
 from .jitter import NeighbourLetters, Shift
 
-__all__ = ["ArrayDataset", "Dataset", "ImageFolder", "LETTERS", "NeighbourLetters",
+__all__ = ["ArrayDataset", "CLONES", "Dataset", "ImageFolder", "LETTERS", "NeighbourLetters",
            "RandomCropFlip", "Shift", "characters", "digits", "fashion_mnist", "find_fonts",
-           "mnist", "mnist_5k", "read_idx", "render_letters", "stratified_split"]
+           "mnist", "mnist_5k", "read_idx", "render_letters", "stratified_split", "TEXT_FAMILIES"]

@@ -41,17 +41,31 @@ class NeighbourLetters:
     strip, the character's 32 columns overlaid in the middle with ``min``); the 32x32 window is
     then cut at a random horizontal offset in [-max_dx, max_dx] and shifted circularly by a
     random vertical offset in [-max_dy, max_dy] (the practical's ``circshift``).
+
+    gap : None (the practical) puts the neighbours' patches half a patch (16 pixels at 32x32)
+        left and right of the character's; a pair ``(low, high)`` draws each neighbour's
+        distance in pixels from [low, high] instead, independently left and right (closer
+        neighbours, as in a line of proportional text, where letters are 10 to 14 pixels apart
+        at the practical's size).
     """
 
-    def __init__(self, max_dx=5, max_dy=2):
+    def __init__(self, max_dx=5, max_dy=2, gap=None):
         self.max_dx = int(max_dx)
         self.max_dy = int(max_dy)
+        if gap is not None:
+            gap = (int(gap[0]), int(gap[1]))
+            if not 0 < gap[0] <= gap[1]:
+                raise ValueError(f"NeighbourLetters: gap must be (low, high) with "
+                                 f"0 < low <= high, got {gap!r}")
+        self.gap = gap
 
     def __call__(self, images, labels, rng, dataset):
         n, c, h, w = images.shape
         train = dataset.split_indices("train")
         left = dataset.load(train[rng.integers(0, len(train), size=n)])
         right = dataset.load(train[rng.integers(0, len(train), size=n)])
+        if self.gap is not None:
+            return self._with_gaps(images, left, right, rng)
         half = w // 2
         strip = np.concatenate([left, right], axis=3)          # (n, c, h, 2w)
         middle = strip[:, :, :, half:half + w]
@@ -64,5 +78,28 @@ class NeighbourLetters:
             out[k] = np.roll(window, dy[k], axis=1)
         return out
 
+    def _with_gaps(self, images, left, right, rng):
+        n, c, h, w = images.shape
+        low, high = self.gap
+        to_left = rng.integers(low, high + 1, size=n)
+        to_right = rng.integers(low, high + 1, size=n)
+        dx = rng.integers(-self.max_dx, self.max_dx + 1, size=n)
+        dy = rng.integers(-self.max_dy, self.max_dy + 1, size=n)
+        # A strip of three patches' width (white beyond), the character's in the middle.
+        strip = np.ones((c, h, 3 * w + 2 * high), images.dtype)
+        start = w + high
+        out = np.empty_like(images)
+        for k in range(n):
+            strip[:] = 1
+            strip[:, :, start:start + w] = images[k]
+            a = start - to_left[k]
+            strip[:, :, a:a + w] = np.minimum(strip[:, :, a:a + w], left[k])
+            b = start + to_right[k]
+            strip[:, :, b:b + w] = np.minimum(strip[:, :, b:b + w], right[k])
+            window = strip[:, :, start + dx[k]:start + dx[k] + w]
+            out[k] = np.roll(window, dy[k], axis=1)
+        return out
+
     def __repr__(self):
-        return f"NeighbourLetters(max_dx={self.max_dx}, max_dy={self.max_dy})"
+        gap = "" if self.gap is None else f", gap={self.gap}"
+        return f"NeighbourLetters(max_dx={self.max_dx}, max_dy={self.max_dy}{gap})"
