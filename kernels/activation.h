@@ -23,16 +23,6 @@
 #define AN_OMP_MIN 8
 #endif
 
-#ifndef AN_RESTRICT
-#if defined(__CUDACC__)
-#define AN_RESTRICT __restrict__
-#else
-#define AN_RESTRICT restrict
-#endif
-#endif
-#ifndef AN_CHUNK_END
-#define AN_CHUNK_END(item, n, chunk) (((item) + 1) * (chunk) < (n) ? ((item) + 1) * (chunk) : (n))
-#endif
 
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options

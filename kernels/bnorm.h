@@ -22,13 +22,6 @@
 #define AN_OMP_MIN 8
 #endif
 
-#ifndef AN_RESTRICT
-#if defined(__CUDACC__)
-#define AN_RESTRICT __restrict__
-#else
-#define AN_RESTRICT restrict
-#endif
-#endif
 
 /* The channel sums are reductions: letting gcc reassociate them (scoped to this file) is what
    lets it vectorise them; they are accumulated in double, so the order hardly matters. */

@@ -73,6 +73,16 @@ typedef int64_t index_t;
 #define AN_PASTE(a, b) AN_PASTE2(a, b)
 #define AN(name) AN_PASTE(name, AN_SUFFIX)
 
+/* AN_RESTRICT: this pointer does not alias the others (lets the compiler vectorise). */
+#if defined(__CUDACC__)
+#define AN_RESTRICT __restrict__
+#else
+#define AN_RESTRICT restrict
+#endif
+
+/* End of work item `item`'s chunk of `chunk` elements out of `n`. */
+#define AN_CHUNK_END(item, n, chunk) (((item) + 1) * (chunk) < (n) ? ((item) + 1) * (chunk) : (n))
+
 /* Floor division and modulo for possibly negative numerators (C rounds toward zero). */
 #define AN_FLOORDIV(a, b) (((a) >= 0) ? (a) / (b) : -((-(a) + (b) - 1) / (b)))
 
