@@ -12,17 +12,10 @@
 /* Element-wise kernels work on chunks of `chunk` consecutive elements per work item: on the CPU
  * a chunk of a few thousand elements is an inner loop that gcc vectorises (a select such as
  * `v > 0 ? v : leak * v` only vectorises without trapping-math, hence the pragma, scoped to
- * this file; reassociation stays off, since it would undo fast_exp's two-part ln2); on the GPU chunk = 1 gives one element per thread. AN_RESTRICT promises that
- * inputs and outputs do not overlap, which the callers guarantee (outputs are fresh arrays). */
-/* Each work item here is thousands of elements' work (a chunk, a block of positions, a whole
- * channel), so a handful of items is worth the threads: this file lowers the OpenMP threshold of
- * portable.h for its own kernels and restores it at its end. */
-#if !defined(__CUDACC__)
-#pragma push_macro("AN_OMP_MIN")
-#undef AN_OMP_MIN
-#define AN_OMP_MIN 8
-#endif
-
+ * this file; reassociation stays off, since it would undo fast_exp's two-part ln2); on the GPU
+ * chunk = 1 gives one element per thread. AN_RESTRICT promises that inputs and outputs do not
+ * overlap, which the callers guarantee (outputs are fresh arrays). A work item is many
+ * elements' work, so the kernels give OpenMP their element counts (AN_KERNEL_SIZED). */
 
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
@@ -39,7 +32,7 @@ AN_INLINE void AN(relu_forward_chunk)(index_t item, const REAL *AN_RESTRICT x,
     }
 }
 
-AN_KERNEL(relu_forward, (n + chunk - 1) / chunk,
+AN_KERNEL_SIZED(relu_forward, (n + chunk - 1) / chunk, n,
           (const REAL *x, REAL *y, REAL leak, index_t n, index_t chunk),
           AN(relu_forward_chunk)(i, x, y, leak, n, chunk))
 
@@ -54,7 +47,7 @@ AN_INLINE void AN(relu_backward_chunk)(index_t item, const REAL *AN_RESTRICT y,
     }
 }
 
-AN_KERNEL(relu_backward, (n + chunk - 1) / chunk,
+AN_KERNEL_SIZED(relu_backward, (n + chunk - 1) / chunk, n,
           (const REAL *y, const REAL *dy, REAL *dx, REAL leak, index_t n, index_t chunk),
           AN(relu_backward_chunk)(i, y, dy, dx, leak, n, chunk))
 
@@ -67,7 +60,7 @@ AN_INLINE void AN(sigmoid_backward_chunk)(index_t item, const REAL *AN_RESTRICT 
         dx[j] = dy[j] * y[j] * (1 - y[j]);
 }
 
-AN_KERNEL(sigmoid_backward, (n + chunk - 1) / chunk,
+AN_KERNEL_SIZED(sigmoid_backward, (n + chunk - 1) / chunk, n,
           (const REAL *y, const REAL *dy, REAL *dx, index_t n, index_t chunk),
           AN(sigmoid_backward_chunk)(i, y, dy, dx, n, chunk))
 
@@ -144,7 +137,7 @@ AN_INLINE void AN(sigmoid_forward_chunk)(index_t item, const REAL *AN_RESTRICT x
     }
 }
 
-AN_KERNEL(sigmoid_forward, (n + chunk - 1) / chunk,
+AN_KERNEL_SIZED(sigmoid_forward, (n + chunk - 1) / chunk, n,
           (const REAL *x, REAL *y, index_t n, index_t chunk),
           AN(sigmoid_forward_chunk)(i, x, y, n, chunk))
 
@@ -272,7 +265,7 @@ AN_INLINE void AN(softmax_forward_block)(index_t item, const REAL *x, REAL *y, i
             y[base + k * S + j] *= scale[j];
 }
 
-AN_KERNEL(softmax_forward, blocks,
+AN_KERNEL_SIZED(softmax_forward, blocks, positions * C,
           (const REAL *x, REAL *y, index_t C, index_t S, index_t block, index_t positions,
            index_t blocks),
           AN(softmax_forward_block)(i, x, y, C, S, block, positions))
@@ -308,7 +301,7 @@ AN_INLINE void AN(softmax_backward_block)(index_t item, const REAL *y, const REA
     AN(softmax_backward_positions)(base, y, dy, dx, C, S, width);
 }
 
-AN_KERNEL(softmax_backward, blocks,
+AN_KERNEL_SIZED(softmax_backward, blocks, positions * C,
           (const REAL *y, const REAL *dy, REAL *dx, index_t C, index_t S, index_t block,
            index_t positions, index_t blocks),
           AN(softmax_backward_block)(i, y, dy, dx, C, S, block, positions))
@@ -317,6 +310,3 @@ AN_KERNEL(softmax_backward, blocks,
 #pragma GCC pop_options
 #endif
 
-#if !defined(__CUDACC__)
-#pragma pop_macro("AN_OMP_MIN")
-#endif

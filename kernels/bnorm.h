@@ -13,15 +13,6 @@
  * per-channel constants are loaded once and the inner loop vectorises on the CPU (chunk = S
  * rounded to a few thousand), while the GPU uses chunk = 1. `moments` and `sums` are (C, 2).
  */
-/* Each work item here is thousands of elements' work (a chunk, a block of positions, a whole
- * channel), so a handful of items is worth the threads: this file lowers the OpenMP threshold of
- * portable.h for its own kernels and restores it at its end. */
-#if !defined(__CUDACC__)
-#pragma push_macro("AN_OMP_MIN")
-#undef AN_OMP_MIN
-#define AN_OMP_MIN 8
-#endif
-
 
 /* The channel sums are reductions: letting gcc reassociate them (scoped to this file) is what
    lets it vectorise them; they are accumulated in double, so the order hardly matters. */
@@ -50,7 +41,8 @@ AN_INLINE void AN(bnorm_moments_channel)(index_t c, const REAL *x, REAL *moments
     moments[2 * c + 1] = (REAL)sqrt(variance + epsilon);
 }
 
-AN_KERNEL(bnorm_moments, C, (const REAL *x, REAL *moments, index_t N, index_t C, index_t S,
+AN_KERNEL_SIZED(bnorm_moments, C, N * C * S,
+                (const REAL *x, REAL *moments, index_t N, index_t C, index_t S,
                              REAL epsilon),
           AN(bnorm_moments_channel)(i, x, moments, N, C, S, epsilon))
 
@@ -77,7 +69,7 @@ AN_INLINE void AN(bnorm_forward_chunk)(index_t item, const REAL *AN_RESTRICT x,
         y[j] = x[j] * scale + offset;
 }
 
-AN_KERNEL(bnorm_forward, planes * ((S + chunk - 1) / chunk),
+AN_KERNEL_SIZED(bnorm_forward, planes * ((S + chunk - 1) / chunk), planes * S,
           (const REAL *x, const REAL *g, const REAL *b, const REAL *moments, REAL *y,
            index_t C, index_t S, index_t chunk, index_t planes),
           AN(bnorm_forward_chunk)(i, x, g, b, moments, y, C, S, chunk))
@@ -99,7 +91,8 @@ AN_INLINE void AN(bnorm_sums_channel)(index_t c, const REAL *x, const REAL *dy,
     sums[2 * c + 1] = (REAL)db;                          /* dz/db */
 }
 
-AN_KERNEL(bnorm_sums, C, (const REAL *x, const REAL *dy, const REAL *moments, REAL *sums,
+AN_KERNEL_SIZED(bnorm_sums, C, N * C * S,
+                (const REAL *x, const REAL *dy, const REAL *moments, REAL *sums,
                           index_t N, index_t C, index_t S),
           AN(bnorm_sums_channel)(i, x, dy, moments, sums, N, C, S))
 
@@ -122,7 +115,7 @@ AN_INLINE void AN(bnorm_backward_chunk)(index_t item, const REAL *AN_RESTRICT x,
         dx[j] = gain * dy[j] + slope * x[j] + offset;
 }
 
-AN_KERNEL(bnorm_backward, planes * ((S + chunk - 1) / chunk),
+AN_KERNEL_SIZED(bnorm_backward, planes * ((S + chunk - 1) / chunk), planes * S,
           (const REAL *x, const REAL *dy, const REAL *g, const REAL *moments, const REAL *sums,
            REAL *dx, index_t C, index_t S, index_t chunk, REAL count, int batch_statistics,
            index_t planes),
@@ -133,6 +126,3 @@ AN_KERNEL(bnorm_backward, planes * ((S + chunk - 1) / chunk),
 #pragma GCC pop_options
 #endif
 
-#if !defined(__CUDACC__)
-#pragma pop_macro("AN_OMP_MIN")
-#endif

@@ -12,14 +12,6 @@
  * scores), and the exponentials use fast_exp, both from activation.h (included before this
  * file).
  */
-/* Each work item here is thousands of elements' work (a chunk, a block of positions, a whole
- * channel), so a handful of items is worth the threads: this file lowers the OpenMP threshold of
- * portable.h for its own kernels and restores it at its end. */
-#if !defined(__CUDACC__)
-#pragma push_macro("AN_OMP_MIN")
-#undef AN_OMP_MIN
-#define AN_OMP_MIN 8
-#endif
 
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
@@ -108,7 +100,7 @@ AN_INLINE void AN(softmaxlog_forward_block)(index_t item, const REAL *x, const i
     AN(softmaxlog_forward_positions)(base, first, width, x, labels, weights, terms, C, S);
 }
 
-AN_KERNEL(softmaxlog_forward, blocks,
+AN_KERNEL_SIZED(softmaxlog_forward, blocks, positions * C,
           (const REAL *x, const index_t *labels, const REAL *weights, REAL *terms, index_t C,
            index_t S, index_t block, index_t positions, index_t blocks),
           AN(softmaxlog_forward_block)(i, x, labels, weights, terms, C, S, block, positions))
@@ -156,7 +148,7 @@ AN_INLINE void AN(softmaxlog_backward_block)(index_t item, const REAL *x, const 
     AN(softmaxlog_backward_positions)(base, first, width, x, labels, weights, dx, C, S, scale);
 }
 
-AN_KERNEL(softmaxlog_backward, blocks,
+AN_KERNEL_SIZED(softmaxlog_backward, blocks, positions * C,
           (const REAL *x, const index_t *labels, const REAL *weights, REAL *dx, index_t C,
            index_t S, index_t block, REAL scale, index_t positions, index_t blocks),
           AN(softmaxlog_backward_block)(i, x, labels, weights, dx, C, S, block, scale,
@@ -207,7 +199,7 @@ AN_INLINE void AN(categorical_forward_position)(index_t item, const REAL *x,
     terms[item] = (REAL)(w * t);
 }
 
-AN_KERNEL(categorical_forward, positions,
+AN_KERNEL_SIZED(categorical_forward, positions, positions * C,
           (const REAL *x, const index_t *labels, const REAL *weights, REAL *terms, index_t C,
            index_t S, int kind, index_t topk, index_t positions),
           AN(categorical_forward_position)(i, x, labels, weights, terms, C, S, kind, topk))
@@ -240,7 +232,7 @@ AN_INLINE void AN(categorical_backward_position)(index_t item, const REAL *x,
     }
 }
 
-AN_KERNEL(categorical_backward, positions,
+AN_KERNEL_SIZED(categorical_backward, positions, positions * C,
           (const REAL *x, const index_t *labels, const REAL *weights, REAL *dx, index_t C,
            index_t S, int kind, REAL scale, index_t positions),
           AN(categorical_backward_position)(i, x, labels, weights, dx, C, S, kind, scale))
@@ -249,6 +241,3 @@ AN_KERNEL(categorical_backward, positions,
 #pragma GCC pop_options
 #endif
 
-#if !defined(__CUDACC__)
-#pragma pop_macro("AN_OMP_MIN")
-#endif

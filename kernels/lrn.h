@@ -14,15 +14,6 @@
  * its own position, so items never race).
  */
 
-/* Each work item here is thousands of elements' work (a chunk, a block of positions, a whole
- * channel), so a handful of items is worth the threads: this file lowers the OpenMP threshold of
- * portable.h for its own kernels and restores it at its end. */
-#if !defined(__CUDACC__)
-#pragma push_macro("AN_OMP_MIN")
-#undef AN_OMP_MIN
-#define AN_OMP_MIN 8
-#endif
-
 /* L^-beta: the usual betas (0.75 in AlexNet, 0.5, 1) through square roots, which are several
    times cheaper than pow. */
 AN_INLINE double AN(lrn_power)(double L, double beta)
@@ -60,7 +51,7 @@ AN_INLINE void AN(lrn_forward_position)(index_t item, const REAL *x, REAL *y, in
     }
 }
 
-AN_KERNEL(lrn_forward, positions,
+AN_KERNEL_SIZED(lrn_forward, positions, positions * C,
           (const REAL *x, REAL *y, index_t C, index_t S, index_t before, index_t after,
            REAL kappa, REAL alpha, REAL beta, index_t positions),
           AN(lrn_forward_position)(i, x, y, C, S, before, after, kappa, alpha, beta))
@@ -92,12 +83,9 @@ AN_INLINE void AN(lrn_backward_position)(index_t item, const REAL *x, const REAL
     }
 }
 
-AN_KERNEL(lrn_backward, positions,
+AN_KERNEL_SIZED(lrn_backward, positions, positions * C,
           (const REAL *x, const REAL *dy, REAL *dx, REAL *scratch, index_t C, index_t S,
            index_t before, index_t after, REAL kappa, REAL alpha, REAL beta, index_t positions),
           AN(lrn_backward_position)(i, x, dy, dx, scratch, C, S, before, after, kappa, alpha,
                                     beta))
 
-#if !defined(__CUDACC__)
-#pragma pop_macro("AN_OMP_MIN")
-#endif
