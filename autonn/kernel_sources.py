@@ -12,7 +12,9 @@ A *kernel family* is every ``kernels/*.h`` except ``portable.h``. The translatio
 Kernels are declared with ``AN_KERNEL(name, count, (params...), call)`` or
 ``AN_KERNEL_SIZED(name, count, work, (params...), call)``; :func:`kernel_signatures`
 reads those declarations back so that cffi gets its prototypes and the GPU launcher knows which
-arguments are scalars of which type.
+arguments are scalars of which type. CPU-only drivers, opened with ``AN_CPU_FUNCTION(name,
+(params...))`` under ``#ifndef __CUDACC__``, are read by :func:`cpu_function_signatures` and
+declared to cffi only.
 """
 
 import os
@@ -84,13 +86,34 @@ def kernel_signatures(directory=None):
     return signatures
 
 
+def cpu_function_signatures(directory=None):
+    """``{name: [(c_type, parameter_name), ...]}`` for every ``AN_CPU_FUNCTION`` of every family."""
+    directory = directory or kernel_dir()
+    signatures = {}
+    for header in family_headers(directory):
+        with open(os.path.join(directory, header)) as f:
+            text = _strip_comments(f.read())
+        for arguments in _macro_calls(text, "AN_CPU_FUNCTION"):
+            if len(arguments) != 2:
+                raise SyntaxError(f"{header}: AN_CPU_FUNCTION takes (name, (params)), got "
+                                  f"{len(arguments)} arguments")
+            name, params = arguments[0].strip(), arguments[1].strip()
+            if name in signatures:
+                raise SyntaxError(f"{header}: CPU function {name!r} is defined twice")
+            signatures[name] = [_split_parameter(p) for p in _split_top_level(params[1:-1])]
+    return signatures
+
+
 def cdef(directory=None):
-    """The cffi declarations: every kernel once per REAL type."""
+    """The cffi declarations: every kernel and CPU driver once per REAL type."""
     lines = ["typedef int64_t index_t;"]
-    for name, params in kernel_signatures(directory).items():
-        for suffix, real in REAL_TYPES.items():
-            args = ", ".join(f"{_substitute_real(t, real)} {p}" for t, p in params)
-            lines.append(f"void {name}{suffix}({args});")
+    declarations = [("void", kernel_signatures(directory)),
+                    ("int", cpu_function_signatures(directory))]
+    for result, signatures in declarations:
+        for name, params in signatures.items():
+            for suffix, real in REAL_TYPES.items():
+                args = ", ".join(f"{_substitute_real(t, real)} {p}" for t, p in params)
+                lines.append(f"{result} {name}{suffix}({args});")
     return "\n".join(lines) + "\n"
 
 

@@ -83,7 +83,51 @@ def _launch_cpu(full_name, args):
                                  f"C-contiguous (got strides {value.strides})")
             value = ffi.from_buffer(_CPU_TYPES[value.dtype], value)
         converted.append(value)
-    function(*converted)
+    return function(*converted)
+
+
+def call_cpu(name, *args):
+    """Call the CPU driver ``name`` (an ``AN_CPU_FUNCTION``) on NumPy arrays and C scalars, with
+    the type suffix of its first floating-point array; returns its int status."""
+    return _launch_cpu(name + _suffix(name, args), args)
+
+
+# A BLAS for the C drivers to call. NumPy's own OpenBLAS is not reachable from C, and its
+# thread pool serves NumPy's matmul; the drivers need a GEMM that runs on the calling thread,
+# since they parallelise over work units themselves. scipy-openblas32 (the OpenBLAS that
+# NumPy and SciPy build against) is loaded privately and set to one thread, which leaves
+# NumPy's threads alone.
+_GEMM_SYMBOLS = {np.dtype(np.float32): "cblas_sgemm", np.dtype(np.float64): "cblas_dgemm"}
+_cpu_gemms = None
+_cpu_blas = None       # the loaded library, kept referenced while its functions are in use
+
+
+def cpu_gemm(dtype):
+    """A ``void *`` to a single-threaded ``cblas_sgemm`` (float32) or ``cblas_dgemm`` (float64)
+    for the C drivers, or None when scipy-openblas32 is not installed (the callers then use
+    NumPy's matmul)."""
+    global _cpu_gemms
+    if _cpu_gemms is None:
+        _cpu_gemms = _load_cpu_gemms()
+    return _cpu_gemms.get(np.dtype(dtype))
+
+
+def _load_cpu_gemms():
+    global _cpu_blas
+    import ctypes
+    try:
+        import scipy_openblas32
+    except ImportError:
+        return {}
+    library = ctypes.CDLL(os.path.join(scipy_openblas32.get_lib_dir(),
+                                       scipy_openblas32.get_library(fullname=True)))
+    prefix = "scipy_" if hasattr(library, "scipy_openblas_set_num_threads") else ""
+    getattr(library, prefix + "openblas_set_num_threads")(1)
+    _cpu_blas = library
+    ffi = cpu_library().ffi
+    return {dtype: ffi.cast("void *", ctypes.cast(getattr(library, prefix + symbol),
+                                                  ctypes.c_void_p).value)
+            for dtype, symbol in _GEMM_SYMBOLS.items()}
 
 
 # --------------------------------------------------------------------- GPU (CuPy RawModule)

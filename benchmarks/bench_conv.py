@@ -8,8 +8,10 @@ case (filters (K, C/G*kh*kw) times one chunk's patch matrix), with autonn's forw
 of it. Forward FLOPs are 2*N*K*Ho*Wo*C/G*kh*kw; the backward computes dx and dw, twice more.
 Pooling reports milliseconds (its work is memory traffic, not FLOPs).
 
-Times are the best of ``--repeat`` rounds after one warm-up round, and each round runs autonn,
-PyTorch and the sgemm one after the other, so that a busy machine slows all three alike.
+Times are the best of ``--repeat`` rounds after one warm-up round, and each round runs autonn
+and PyTorch one after the other, so that a busy machine slows both alike. The sgemm is timed in
+rounds of its own afterwards: NumPy's BLAS threads keep spinning for a while after each call,
+and interleaved they would take the cores from whatever ran next.
 """
 
 import argparse
@@ -103,8 +105,8 @@ def main():
         gemm_a = rng.standard_normal((K, C * k * k), dtype=np.float32)
         gemm_b = rng.standard_normal((C * k * k, chunk * Ho * Wo), dtype=np.float32)
         gemm_out = np.empty((K, chunk * Ho * Wo), np.float32)
-        times = best_times(ours_forward, torch_forward, ours_both, torch_both,
-                           lambda: np.matmul(gemm_a, gemm_b, out=gemm_out))
+        times = best_times(ours_forward, torch_forward, ours_both, torch_both)
+        times += best_times(lambda: np.matmul(gemm_a, gemm_b, out=gemm_out))
         fwd, fwd_torch = flops / times[0] / 1e9, flops / times[1] / 1e9
         both, both_torch = 3 * flops / times[2] / 1e9, 3 * flops / times[3] / 1e9
         sgemm = 2.0 * K * C * k * k * chunk * Ho * Wo / times[4] / 1e9

@@ -164,3 +164,121 @@ AN_INLINE void AN(add_channel_bias_plane)(index_t item, REAL *y, const REAL *bia
 AN_KERNEL_SIZED(add_channel_bias, n * K, n * K * pixels,
                 (REAL *y, const REAL *bias, index_t n, index_t K, index_t pixels),
                 AN(add_channel_bias_plane)(i, y, bias, K, pixels))
+
+#ifndef __CUDACC__
+/* ---------------------------------------------------------------- CPU only: small images
+ * Convolution of small images (LeNet's): the batch is cut into units of `unit` images, and
+ * each OpenMP thread takes whole units: im2col of its unit into a patch buffer of its own
+ * (small enough to stay in the thread's cache), single-threaded GEMMs by the cblas_?gemm the
+ * caller passes, and the layout copies. On such images a multi-threaded GEMM over the whole
+ * batch spends as much on the patch matrix's trip through memory, on the layout passes and
+ * on waking and synchronising BLAS threads as on arithmetic; here a thread that the OS
+ * preempts takes fewer units instead of holding the others at a barrier.
+ * Both drivers return -1 when a buffer cannot be allocated, 0 otherwise. */
+typedef void (*AN(cblas_gemm_t))(int order, int trans_a, int trans_b, int m, int n, int k,
+                                 REAL alpha, const REAL *a, int lda, const REAL *b, int ldb,
+                                 REAL beta, REAL *c, int ldc);
+enum { AN(ROW_MAJOR) = 101, AN(NO_TRANS) = 111, AN(TRANS) = 112 };   /* CBLAS's values */
+
+/* y = conv(x, w) + bias for a C-contiguous batch; the arguments are those of im2col. */
+AN_CPU_FUNCTION(conv_forward_units,
+                (const REAL *x, const REAL *w, const REAL *bias, int use_bias, REAL *y,
+                 index_t N, index_t C, index_t H, index_t W, index_t K, index_t G,
+                 index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
+                 index_t pt, index_t pl, index_t dh, index_t dw, index_t unit, void *gemm))
+{
+    const AN(cblas_gemm_t) gemm_fn = (AN(cblas_gemm_t))gemm;
+    const index_t pixels = Ho * Wo, rows_g = C / G * kh * kw, K_g = K / G;
+    const index_t units = (N + unit - 1) / unit;
+    int failed = 0;
+    #pragma omp parallel if(units > 1)
+    {
+        REAL *patches = malloc(sizeof(REAL) * C * kh * kw * unit * pixels);
+        REAL *product = malloc(sizeof(REAL) * K * unit * pixels);
+        if (!patches || !product) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for schedule(dynamic)
+        for (index_t u = 0; u < units; ++u) {
+            if (!patches || !product) continue;
+            const index_t n0 = u * unit, n = N - n0 < unit ? N - n0 : unit;
+            const int cols = (int)(n * pixels);
+            for (index_t item = 0; item < C * kh * n; ++item)
+                AN(im2col_rows)(item, x + n0 * C * H * W, patches, n, C, H, W, Ho, Wo, kh, kw,
+                                sh, sw, pt, pl, dh, dw);
+            for (index_t g = 0; g < G; ++g)        /* Y_g = W_g . P_g */
+                gemm_fn(AN(ROW_MAJOR), AN(NO_TRANS), AN(NO_TRANS), (int)K_g, cols, (int)rows_g,
+                        1, w + g * K_g * rows_g, (int)rows_g, patches + g * rows_g * cols, cols,
+                        0, product + g * K_g * cols, cols);
+            for (index_t item = 0; item < n * K; ++item)
+                AN(gemm_to_nchw_plane)(item, product, y + n0 * K * pixels, bias, use_bias,
+                                       n, K, pixels);
+        }
+        free(patches);
+        free(product);
+    }
+    return failed ? -1 : 0;
+}
+
+/* dx = col2im(W^T dY) and dw += dY P^T for output derivatives dy (N, K, Ho, Wo); dx is written
+ * whole, dw (K, C/G*kh*kw) must hold zeros (each thread sums its units into a buffer of its
+ * own and adds that to dw at the end). x is read only when need_dw. */
+AN_CPU_FUNCTION(conv_backward_units,
+                (const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_out,
+                 int need_dx, int need_dw,
+                 index_t N, index_t C, index_t H, index_t W, index_t K, index_t G,
+                 index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
+                 index_t pt, index_t pl, index_t dh, index_t dw, index_t unit, void *gemm))
+{
+    const AN(cblas_gemm_t) gemm_fn = (AN(cblas_gemm_t))gemm;
+    const index_t pixels = Ho * Wo, rows_g = C / G * kh * kw, K_g = K / G;
+    const index_t units = (N + unit - 1) / unit;
+    int failed = 0;
+    #pragma omp parallel if(units > 1)
+    {
+        REAL *patches = malloc(sizeof(REAL) * C * kh * kw * unit * pixels);
+        REAL *product = malloc(sizeof(REAL) * K * unit * pixels);
+        REAL *dw_sum = need_dw ? calloc(K * rows_g, sizeof(REAL)) : NULL;
+        const int ready = patches && product && (dw_sum || !need_dw);
+        if (!ready) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for schedule(dynamic)
+        for (index_t u = 0; u < units; ++u) {
+            if (!ready) continue;
+            const index_t n0 = u * unit, n = N - n0 < unit ? N - n0 : unit;
+            const int cols = (int)(n * pixels);
+            for (index_t item = 0; item < n * K; ++item)      /* dY in GEMM layout (K, n*pixels) */
+                AN(nchw_to_gemm_plane)(item, dy + n0 * K * pixels, product, n, K, pixels);
+            if (need_dw) {
+                for (index_t item = 0; item < C * kh * n; ++item)
+                    AN(im2col_rows)(item, x + n0 * C * H * W, patches, n, C, H, W, Ho, Wo,
+                                    kh, kw, sh, sw, pt, pl, dh, dw);
+                for (index_t g = 0; g < G; ++g)    /* dW_g += dY_g . P_g^T */
+                    gemm_fn(AN(ROW_MAJOR), AN(NO_TRANS), AN(TRANS), (int)K_g, (int)rows_g, cols,
+                            1, product + g * K_g * cols, cols, patches + g * rows_g * cols, cols,
+                            1, dw_sum + g * K_g * rows_g, (int)rows_g);
+            }
+            if (need_dx) {
+                for (index_t g = 0; g < G; ++g)    /* dP_g = W_g^T . dY_g */
+                    gemm_fn(AN(ROW_MAJOR), AN(TRANS), AN(NO_TRANS), (int)rows_g, cols, (int)K_g,
+                            1, w + g * K_g * rows_g, (int)rows_g, product + g * K_g * cols, cols,
+                            0, patches + g * rows_g * cols, cols);
+                for (index_t item = 0; item < n * C * H; ++item)
+                    AN(col2im_row)(item, patches, dx + n0 * C * H * W, n, C, H, W, Ho, Wo,
+                                   kh, kw, sh, sw, pt, pl, dh, dw);
+            }
+        }
+        if (ready && need_dw) {
+            #pragma omp critical
+            for (index_t e = 0; e < K * rows_g; ++e) dw_out[e] += dw_sum[e];
+        }
+        free(patches);
+        free(product);
+        free(dw_sum);
+    }
+    return failed ? -1 : 0;
+}
+#endif

@@ -21,6 +21,10 @@
  *                    row, a plane): `work` is the total number of elements, and the CPU loop
  *                    runs in parallel when it reaches AN_OMP_MIN (counting items would keep
  *                    a few large items, such as 1024 planes, on one thread).
+ *   AN_CPU_FUNCTION(name, (params...))
+ *                    opens the definition of int AN(name)(params...), a CPU-only driver that
+ *                    organises its own OpenMP loop (and may call the BLAS); it returns 0 on
+ *                    success. Families put such drivers under `#ifndef __CUDACC__`.
  *   index_t          the integer type of sizes and indices (64-bit: tensors can exceed 2^31).
  */
 #ifndef AUTONN_PORTABLE_H
@@ -47,6 +51,7 @@ typedef long long int64_t;
 #else
 /* ---------------------------------------------------------------- CPU (C99 + OpenMP) */
 #include <stdint.h>
+#include <stdlib.h>
 #include <math.h>
 #define AN_INLINE static inline
 #ifndef AN_OMP_MIN
@@ -61,6 +66,7 @@ typedef long long int64_t;
             call;                                                                     \
         }                                                                             \
     }
+#define AN_CPU_FUNCTION(name, params) int AN(name) params
 #endif
 
 /* Work items of one element each: the loop is parallel from AN_OMP_MIN items on. */

@@ -281,6 +281,9 @@ def _conv_apply(x, w, b, g):
         y.reshape(N, G, Kg)[...] = per_group.transpose(1, 0, 2)
     elif g.pointwise:   # one GEMM per image, written in place
         xp.matmul(w3[0], x.reshape(N, g.C, g.H * g.W), out=y.reshape(N, K, g.Ho * g.Wo))
+    elif _small_images_on_cpu(xp, g, x.dtype):
+        _conv_forward_units(x, w, b, y, g)
+        return y
     else:
         pixels = g.Ho * g.Wo
         for n0, n in _chunks(g, x.dtype.itemsize):
@@ -330,6 +333,8 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
             xp.matmul(w3[0].T, dy3, out=dx.reshape(N, g.C, g.H * g.W))
         if need_dw:
             dw[0] = xp.matmul(dy3, x.reshape(N, g.C, g.H * g.W).transpose(0, 2, 1)).sum(axis=0)
+    elif _small_images_on_cpu(xp, g, dy.dtype):
+        _conv_backward_units(x, w, dy, dx, dw, g)
     else:
         pixels = g.Ho * g.Wo
         for n0, n in _chunks(g, dy.dtype.itemsize):
@@ -369,6 +374,45 @@ PER_IMAGE_MIN_PIXELS = 256
 def _per_image_products(xp, pixels):
     """Whether the CPU takes the GEMMs of a chunk image by image (see _conv_apply)."""
     return xp is np and pixels >= PER_IMAGE_MIN_PIXELS
+
+
+# Images whose patch matrix is at most this large (bytes) are convolved on the CPU by the C
+# driver ``conv_forward_units`` (kernels/conv.h): each thread takes units of whole images that
+# together stay below this size, so that their patch matrix lives in the thread's L2 cache.
+UNIT_PATCH_BYTES = 256 * 2**10
+
+
+def _small_images_on_cpu(xp, g, dtype):
+    """Whether the forward takes the per-thread units of ``conv_forward_units``: small images
+    on the CPU, when a single-threaded BLAS for C is installed (scipy-openblas32)."""
+    per_image = g.C * g.kh * g.kw * g.Ho * g.Wo * np.dtype(dtype).itemsize
+    return (xp is np and per_image <= UNIT_PATCH_BYTES
+            and max(g.K, g.C * g.kh * g.kw) * g.Ho * g.Wo < 2**31   # the BLAS takes int sizes
+            and kernels.cpu_gemm(dtype) is not None)
+
+
+def _conv_forward_units(x, w, b, y, g):
+    bias = np.ascontiguousarray(b) if b is not None else y      # not read without a bias
+    _call_units("conv_forward_units", g, x.dtype, x, w, bias, int(b is not None), y)
+
+
+def _conv_backward_units(x, w, dy, dx, dw, g):
+    """dx (written whole) and dw (accumulated into zeros) when either is not None."""
+    # arrays the driver does not read stand in for absent ones (cffi needs a buffer)
+    _call_units("conv_backward_units", g, dy.dtype, dy if x is None else x, w, dy,
+                dy if dx is None else dx, dy if dw is None else dw,
+                int(dx is not None), int(dw is not None))
+
+
+def _call_units(name, g, dtype, *arrays_and_flags):
+    per_image = g.C * g.kh * g.kw * g.Ho * g.Wo * np.dtype(dtype).itemsize
+    unit = max(1, UNIT_PATCH_BYTES // per_image)
+    status = kernels.call_cpu(name, *arrays_and_flags, g.N, g.C, g.H, g.W, g.K, g.G, g.Ho, g.Wo,
+                              g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, unit,
+                              kernels.cpu_gemm(dtype))
+    if status != 0:
+        raise MemoryError(f"conv: cannot allocate the buffers of the CPU threads ({unit} "
+                          f"images of {per_image} bytes of patches each)")
 
 
 def add_channel_bias(y, b):

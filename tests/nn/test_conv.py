@@ -98,12 +98,27 @@ def test_fully_connected_fast_path_matches_the_formula(groups):
     an.gradcheck(nn.conv, x, w, b)
 
 
-@pytest.mark.parametrize("min_pixels", [0, 10**9])   # per-image products, one GEMM per chunk
-def test_both_cpu_gemm_layouts_give_the_formula_and_its_derivatives(monkeypatch, min_pixels):
+# The three CPU schedules: units of small images per thread (conv_forward_units and
+# conv_backward_units in C), per-image products, and one GEMM per chunk.
+CPU_PATHS = {"units": (conv_module.UNIT_PATCH_BYTES, 0),
+             "per-image": (0, 0),
+             "one GEMM": (0, 10**9)}
+
+
+def use_cpu_path(monkeypatch, path):
+    unit_bytes, min_pixels = CPU_PATHS[path]
+    monkeypatch.setattr(conv_module, "UNIT_PATCH_BYTES", unit_bytes)
     monkeypatch.setattr(conv_module, "PER_IMAGE_MIN_PIXELS", min_pixels)
+
+
+@pytest.mark.parametrize("path", CPU_PATHS)
+def test_every_cpu_schedule_gives_the_formula_and_its_derivatives(monkeypatch, path):
+    use_cpu_path(monkeypatch, path)
     rng = np.random.default_rng(11)
     x, w, b = random(rng, (3, 4, 7, 6)), random(rng, (6, 2, 3, 2)), random(rng, (6,))
     options = dict(stride=(1, 2), pad=(1, 0, 1, 1), dilate=(2, 1))
+    geometry = conv_module.conv_geometry("conv", x, w, b, (1, 2), (1, 0, 1, 1), (2, 1))
+    assert conv_module._small_images_on_cpu(np, geometry, x.dtype) == (path == "units")
     y = nn.conv(x, w, b, **options)
     np.testing.assert_allclose(y, conv_reference(x, w, b, (1, 2), (1, 0, 1, 1), (2, 1)),
                                rtol=1e-10)
@@ -113,6 +128,23 @@ def test_both_cpu_gemm_layouts_give_the_formula_and_its_derivatives(monkeypatch,
     np.testing.assert_allclose(np.vdot(x, dx), np.vdot(y0, dy), rtol=1e-10)
     np.testing.assert_allclose(np.vdot(w, dw), np.vdot(y0, dy), rtol=1e-10)
     np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_units_of_small_images_agree_with_one_gemm_per_chunk(monkeypatch, dtype):
+    """Many units over both threads (37 images, 3 per unit, the last one short), groups, and a
+    filter derivative summed across the threads' buffers."""
+    rng = np.random.default_rng(12)
+    x, w, b = random(rng, (37, 4, 9, 9), dtype), random(rng, (6, 2, 3, 3), dtype), \
+        random(rng, (6,), dtype)
+    dy = random(rng, (37, 6, 7, 7), dtype)
+    per_image = 4 * 9 * 49 * x.dtype.itemsize
+    monkeypatch.setattr(conv_module, "UNIT_PATCH_BYTES", 3 * per_image)
+    units = (nn.conv(x, w, b), *nn.conv(x, w, b, dzdy=dy), nn.convt(dy, w[:, :2].copy()))
+    use_cpu_path(monkeypatch, "one GEMM")
+    reference = (nn.conv(x, w, b), *nn.conv(x, w, b, dzdy=dy), nn.convt(dy, w[:, :2].copy()))
+    for got, want in zip(units, reference):
+        np.testing.assert_allclose(got, want, **TOL[dtype])
 
 
 def test_pointwise_fast_path_matches_the_formula():
@@ -208,9 +240,16 @@ def conv_geometries(draw):
                 pad=pad, dilate=(dh, dw), seed=draw(st.integers(0, 2**16)))
 
 
+@pytest.mark.parametrize("path", ["units", "one GEMM"])
 @settings(max_examples=40, deadline=None)
-@given(conv_geometries())
-def test_conv_fuzz_matches_formula_and_its_backward_is_the_adjoint(geometry):
+@given(geometry=conv_geometries())
+def test_conv_fuzz_matches_formula_and_its_backward_is_the_adjoint(path, geometry):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_cpu_path(monkeypatch, path)
+        check_conv_fuzz_case(geometry)
+
+
+def check_conv_fuzz_case(geometry):
     rng = np.random.default_rng(geometry["seed"])
     x, w = random(rng, geometry["x"]), random(rng, geometry["w"])
     options = {k: geometry[k] for k in ("stride", "pad", "dilate")}
