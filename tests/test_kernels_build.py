@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from autonn import backend, kernels
-from autonn.kernel_sources import (REAL_TYPES, cdef, family_headers, kernel_dir,
-                                   kernel_signatures, translation_unit)
+from autonn.kernel_sources import (REAL_TYPES, cdef, cpu_function_signatures, family_headers,
+                                   kernel_dir, kernel_signatures, translation_unit)
 
 DTYPES = [np.float32, np.float64]
 
@@ -37,6 +37,36 @@ def test_cpu_library_exports_every_declared_kernel():
     for name in kernel_signatures():
         for suffix in REAL_TYPES:
             assert hasattr(lib, name + suffix), name + suffix
+
+
+def test_cpu_only_drivers_are_declared_to_cffi_but_not_to_the_gpu():
+    drivers = cpu_function_signatures()
+    assert {"conv_forward_units", "conv_backward_units"} <= set(drivers)
+    assert not set(drivers) & set(kernel_signatures())
+    lib = kernels.cpu_library().lib
+    for name, params in drivers.items():
+        assert ("void *", "gemm") in params
+        for suffix in REAL_TYPES:
+            assert f"int {name}{suffix}(" in cdef() and hasattr(lib, name + suffix)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_drivers_blas_is_a_working_single_threaded_gemm(dtype):
+    """cpu_gemm's function computes C = A B (row-major) for the C drivers."""
+    gemm = kernels.cpu_gemm(dtype)
+    assert gemm is not None, "scipy-openblas32, a dependency, should be installed"
+    import ctypes
+    real = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+    pointer = ctypes.c_void_p
+    function = ctypes.CFUNCTYPE(None, *[ctypes.c_int] * 6, real, pointer, ctypes.c_int, pointer,
+                                ctypes.c_int, real, pointer, ctypes.c_int)(
+        int(kernels.cpu_library().ffi.cast("uintptr_t", gemm)))
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 4)).astype(dtype), rng.standard_normal((4, 5)).astype(dtype)
+    c = np.zeros((3, 5), dtype)
+    function(101, 111, 111, 3, 5, 4, 1.0, a.ctypes.data, 4, b.ctypes.data, 5, 0.0,
+             c.ctypes.data, 5)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-5)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
