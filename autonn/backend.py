@@ -29,6 +29,11 @@ def gpu_available():
     return cupy() is not None
 
 
+def gpu_loaded():
+    """Whether CuPy has been imported (without it no array can live on the GPU)."""
+    return _cupy is not None
+
+
 def is_gpu_array(x):
     cp = _cupy
     return cp is not None and isinstance(x, cp.ndarray)

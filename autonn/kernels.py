@@ -39,7 +39,7 @@ def launch(name, count, *args):
     float32 or float64 build of the kernel.
     """
     suffix = _suffix(name, args)
-    if any(backend.is_gpu_array(a) for a in args):
+    if backend.gpu_loaded() and any(backend.is_gpu_array(a) for a in args):
         return _launch_gpu(name + suffix, name, count, args)
     return _launch_cpu(name + suffix, args)
 
@@ -187,11 +187,14 @@ def _launch_gpu(full_name, name, count, args):
 
 
 # --------------------------------------------------------------------- helpers
+_SUFFIX_OF_DTYPE = {np.dtype(name): suffix for name, suffix in DTYPE_SUFFIX.items()}
+
+
 def _suffix(name, args):
     for value in args:
         dtype = getattr(value, "dtype", None)
         if dtype is not None and dtype.kind == "f":
-            suffix = DTYPE_SUFFIX.get(dtype.name)
+            suffix = _SUFFIX_OF_DTYPE.get(dtype)
             if suffix is None:
                 raise TypeError(f"kernel {name}: dtype {dtype.name} is not supported "
                                 f"(float32 or float64)")

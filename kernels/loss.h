@@ -19,43 +19,21 @@
 #endif
 
 /* sum_k exp(x_k - m) over the C channels of `width` positions (stride S between channels),
- * m = maximum[j], without storing the exponentials: for (N, C) scores, AN_LOSS_LANES channels
- * at a time into a local buffer summed lane by lane (both loops vectorise without reassociating
- * a sum); otherwise along the positions, which are contiguous. */
-#ifndef AN_LOSS_LANES
-#define AN_LOSS_LANES 8
-#endif
-
+ * m = maximum[j], without storing the exponentials: for (N, C) scores, along the contiguous
+ * channels as SIMD reductions (the sum in double); otherwise along the positions, which are
+ * contiguous. */
 AN_INLINE void AN(softmax_sums)(const REAL *AN_RESTRICT x, index_t C, index_t S, index_t width,
                                 REAL *maximum, double *total)
 {
     if (width == 1 && S == 1) {     /* (N, C) scores: the channels are contiguous */
-        /* Lane-wise maxima too: one running maximum is a chain of dependent compares. */
-        REAL lane_max[AN_LOSS_LANES];
-        for (index_t l = 0; l < AN_LOSS_LANES; ++l) lane_max[l] = x[0];
-        index_t c = 0;
-        for (; c + AN_LOSS_LANES <= C; c += AN_LOSS_LANES)
-            for (index_t l = 0; l < AN_LOSS_LANES; ++l)
-                lane_max[l] = x[c + l] > lane_max[l] ? x[c + l] : lane_max[l];
         REAL m = x[0];
-        for (; c < C; ++c)
-            m = x[c] > m ? x[c] : m;
-        for (index_t l = 0; l < AN_LOSS_LANES; ++l)
-            m = lane_max[l] > m ? lane_max[l] : m;
-        REAL buffer[AN_LOSS_LANES];
-        double lanes[AN_LOSS_LANES] = {0};
-        index_t k = 0;
-        for (; k + AN_LOSS_LANES <= C; k += AN_LOSS_LANES) {
-            for (index_t l = 0; l < AN_LOSS_LANES; ++l)
-                buffer[l] = AN(fast_exp)(x[k + l] - m);
-            for (index_t l = 0; l < AN_LOSS_LANES; ++l)
-                lanes[l] += buffer[l];
-        }
+        AN_SIMD_REDUCTION(max, m)
+        for (index_t k = 1; k < C; ++k)
+            m = x[k] > m ? x[k] : m;
         double sum = 0;
-        for (; k < C; ++k)
+        AN_SIMD_REDUCTION(+, sum)
+        for (index_t k = 0; k < C; ++k)
             sum += AN(fast_exp)(x[k] - m);
-        for (index_t l = 0; l < AN_LOSS_LANES; ++l)
-            sum += lanes[l];
         maximum[0] = m;
         total[0] = sum;
         return;

@@ -86,6 +86,16 @@ typedef int64_t index_t;
 #define AN_RESTRICT restrict
 #endif
 
+/* AN_SIMD_REDUCTION(op, var): the next loop is a vectorisable reduction of `var` with `op`
+ * (+, max, min); OpenMP's simd construct licenses the reordering that C's rules forbid. Nothing
+ * on the GPU, where a loop runs in one thread anyway. */
+#define AN_STRINGIFY(text) #text
+#if defined(__CUDACC__)
+#define AN_SIMD_REDUCTION(op, var)
+#else
+#define AN_SIMD_REDUCTION(op, var) _Pragma(AN_STRINGIFY(omp simd reduction(op:var)))
+#endif
+
 /* End of work item `item`'s chunk of `chunk` elements out of `n`. */
 #define AN_CHUNK_END(item, n, chunk) (((item) + 1) * (chunk) < (n) ? ((item) + 1) * (chunk) : (n))
 

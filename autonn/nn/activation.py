@@ -89,14 +89,17 @@ def position_blocks(x):
 
     Work items are runs of up to ``block`` positions of one image: 1 on the GPU, on the CPU up to
     128 (AN_SOFTMAX_BLOCK), smaller when that leaves fewer than 64 blocks to share among the
-    threads. For (N, C) scores (S = 1) an item is ``block`` whole rows of about 32K values, so a
-    small batch stays on one thread: waking a second costs more than its share of the work.
+    threads. For (N, C) scores (S = 1) an item is ``block`` whole rows, about a sixteenth of
+    the batch but 8K to 32K values, so a small batch stays on one thread (waking a second costs
+    more than its share of the work) and a larger one is shared evenly.
     """
     positions, channels, spatial = channel_layout(x)
     if is_gpu_array(x):
         block = 1
     elif spatial == 1:
-        block = max(1, 32768 // max(channels, 1))
+        # about 16 items for the threads to share, each of 8K to 32K values
+        rows_min, rows_max = max(1, 8192 // max(channels, 1)), max(1, 32768 // max(channels, 1))
+        block = min(rows_max, max(rows_min, -(-positions // 16)))
     else:
         block = max(1, min(spatial, 128, max(8, positions // 64)))
     if spatial == 1:

@@ -130,9 +130,9 @@ def prepare_labels(x, c, instance_weights, kind):
         if compact.size and int(compact.max()) >= channels:
             raise ValueError(f"loss: class label {int(compact.max())} out of range for x with "
                              f"{channels} channels (labels are 0-based; shape of c {c_shape})")
-        labels = xp.broadcast_to(xp.maximum(compact, 0).astype(np.int64, copy=False),
-                                 label_shape)
-        weights = xp.broadcast_to((compact >= 0).astype(x.dtype), label_shape)
+        labels = _broadcast(xp, xp.maximum(compact, 0).astype(np.int64, copy=False),
+                            label_shape)
+        weights = _broadcast(xp, (compact >= 0).astype(x.dtype), label_shape)
         weights = _weigh(weights, instance_weights, c_shape, label_shape, x.shape)
     else:
         if c_shape != tuple(x.shape):
@@ -145,6 +145,12 @@ def prepare_labels(x, c, instance_weights, kind):
         weights = (labels != 0).astype(x.dtype)
         weights = _weigh(weights, instance_weights, c_shape, x4.shape, x.shape)
     return x4, labels, weights
+
+
+def _broadcast(xp, array, shape):
+    """``broadcast_to``, skipped when the shape is already right ((N, C) scores: one position per
+    image; this loss is often called on small arrays, where the call is a noticeable cost)."""
+    return array if array.shape == shape else xp.broadcast_to(array, shape)
 
 
 def _weigh(weights, instance_weights, c_shape, target_shape, x_shape):
