@@ -11,7 +11,16 @@
  *
  * col2im is the adjoint: dx[b, c, y, x] = sum of the dP entries that im2col copied x[b,c,y,x]
  * to. It is written as a gather over rows of dx, so no two work items write the same element.
+ *
+ * On the CPU, gcc would turn the row copies into calls to memcpy; rows are short on small maps
+ * (8 values in LeNet's second layer), where the call costs more than the copy, so that
+ * transformation is off in this file.
  */
+
+#if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
 
 /* [*lo, *hi): the output columns ox < n_out whose tap ox*s + x0 lies inside [0, W). Stride 1,
    the common case, needs no division (index divisions dominate im2col on small maps). */
@@ -32,10 +41,12 @@ AN_INLINE void AN(conv_valid_range)(index_t x0, index_t s, index_t W, index_t n_
 
 /* Work item: one (channel c, tap row i, image b): the kw rows r = (c*kh + i)*kw + j of P for
    image b, Ho*Wo values each. Coarser items would starve a GPU; finer ones spend more on
-   splitting the item index (divisions) than on copying when maps are small, as in LeNet. */
-AN_INLINE void AN(im2col_rows)(index_t item, const REAL *x, REAL *patches,
-                               index_t n, index_t C, index_t H, index_t W,
-                               index_t Ho, index_t Wo, index_t kh, index_t kw,
+   splitting the item index (divisions) than on copying when maps are small, as in LeNet.
+   The output rows whose input row falls in the padding are zeroed in one run; the others copy
+   a row segment, with a plain loop when the whole row lies inside (the common case). */
+AN_INLINE void AN(im2col_rows)(index_t item, const REAL *AN_RESTRICT x,
+                               REAL *AN_RESTRICT patches, index_t n, index_t C, index_t H,
+                               index_t W, index_t Ho, index_t Wo, index_t kh, index_t kw,
                                index_t sh, index_t sw, index_t pt, index_t pl,
                                index_t dh, index_t dw)
 {
@@ -44,27 +55,31 @@ AN_INLINE void AN(im2col_rows)(index_t item, const REAL *x, REAL *patches,
     const index_t i = ci % kh;
     const index_t c = ci / kh;
     const REAL *in_plane = x + (b * C + c) * H * W;
+    index_t oy_lo, oy_hi;        /* output rows reading an input row inside [0, H) */
+    AN(conv_valid_range)(i * dh - pt, sh, H, Ho, &oy_lo, &oy_hi);
     for (index_t j = 0; j < kw; ++j) {
         const index_t x0 = j * dw - pl;
         index_t lo, hi;
         AN(conv_valid_range)(x0, sw, W, Wo, &lo, &hi);
         REAL *out = patches + ((ci * kw + j) * n + b) * Ho * Wo;
-        for (index_t oy = 0; oy < Ho; ++oy, out += Wo) {
-            const index_t y = oy * sh - pt + i * dh;
-            if (y < 0 || y >= H) {
-                for (index_t ox = 0; ox < Wo; ++ox) out[ox] = 0;
+        for (index_t e = 0; e < oy_lo * Wo; ++e) out[e] = 0;
+        for (index_t e = oy_hi * Wo; e < Ho * Wo; ++e) out[e] = 0;
+        for (index_t oy = oy_lo; oy < oy_hi; ++oy) {
+            const REAL *in = in_plane + (oy * sh - pt + i * dh) * W;
+            REAL *row = out + oy * Wo;
+            if (sw == 1 && lo == 0 && hi == Wo) {
+                const REAL *src = in + x0;
+                for (index_t ox = 0; ox < Wo; ++ox) row[ox] = src[ox];
                 continue;
             }
-            const REAL *in = in_plane + y * W;
-            /* three branch-free loops: left padding, inside (vectorised when sw == 1), right */
-            for (index_t ox = 0; ox < lo; ++ox) out[ox] = 0;
+            for (index_t ox = 0; ox < lo; ++ox) row[ox] = 0;
             if (sw == 1) {
                 const REAL *src = in + x0;
-                for (index_t ox = lo; ox < hi; ++ox) out[ox] = src[ox];
+                for (index_t ox = lo; ox < hi; ++ox) row[ox] = src[ox];
             } else {
-                for (index_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * sw + x0];
+                for (index_t ox = lo; ox < hi; ++ox) row[ox] = in[ox * sw + x0];
             }
-            for (index_t ox = hi; ox < Wo; ++ox) out[ox] = 0;
+            for (index_t ox = hi; ox < Wo; ++ox) row[ox] = 0;
         }
     }
 }
@@ -281,4 +296,8 @@ AN_CPU_FUNCTION(conv_backward_units,
     }
     return failed ? -1 : 0;
 }
+#endif
+
+#if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
 #endif
