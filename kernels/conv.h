@@ -76,6 +76,8 @@ AN_INLINE void AN(im2col_rows)(index_t item, const REAL *AN_RESTRICT x,
             if (sw == 1) {
                 const REAL *src = in + x0;
                 for (index_t ox = lo; ox < hi; ++ox) row[ox] = src[ox];
+            } else if (sw == 2) {   /* a constant stride vectorises (strided stems) */
+                for (index_t ox = lo; ox < hi; ++ox) row[ox] = in[2 * ox + x0];
             } else {
                 for (index_t ox = lo; ox < hi; ++ox) row[ox] = in[ox * sw + x0];
             }

@@ -29,7 +29,7 @@ from ._arguments import any_layer, as_pair, as_quad, check_devices, check_float_
 # Upper bound of the patch matrix of one batch chunk (bytes). Larger chunks make no GEMM faster
 # (above a few MB the GEMM runs at its peak) and would only cost memory. A chunk holds at least
 # one image, so an image whose own patch matrix is larger still runs, in chunks of one.
-PATCH_BUFFER_BYTES = 64 * 2**20
+PATCH_BUFFER_BYTES = 8 * 2**20
 
 INITS = ("xavier", "he", "gaussian", "zeros")
 
@@ -279,8 +279,15 @@ def _conv_apply(x, w, b, g):
     if g.fully_connected:
         per_group = xp.matmul(x.reshape(N, G, rows_g).transpose(1, 0, 2), w3.transpose(0, 2, 1))
         y.reshape(N, G, Kg)[...] = per_group.transpose(1, 0, 2)
-    elif g.pointwise:   # one GEMM per image, written in place
-        xp.matmul(w3[0], x.reshape(N, g.C, g.H * g.W), out=y.reshape(N, K, g.Ho * g.Wo))
+    elif g.pointwise:
+        # one GEMM per image, written in place; by chunks, so that the bias is added while the
+        # chunk's outputs are still in cache
+        x3, y3 = x.reshape(N, g.C, g.H * g.W), y.reshape(N, K, g.Ho * g.Wo)
+        for n0, n in _chunks(g, x.dtype.itemsize):
+            xp.matmul(w3[0], x3[n0:n0 + n], out=y3[n0:n0 + n])
+            if b is not None:
+                add_channel_bias(y[n0:n0 + n], b)
+        return y
     elif _small_images_on_cpu(xp, g, x.dtype):
         _conv_forward_units(x, w, b, y, g)
         return y
@@ -291,9 +298,11 @@ def _conv_apply(x, w, b, g):
             if _per_image_products(xp, pixels):
                 # One product per image, written straight into y (n, G, K/G, Ho*Wo): no change
                 # of layout, and OpenBLAS's threads stay robust on shared cores (see
-                # _conv_backward); the bias follows in one pass.
+                # _conv_backward); the bias follows while the chunk's outputs are in cache.
                 xp.matmul(w3, patches.reshape(G, rows_g, n, pixels).transpose(2, 0, 1, 3),
                           out=y[n0:n0 + n].reshape(n, G, Kg, pixels))
+                if b is not None:
+                    add_channel_bias(y[n0:n0 + n], b)
                 continue
             product = _workspace(xp, "product", (K, n * pixels), x.dtype)
             xp.matmul(w3, patches.reshape(G, rows_g, n * pixels),
@@ -303,8 +312,7 @@ def _conv_apply(x, w, b, g):
             bias = xp.ascontiguousarray(b) if b is not None else product
             kernels.launch("gemm_to_nchw", n * K, product, y[n0:n0 + n], bias,
                            int(b is not None), n, K, pixels)
-        if not _per_image_products(xp, pixels):
-            return y
+        return y
     if b is not None:
         add_channel_bias(y, b)
     return y
