@@ -99,32 +99,36 @@ def call_cpu(name, *args):
 # NumPy's threads alone.
 _GEMM_SYMBOLS = {np.dtype(np.float32): "cblas_sgemm", np.dtype(np.float64): "cblas_dgemm"}
 _cpu_gemms = None
-_cpu_blas = None       # the loaded library, kept referenced while its functions are in use
+_cpu_blas_threads = None    # the library's openblas_set_num_threads
 
 
 def cpu_gemm(dtype):
     """A ``void *`` to a single-threaded ``cblas_sgemm`` (float32) or ``cblas_dgemm`` (float64)
-    for the C drivers, or None when scipy-openblas32 is not installed (the callers then use
-    NumPy's matmul)."""
+    for the C drivers, or None when scipy-openblas32 is not installed or cannot be loaded (the
+    callers then use NumPy's matmul). The library is set to one thread on every call, since
+    threadpoolctl and the like may have raised it, and its GEMMs run inside OpenMP's threads."""
     global _cpu_gemms
     if _cpu_gemms is None:
         _cpu_gemms = _load_cpu_gemms()
-    return _cpu_gemms.get(np.dtype(dtype))
+    gemm = _cpu_gemms.get(np.dtype(dtype))
+    if gemm is not None:
+        _cpu_blas_threads(1)
+    return gemm
 
 
 def _load_cpu_gemms():
-    global _cpu_blas
+    global _cpu_blas_threads
     import ctypes
     try:
         import scipy_openblas32
-    except ImportError:
+        library = ctypes.CDLL(os.path.join(scipy_openblas32.get_lib_dir(),
+                                           scipy_openblas32.get_library(fullname=True)))
+    except (ImportError, OSError, IndexError):
         return {}
-    library = ctypes.CDLL(os.path.join(scipy_openblas32.get_lib_dir(),
-                                       scipy_openblas32.get_library(fullname=True)))
     prefix = "scipy_" if hasattr(library, "scipy_openblas_set_num_threads") else ""
-    getattr(library, prefix + "openblas_set_num_threads")(1)
-    _cpu_blas = library
+    _cpu_blas_threads = getattr(library, prefix + "openblas_set_num_threads")
     ffi = cpu_library().ffi
+    # ctypes never unloads a library, so the function addresses stay valid
     return {dtype: ffi.cast("void *", ctypes.cast(getattr(library, prefix + symbol),
                                                   ctypes.c_void_p).value)
             for dtype, symbol in _GEMM_SYMBOLS.items()}

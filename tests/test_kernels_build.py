@@ -158,3 +158,18 @@ def test_gpu_launch_compiles_the_same_source_and_converts_arguments(monkeypatch)
     assert [type(a) for a in args] == [np.float64, FakeArray, FakeArray, np.int64]
     with pytest.raises(TypeError, match=r"kernel fill: argument 'y' \(REAL \*\) must be a CuPy"):
         kernels.launch("fill", 10, np.zeros(10), 1.0, y)
+
+
+def test_the_drivers_blas_is_held_to_one_thread_even_when_raised_from_outside():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    kernels.cpu_gemm(np.float32)                         # loads the library
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((8, 2, 9, 9)), rng.standard_normal((3, 2, 3, 3))
+    with threadpoolctl.threadpool_limits(limits=2):       # raises every BLAS, ours included
+        from autonn import nn
+        y = nn.conv(x, w)
+        ours = [pool for pool in threadpoolctl.threadpool_info()      # not NumPy's *openblas64_*
+                if os.path.basename(pool["filepath"]).startswith("libscipy_openblas.")]
+        assert ours and all(pool["num_threads"] == 1 for pool in ours)
+    np.testing.assert_allclose(y, nn.conv(x, w), rtol=1e-12)
+

@@ -130,6 +130,17 @@ def test_every_cpu_schedule_gives_the_formula_and_its_derivatives(monkeypatch, p
     np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-10)
 
 
+def test_without_a_blas_for_c_small_images_take_numpys_matmul(monkeypatch):
+    from autonn import kernels
+    rng = np.random.default_rng(13)
+    x, w, b = random(rng, (5, 3, 8, 8)), random(rng, (4, 3, 3, 3)), random(rng, (4,))
+    geometry = conv_module.conv_geometry("conv", x, w, b, 1, 0, 1)
+    assert conv_module._small_images_on_cpu(np, geometry, x.dtype)
+    monkeypatch.setattr(kernels, "_cpu_gemms", {})     # as when scipy-openblas32 is missing
+    assert not conv_module._small_images_on_cpu(np, geometry, x.dtype)
+    np.testing.assert_allclose(nn.conv(x, w, b), conv_reference(x, w, b), rtol=1e-10)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_units_of_small_images_agree_with_one_gemm_per_chunk(monkeypatch, dtype):
     """Many units over both threads (37 images, 3 per unit, the last one short), groups, and a
