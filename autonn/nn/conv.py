@@ -8,11 +8,19 @@ into a patch matrix ``P`` of shape ``(C*kh*kw, n*Ho*Wo)``, and per group
 
 with the GEMM done by the BLAS NumPy links (OpenBLAS) on the CPU and by cuBLAS through CuPy on
 the GPU. ``col2im`` is the adjoint of ``im2col``, so the transposed convolution's forward is the
-convolution's data derivative and vice versa (manual 4.2, 6.2). Batches are split into chunks so
-that ``P`` stays below :data:`PATCH_BUFFER_BYTES`. On the CPU, ``Y`` and ``dW`` are taken as one
-product per image of the chunk (a batched matmul over column blocks of ``P``), which writes ``Y``
-in NCHW order directly and keeps OpenBLAS fast on shared cores; on the GPU one GEMM per chunk is
-followed by a kernel that restores the NCHW layout.
+convolution's data derivative and vice versa (manual 4.2, 6.2).
+
+Three schedules share that arithmetic:
+
+- small images on the CPU (a patch matrix of at most :data:`UNIT_PATCH_BYTES` per image, as in
+  LeNet): the C drivers ``conv_forward_units`` / ``conv_backward_units`` of ``kernels/conv.h``
+  give each OpenMP thread units of a few images, with a patch buffer of its own that stays in
+  its cache and single-threaded GEMMs from a private OpenBLAS (:func:`autonn.kernels.cpu_gemm`);
+- otherwise, batches are split into chunks so that ``P`` stays below
+  :data:`PATCH_BUFFER_BYTES`, and NumPy's multi-threaded matmul takes ``Y`` and ``dW`` as one
+  product per image of the chunk (a batched matmul over column blocks of ``P``), which writes
+  ``Y`` in NCHW order directly and keeps OpenBLAS fast on shared cores;
+- on the GPU, one GEMM per chunk, followed by a kernel that restores the NCHW layout.
 """
 
 import math
@@ -26,9 +34,10 @@ from ..backend import array_module
 from ..ops import Op
 from ._arguments import any_layer, as_pair, as_quad, check_devices, check_float_array
 
-# Upper bound of the patch matrix of one batch chunk (bytes). Larger chunks make no GEMM faster
-# (above a few MB the GEMM runs at its peak) and would only cost memory. A chunk holds at least
-# one image, so an image whose own patch matrix is larger still runs, in chunks of one.
+# Upper bound of the patch matrix of one batch chunk (bytes). A chunk this size stays in the
+# last-level cache between im2col and the GEMM (measured: VGG's 3x3 layer 10% faster than with
+# 64 MiB chunks), and larger chunks make no GEMM faster. A chunk holds at least one image, so an
+# image whose own patch matrix is larger still runs, in chunks of one.
 PATCH_BUFFER_BYTES = 8 * 2**20
 
 INITS = ("xavier", "he", "gaussian", "zeros")
@@ -385,17 +394,19 @@ def _per_image_products(xp, pixels):
 
 
 # Images whose patch matrix is at most this large (bytes) are convolved on the CPU by the C
-# driver ``conv_forward_units`` (kernels/conv.h): each thread takes units of whole images that
-# together stay below this size, so that their patch matrix lives in the thread's L2 cache.
+# drivers ``conv_forward_units`` and ``conv_backward_units`` (kernels/conv.h): each thread takes
+# units of whole images that together stay below this size, so that their patch matrix lives in
+# the thread's L2 cache. Larger images lose more to single-threaded GEMMs reading their patches
+# from memory than they gain (measured: VGG's 3x3 layer at a third of the chunked speed).
 UNIT_PATCH_BYTES = 256 * 2**10
 
 
 def _small_images_on_cpu(xp, g, dtype):
-    """Whether the forward takes the per-thread units of ``conv_forward_units``: small images
-    on the CPU, when a single-threaded BLAS for C is installed (scipy-openblas32)."""
+    """Whether conv and its derivatives take the per-thread units of the C drivers: small
+    images on the CPU, when a single-threaded BLAS for C is installed (scipy-openblas32). (The
+    size bound also keeps every GEMM dimension far inside the BLAS's int range.)"""
     per_image = g.C * g.kh * g.kw * g.Ho * g.Wo * np.dtype(dtype).itemsize
     return (xp is np and per_image <= UNIT_PATCH_BYTES
-            and max(g.K, g.C * g.kh * g.kw) * g.Ho * g.Wo < 2**31   # the BLAS takes int sizes
             and kernels.cpu_gemm(dtype) is not None)
 
 
@@ -457,7 +468,7 @@ def _chunks(g, itemsize):
 
 
 # Reused scratch buffers, per thread (kernels and BLAS release the GIL, so two threads may run
-# convolutions at once), per role and dtype. On the CPU a fresh 64 MiB buffer per call would be
+# convolutions at once), per role and dtype. On the CPU a fresh 8 MiB buffer per call would be
 # returned to the OS and page-faulted in again every time (several ms); CuPy has its own memory
 # pool, so there the buffers are simply allocated.
 _workspaces = threading.local()
