@@ -21,3 +21,11 @@ from . import solvers, datasets, models  # noqa: E402  (Training)
 from .train import train  # noqa: E402  (Training)
 from . import viz  # noqa: E402  (Jupyter pictures)
 from . import simplenn, dagnn, io  # noqa: E402  (MatConvNet wrappers and model import)
+
+
+def __getattr__(name):
+    # an.testing needs Hypothesis (a test dependency), so it is imported on first use only
+    if name == "testing":
+        import importlib
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,7 +35,9 @@ def gradcheck(f, *inputs, eps=None, rtol=None, atol=None, directions=4, seed=0,
         Ops and blocks are differentiated with ``dzdy=``; a :class:`Net` with
         ``net.eval``; any other function is traced into a Net first.
     inputs : arrays (or, for a Net, one dict of input name -> array)
-        Floating-point arrays are checked; others (labels, indices) are held fixed.
+        Floating-point arrays are checked; others (labels, indices) are held fixed. A Net's
+        Params are checked too, except 'average' ones (bnorm's moments, which are assigned,
+        not descended) and 'none' ones.
     eps : float
         Step of the central differences (default 1e-6 in float64, 1e-3 in float32), relative
         to the largest magnitude of the input.
@@ -56,7 +58,8 @@ def gradcheck(f, *inputs, eps=None, rtol=None, atol=None, directions=4, seed=0,
     Returns
     -------
     GradcheckReport
-        Per input: maximum absolute and relative error, kinks met, elements found wrong.
+        Per input: maximum absolute and relative error, kinks met, elements found wrong;
+        ``report['x']`` or ``report[0]`` is one input's entry, and iterating gives them all.
     """
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
@@ -120,11 +123,21 @@ class GradcheckReport:
     def __bool__(self):
         return self.passed
 
-    def __getitem__(self, name):
+    def __getitem__(self, key):
+        """The entry of an input, by name or by position."""
+        if isinstance(key, (int, np.integer)):
+            return self.entries[key]
         for entry in self.entries:
-            if entry.name == name:
+            if entry.name == key:
                 return entry
-        raise KeyError(name)
+        raise KeyError(f"gradcheck report: no input named {key!r}; the inputs are "
+                       f"{[entry.name for entry in self.entries]}")
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def __len__(self):
+        return len(self.entries)
 
     def rows(self):
         return [(e.name, "×".join(map(str, e.shape)) or "scalar", f"{e.max_abs_error:.2e}",
@@ -321,7 +334,9 @@ class _NetProblem(_Problem):
         for p in net.params:
             p.value = _cast(p.value, dtype)
         names = [n for n, v in self.feed.items() if _is_float_array(v)]
-        names += [p.name for p in net.params]
+        # 'average' Params (bnorm's moments) receive new values, not derivatives, and 'none'
+        # Params are fixed: only 'gradient' ones have a derivative to check
+        names += [p.name for p in net.params if p.train_method == "gradient"]
         self.names = list(wrt) if wrt is not None else names
         self.values = [self._current(name) for name in self.names]
         net.eval(self._feed(self.values), mode="forward")

@@ -36,7 +36,8 @@ MATLAB (``a[i, j, c, k]`` is ``a(i+1, j+1, c+1, k+1)``), so a conv filter bank b
 ``(K, C, H, W)`` by the axis permutation (3, 2, 0, 1) (convt: ``(C, K, H, W)``, the same
 permutation); MATLAB's dropped trailing singleton dimensions are restored first. Biases, gains
 become vectors, bnorm moments stay (C, 2). ``averageImage`` becomes (C, H, W) (or (C,) for a
-vector), ``imageSize`` becomes (C, H, W). ``Concat``'s ``dim`` (MATLAB 3 = channels) becomes
+vector) under both its own name and ``average_image``; ``imageSize`` stays [H W C] and
+``image_size`` is (C, H, W). ``Concat``'s ``dim`` (MATLAB 3 = channels) becomes
 ``axis`` (1); ``Scale``'s ``size`` [H W C] becomes NCHW.
 
 PyTorch state dicts (:func:`load_torch_state_dict`)
@@ -334,6 +335,10 @@ def _meta(contents, where):
 
 
 def _normalization(struct):
+    """``meta.normalization`` under autonn's names (``image_size`` (C, H, W), ``average_image``
+    (C, H, W) or (C,), ``keep_aspect``, ``crop_size``...), and under MatConvNet's own names too
+    (``imageSize`` [H W C] as in the file, ``averageImage`` the same NCHW-ordered array,
+    ``keepAspect``...), so that code written against either reads it."""
     if not _is_struct(struct):
         return {}
     result = {}
@@ -342,19 +347,20 @@ def _normalization(struct):
             a = np.asarray(value, dtype=np.float32)
             if a.size == 0:
                 continue
-            result["average_image"] = (np.ascontiguousarray(a.transpose(2, 0, 1))
-                                       if a.ndim == 3 else a.reshape(-1))
+            result["average_image"] = result[key] = (
+                np.ascontiguousarray(a.transpose(2, 0, 1)) if a.ndim == 3 else a.reshape(-1))
         elif key == "imageSize":
             size = [int(v) for v in _numbers(value)] + [1, 1, 1]
             result["image_size"] = (size[2], size[0], size[1])
+            result[key] = tuple(size[:3])
         elif key == "interpolation":
-            result["interpolation"] = _text(value)
-        elif key in ("keepAspect",):
-            result["keep_aspect"] = bool(_numbers(value)[0])
+            result[key] = _text(value)
+        elif key == "keepAspect":
+            result["keep_aspect"] = result[key] = bool(_numbers(value)[0])
         elif key == "border":
-            result["border"] = tuple(int(v) for v in _numbers(value))
+            result[key] = tuple(int(v) for v in _numbers(value))
         elif key == "cropSize":
-            result["crop_size"] = tuple(float(v) for v in _numbers(value))
+            result["crop_size"] = result[key] = tuple(float(v) for v in _numbers(value))
         else:
             result[key] = _to_python(value)
     return result

@@ -81,11 +81,12 @@ class Layer:
         """All Layers this one depends on, itself included, in topological order."""
         return topological_order([self])
 
-    def find(self, what=None, *, name=None, op=None, kind=None, index=None):
+    def find(self, what=None, index=None, *, name=None, op=None, kind=None):
         """Layers of this graph matching a name (glob patterns allowed), an op (an Op, a block
         function or an op name) or a kind (``Input``, ``Param``, ...).
 
-        ``what`` guesses which of these it is. Returns a list, or the ``index``-th match.
+        ``what`` guesses which of these it is. Returns a list, or the ``index``-th match
+        (``layer.find(nn.relu, 0)``, ``-1`` for the last, as AutoNN's ``find(..., n)``).
         """
         if isinstance(what, str):
             name = what

@@ -108,9 +108,27 @@ class Op:
         """
         if need is None:
             need = tuple(x is not None for x in inputs)
+        self._check_dzdy_dtype(inputs, dzdy)
         y = self.forward(*inputs, **options) if self.backward_needs_output else None
         ders = self.compute_derivatives(inputs, y, dzdy, options, need)
         return ders[0] if len(inputs) == 1 else ders
+
+    def _check_dzdy_dtype(self, inputs, dzdy):
+        """An array ``dzdy`` must have the dtype of the first floating-point input (float32 and
+        float64 are never mixed); a scalar may be any number."""
+        dtype = getattr(dzdy, "dtype", None)
+        if dtype is None or np.ndim(dzdy) == 0:
+            return
+        for i, x in enumerate(inputs):
+            x_dtype = getattr(x, "dtype", None)
+            if x_dtype is None or x_dtype.kind != "f":
+                continue
+            if dtype != x_dtype:
+                name = self.input_names[i] if i < len(self.input_names) else f"input {i}"
+                raise TypeError(f"{self.name}: dzdy must have the dtype of {name} ({x_dtype}, "
+                                f"shape {tuple(x.shape)}), got {dtype} (shape "
+                                f"{tuple(np.shape(dzdy))})")
+            return
 
     def compute_derivatives(self, inputs, y, dzdy, options, need):
         """All the needed input derivatives as a tuple (the reference executor uses this)."""

@@ -8,29 +8,29 @@ import numpy as np
 from .layer import Input, Param
 
 
-class Summary:
-    """Rows of (name, op, inputs, shape, memory, receptive field); ``str()`` gives a text table,
-    Jupyter an HTML one. Memory counts a variable's value and its derivative."""
+class Summary(str):
+    """The text table of a net's variables: a ``str`` (print it, search it), which also keeps
+    its rows of (name, op, inputs, shape, memory, receptive field) as ``.rows`` and renders as
+    an HTML table in Jupyter. Memory counts a variable's value and its derivative."""
 
     columns = ("name", "op", "inputs", "shape", "memory (value+der)", "receptive field")
 
-    def __init__(self, rows, total_bytes):
-        self.rows = rows
-        self.total_bytes = total_bytes
-
-    def _cells(self):
-        return [(r["name"], r["op"], r["inputs"], r["shape"], _bytes_text(r["bytes"]),
-                 r["receptive_field"]) for r in self.rows]
-
-    def __str__(self):
-        table = [self.columns] + self._cells()
-        widths = [max(len(row[i]) for row in table) for i in range(len(self.columns))]
+    def __new__(cls, rows, total_bytes):
+        cells = [_row_cells(r) for r in rows]
+        table = [cls.columns] + cells
+        widths = [max(len(row[i]) for row in table) for i in range(len(cls.columns))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in table]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        lines.append(f"total memory: {_bytes_text(self.total_bytes)}")
-        return "\n".join(lines)
+        lines.append(f"total memory: {_bytes_text(total_bytes)}")
+        summary = super().__new__(cls, "\n".join(lines))
+        summary.rows, summary.total_bytes = rows, total_bytes
+        return summary
 
-    __repr__ = __str__
+    def __repr__(self):
+        return str.__str__(self)
+
+    def _cells(self):
+        return [_row_cells(r) for r in self.rows]
 
     def _repr_html_(self):
         left = "style='text-align:left'"  # Jupyter right-aligns table cells by default
@@ -39,6 +39,11 @@ class Summary:
                        + "</tr>" for row in self._cells())
         return (f"<table><tr>{head}</tr>{body}</table>"
                 f"<p>total memory: {_bytes_text(self.total_bytes)}</p>")
+
+
+def _row_cells(row):
+    return (row["name"], row["op"], row["inputs"], row["shape"], _bytes_text(row["bytes"]),
+            row["receptive_field"])
 
 
 def net_summary(net, input_sizes=None):

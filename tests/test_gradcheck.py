@@ -76,6 +76,20 @@ def test_checks_a_whole_net_with_its_params():
     assert w.value.dtype == np.float64
 
 
+def test_a_net_with_bnorm_passes_and_its_moments_are_not_checked():
+    from autonn import nn
+    x = an.Input("x")
+    y = nn.bnorm(nn.conv(x, size=(3, 3, 4, 2)))
+    net = an.Net((y * y).sum())
+    report = an.gradcheck(net, {"x": np.random.default_rng(7).standard_normal((2, 4, 6, 6))})
+    methods = {p.name: p.train_method for p in net.params}
+    assert sorted(methods.values()) == ["average", "gradient", "gradient", "gradient",
+                                         "gradient"]
+    assert [e.name for e in report] == ["x"] + [name for name, method in methods.items()
+                                                if method == "gradient"]
+    assert report.passed
+
+
 def test_float32_mode_uses_looser_tolerances():
     x = np.random.default_rng(6).standard_normal((5, 5)).astype(np.float32)
     report = an.gradcheck(lambda v: np.tanh(v) * v, x, dtype=np.float32)
@@ -88,3 +102,6 @@ def test_report_reads_as_a_table_and_as_html():
     assert "max abs err" in text and "pass" in text
     assert "<table>" in report._repr_html_()
     assert report["v"].passed
+    assert report[0] is report["v"] and len(report) == 1 and list(report) == report.entries
+    with pytest.raises(KeyError, match="no input named 'w'"):
+        report["w"]

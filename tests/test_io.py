@@ -129,8 +129,10 @@ def test_simplenn_mat_file_imports_as_the_hand_built_net(tmp_path):
     assert meta["classes"]["description"] == ["a cat", "a dog"]
     norm = meta["normalization"]
     assert norm["image_size"] == (3, 6, 8) and norm["keep_aspect"] is True
+    assert norm["imageSize"] == (6, 8, 3) and norm["keepAspect"] is True   # MatConvNet's names
     assert norm["interpolation"] == "bilinear" and norm["border"] == (32, 32)
     np.testing.assert_array_equal(norm["average_image"], average.transpose(2, 0, 1))
+    assert norm["averageImage"] is norm["average_image"]
     assert meta["inputs"] == {"name": "input"}
     converted = an.Net(loaded)                 # and it converts like any SimpleNN net
     converted.eval({"input": x}, mode="test")
@@ -502,7 +504,8 @@ def test_mat73_files_read_through_h5py(tmp_path):
             np.testing.assert_array_equal(a, b)
     assert loaded["layers"][0]["stride"] == (1, 2)
     assert loaded["meta"]["classes"]["name"] == ["cat", "dog"]
-    assert loaded["meta"]["normalization"] == {"image_size": (3, 6, 8), "keep_aspect": True}
+    assert loaded["meta"]["normalization"] == {"image_size": (3, 6, 8), "imageSize": (6, 8, 3),
+                                               "keep_aspect": True, "keepAspect": True}
     x = RNG.standard_normal((1, 3, 6, 8)).astype(np.float32)
     np.testing.assert_allclose(simplenn.run(loaded, x, mode="test")[-1].x,
                                simplenn.run({"layers": net["layers"][:3]}, x, mode="test")[-1].x,

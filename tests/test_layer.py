@@ -33,6 +33,7 @@ def test_sequential_names_use_op_and_input_roles():
     assert w.name.startswith("matmul1_")
     assert z.name == "add1"
     assert z.find("tanh*", index=1).name == "tanh2"
+    assert z.find("tanh*", 1) is z.find("tanh*", index=1) and z.find(np.tanh, -1).name == "tanh2"
 
 
 def test_find_by_name_op_and_kind():

@@ -196,7 +196,10 @@ def test_summary_lists_every_variable_with_shapes_and_memory():
     assert re.search(r"hidden\s+tanh\s+\S+\s+3×2", text)
     assert "total memory" in text
     assert str(net) == text
-    assert "<table>" in net.summary()._repr_html_()
+    summary = net.summary()
+    assert isinstance(summary, str) and "hidden" in summary and repr(summary) == text
+    assert [row["name"] for row in summary.rows][:1] == ["x"]
+    assert "<table>" in summary._repr_html_()
 
 
 def test_summary_shows_receptive_fields_on_the_image_input():

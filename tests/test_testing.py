@@ -48,3 +48,7 @@ def test_check_op_passes_a_correct_layer():
 def test_check_op_fails_a_wrong_layer():
     with pytest.raises(AssertionError, match="gradcheck failed"):
         testing.check_op(cube_with_wrong_backward, (3, 4), max_examples=5)
+
+
+def test_reachable_as_an_attribute_of_the_package():
+    assert an.testing is testing and an.testing.check_op is testing.check_op

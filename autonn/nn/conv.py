@@ -40,7 +40,7 @@ from ._arguments import any_layer, as_pair, as_quad, check_devices, check_float_
 # image whose own patch matrix is larger still runs, in chunks of one.
 PATCH_BUFFER_BYTES = 8 * 2**20
 
-INITS = ("xavier", "he", "gaussian", "zeros")
+INITS = ("xavier", "he", "xavierimproved", "gaussian", "zeros")
 
 
 # ============================================================================ public blocks
@@ -66,7 +66,8 @@ def conv(x, w=None, b=None, *, stride=1, pad=0, dilate=1, size=None, init="xavie
     pad : int, (h, w) or (top, bottom, left, right).
     size : (kh, kw, cin, cout), graph mode only: create the filter and bias ``Param``s (MatConvNet's
         order; the filter array itself is (cout, cin, kh, kw)). ``init`` is 'xavier' (uniform in
-        +-sqrt(3 / (kh*kw*cin)), MatConvNet's default), 'he' (Gaussian, std sqrt(2 / (kh*kw*cin))),
+        +-sqrt(3 / (kh*kw*cin)), MatConvNet's default), 'he' or 'xavierimproved' (MatConvNet's
+        name; Gaussian, std sqrt(2 / (kh*kw*cin))),
         'gaussian' (std 0.01), 'zeros', or a callable ``shape -> array``; biases start at zero and
         are left out when ``has_bias`` is False. ``learning_rate`` and ``weight_decay`` are
         multipliers for (filters, biases), a pair or one number for both; the default biases get
@@ -588,7 +589,7 @@ def initial_filters(op, shape, init, fan_in, dtype):
     if init == "xavier":
         scale = math.sqrt(3.0 / fan_in)
         return ((np.random.rand(*shape) * 2 - 1) * scale).astype(dtype)
-    if init == "he":
+    if init in ("he", "xavierimproved"):     # MatConvNet's name for He et al.'s rule
         return (np.random.randn(*shape) * math.sqrt(2.0 / fan_in)).astype(dtype)
     if init == "gaussian":
         return (np.random.randn(*shape) * 0.01).astype(dtype)

@@ -14,6 +14,7 @@ from ._arguments import (
     check_devices,
     check_dzdy,
     check_float_array,
+    check_same_dtype,
     check_shape,
 )
 
@@ -40,6 +41,7 @@ def dropout(x, *, rate=0.5, mask=None, return_mask=False, dzdy=None):
     if mask is not None:
         check_float_array("dropout", "mask", mask)
         check_shape("dropout", "mask", mask, x.shape)
+        check_same_dtype("dropout", x=x, mask=mask)
         check_devices("dropout", x=x, mask=mask)
     if dzdy is not None:
         check_dzdy("dropout", dzdy, x.shape)

@@ -160,6 +160,8 @@ def _weigh(weights, instance_weights, c_shape, target_shape, x_shape):
     if tuple(w.shape) == c_shape:
         w = w.reshape(target_shape if w.size == np.prod(target_shape) else
                       (target_shape[0],) + (1,) * (len(target_shape) - 1))
+    elif w.ndim == 1 and w.shape[0] == target_shape[0]:     # one weight per image
+        w = w.reshape((target_shape[0],) + (1,) * (len(target_shape) - 1))
     elif len(x_shape) == 2 and w.ndim == 2:
         w = w.reshape(tuple(w.shape) + (1, 1))
     try:

@@ -315,6 +315,16 @@ def test_size_creates_xavier_filters_and_biases_in_matconvnet_order():
     assert nn.conv(x, size=(1, 1, 2, 3), has_bias=False).inputs[2] is None
 
 
+def test_he_init_answers_to_matconvnets_name_xavierimproved():
+    x = an.Input()
+    np.random.seed(5)
+    he = nn.conv(x, size=(3, 3, 16, 32), init="he").inputs[1].value
+    np.random.seed(5)
+    improved = nn.conv(x, size=(3, 3, 16, 32), init="xavierimproved").inputs[1].value
+    np.testing.assert_array_equal(he, improved)
+    assert abs(he.std() - np.sqrt(2 / (3 * 3 * 16))) < 0.01
+
+
 def test_conv_in_a_net_matches_eager_values_and_derivatives():
     rng = np.random.default_rng(9)
     x = an.Input(name="x")

@@ -137,6 +137,24 @@ def test_instance_weights_broadcast_and_match_label_shape():
     assert dx.shape == x.shape and not dx[2].any()
 
 
+@pytest.mark.parametrize("kind", ["softmaxlog", "logistic"])
+def test_a_vector_of_n_instance_weights_weighs_whole_images(kind):
+    """(N,) weights with (N, H, W) labels (or attributes): one weight per image, even when W
+    happens to equal N, where NumPy's broadcasting would weigh columns instead."""
+    x = RNG.standard_normal((3, 4, 2, 3))
+    if kind == "softmaxlog":
+        c = RNG.integers(0, 4, size=(3, 2, 3))
+    else:
+        c = np.sign(RNG.standard_normal(x.shape))
+    w = np.array([1.0, 0.0, 2.5])
+    expected = loss_reference(kind, x, c, np.broadcast_to(w.reshape(3, 1, 1, 1), x.shape
+                                                           if kind == "logistic" else
+                                                           (3, 1, 2, 3)))
+    np.testing.assert_allclose(nn.loss(x, c, loss=kind, instance_weights=w), expected,
+                               rtol=1e-12)
+    assert not nn.loss(x, c, loss=kind, instance_weights=w, dzdy=1.0)[0][1].any()
+
+
 def test_all_labels_ignored_gives_zero_loss_and_derivative():
     x = RNG.standard_normal((2, 3, 2, 2))
     c = -np.ones((2, 2, 2), np.int64)

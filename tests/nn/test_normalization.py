@@ -232,14 +232,17 @@ def test_lrn_sliding_window_stays_accurate_over_many_channels():
     np.testing.assert_allclose(y32, lrn_reference(x, *param), rtol=1e-5, atol=1e-5)
 
 
-def test_kernels_take_non_contiguous_inputs_and_other_dzdy_dtypes():
+def test_kernels_take_non_contiguous_inputs_and_refuse_a_dzdy_of_another_dtype():
     x = RNG.standard_normal((2, 6, 4, 4))[:, ::2]
     assert not x.flags.c_contiguous
     param = (3, 1.0, 0.5, 0.75)
     np.testing.assert_allclose(nn.normalize(x, param), lrn_reference(x, *param), rtol=1e-12)
+    np.testing.assert_allclose(nn.normalize(x, param, dzdy=np.ones(x.shape)),
+                               nn.normalize(np.ascontiguousarray(x), param,
+                                            dzdy=np.ones(x.shape)), rtol=1e-12)
     dy32 = np.ones(x.shape, np.float32)
-    np.testing.assert_allclose(nn.normalize(x, param, dzdy=dy32),
-                               nn.normalize(x, param, dzdy=np.ones(x.shape)), rtol=1e-12)
+    with pytest.raises(TypeError, match=r"normalize: dzdy must have the dtype of x \(float64"):
+        nn.normalize(x, param, dzdy=dy32)
     assert nn.bnorm(x.astype(np.float32), dzdy=dy32)[0].dtype == np.float32
 
 
