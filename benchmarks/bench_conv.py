@@ -3,9 +3,12 @@
     python benchmarks/bench_conv.py [--repeat 5] [--threads 2] [--quick]
 
 For each case: forward and forward+backward GFLOP/s of autonn and PyTorch (same inputs, float32,
-NCHW), their ratio, and the GFLOP/s NumPy's matmul reaches on the GEMM autonn runs for that
-case (filters (K, C/G*kh*kw) times one chunk's patch matrix), with autonn's forward as a fraction
-of it. Forward FLOPs are 2*N*K*Ho*Wo*C/G*kh*kw; the backward computes dx and dw, twice more.
+NCHW), their ratio, and the GFLOP/s NumPy's matmul (2 threads, into a preallocated output)
+reaches on the GEMM of one batch chunk, filters (K, C/G*kh*kw) times the chunk's patch matrix
+(C*kh*kw, n*Ho*Wo), n the images whose patches fit in autonn's chunk buffer, with autonn's
+forward as a fraction of it. (Small images do not run that GEMM: each thread multiplies a few
+images at a time, see kernels/README.md; the whole-chunk GEMM is the harder yardstick.)
+Forward FLOPs are 2*N*K*Ho*Wo*C/G*kh*kw; the backward computes dx and dw, twice more.
 Pooling reports milliseconds (its work is memory traffic, not FLOPs).
 
 Times are the best of ``--repeat`` rounds after one warm-up round, and each round runs autonn
@@ -99,7 +102,7 @@ def main():
             tx.grad = tw.grad = tb.grad = None
             F.conv2d(tx, tw, tb, stride=stride, padding=pad).backward(tdy)
 
-        # The GEMM autonn runs per chunk: (K, C*k*k) x (C*k*k, n*Ho*Wo).
+        # The GEMM of one chunk: (K, C*k*k) x (C*k*k, n*Ho*Wo).
         geometry = conv_module.conv_geometry("conv", x, w, b, stride, pad, 1)
         chunk = conv_module._chunks(geometry, 4)[0][1]
         gemm_a = rng.standard_normal((K, C * k * k), dtype=np.float32)
