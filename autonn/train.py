@@ -8,7 +8,10 @@ One call runs epochs of stochastic training and validation::
                        batch_size=100, exp_dir='data/mnist-lenet')
 
 Every output of the net is a statistic: the first is the objective that is minimised, the others
-(errors) are only recorded. Each epoch records, for 'train' and 'val', the mean of every output
+(errors) are only recorded. When the net outputs no error of its own and its objective is a
+categorical loss (softmaxlog, log, mhinge, mshinge) on some scores, ``train`` records the top-1
+and top-5 errors of those scores as ``top1err`` and ``top5err``, as ``cnn_train``'s default
+error function does. Each epoch records, for 'train' and 'val', the mean of every output
 over the images, the number of images, the time and images/s. A progress bar shows the running
 values; a plot of the curves is saved as ``net-train.png`` in the experiment folder and, in
 Jupyter, drawn live under the cell.
@@ -46,7 +49,9 @@ def train(net, dataset, solver, *, epochs=10, batch_size=100, num_sub_batches=1,
     Parameters
     ----------
     net : Net
-        Its first output is the objective; the others (top-1/top-5 errors) are recorded.
+        Its first output is the objective; the others (top-1/top-5 errors) are recorded. A net
+        with a categorical loss and no error outputs gets ``top1err`` and ``top5err`` computed
+        from the loss's scores (unless compiled with ``conserve_memory``, which releases them).
     dataset : autonn.datasets.Dataset
         Anything with ``batches(split, batch_size, rng=...)`` and ``num_images(split)``.
     solver : autonn.solvers.Solver
@@ -107,7 +112,10 @@ def _run_epoch(net, dataset, solver, split, batch_size, num_sub_batches, rng, in
                epoch, epochs):
     """Train (solver given) or evaluate one pass over ``split``; returns its statistics."""
     image_name, label_name = inputs
+    scores = _error_scores(net)
     names = [output.name for output in net.outputs]
+    if scores is not None:
+        names += list(ERRORS)
     sums = np.zeros(len(names))
     count = 0
     total = dataset.num_images(split)
@@ -117,9 +125,10 @@ def _run_epoch(net, dataset, solver, split, batch_size, num_sub_batches, rng, in
             n = len(labels)
             if solver is None:
                 net.eval({image_name: images, label_name: labels}, mode="test")
-                values = _output_values(net)
+                values = _statistics(net, scores, labels)
             else:
-                values = _train_step(net, solver, images, labels, num_sub_batches, inputs)
+                values = _train_step(net, solver, images, labels, num_sub_batches, inputs,
+                                     scores)
             sums += values * n
             count += n
             elapsed = time.perf_counter() - started
@@ -131,13 +140,13 @@ def _run_epoch(net, dataset, solver, split, batch_size, num_sub_batches, rng, in
     return stats
 
 
-def _train_step(net, solver, images, labels, num_sub_batches, inputs):
+def _train_step(net, solver, images, labels, num_sub_batches, inputs, scores):
     """Forward and backward over the batch (in parts), then one solver step. Returns the
-    batch means of the outputs."""
+    batch means of the statistics."""
     image_name, label_name = inputs
     n = len(labels)
     parts = np.array_split(np.arange(n), min(num_sub_batches, n))
-    values = np.zeros(len(net.outputs))
+    values = np.zeros(len(net.outputs) + (0 if scores is None else len(ERRORS)))
     seeds = [None] * len(net.outputs)
     for k, part in enumerate(parts):
         # Weighting each part's objective by its share makes the accumulated derivative the
@@ -146,7 +155,7 @@ def _train_step(net, solver, images, labels, num_sub_batches, inputs):
         feed = ({image_name: images, label_name: labels} if len(parts) == 1 else
                 {image_name: images[part], label_name: labels[part]})
         net.eval(feed, der_output=seeds, accumulate_param_ders=k > 0)
-        values += _output_values(net) * (len(part) / n)
+        values += _statistics(net, scores, feed[label_name]) * (len(part) / n)
     if len(parts) > 1:
         # 'average' Params (bnorm moments) report their target, not a derivative, so the
         # seeds do not scale it: the parts' reports were summed, make it their mean. A new
@@ -158,8 +167,37 @@ def _train_step(net, solver, images, labels, num_sub_batches, inputs):
     return values
 
 
-def _output_values(net):
-    return np.array([float(backend.to_numpy(net.value(output))) for output in net.outputs])
+# cnn_train's default error function: the statistics recorded beside the objective, and the
+# loss types that compute them from the scores.
+ERRORS = {"top1err": dict(loss="classerror"), "top5err": dict(loss="topkerror", topk=5)}
+CATEGORICAL_OBJECTIVES = ("softmaxlog", "log", "mhinge", "mshinge")
+
+
+def _error_scores(net):
+    """The scores whose errors train records itself (see the module docstring), or None."""
+    from .nn.loss import loss_op
+    if net.conserve_memory or any(output.op is loss_op and output.options.get("loss") in
+                                  ("classerror", "topkerror") for output in net.outputs):
+        return None
+    objective = net.outputs[0]
+    if objective.op is not loss_op or objective.options.get("loss") not in CATEGORICAL_OBJECTIVES:
+        return None
+    try:
+        net.value(objective.inputs[0])
+    except (KeyError, ValueError):      # not a variable of the compiled net
+        return None
+    return objective.inputs[0]
+
+
+def _statistics(net, scores, labels):
+    """The batch means of the outputs, then (with ``scores``) the top-1 and top-5 errors."""
+    values = [float(backend.to_numpy(net.value(output))) for output in net.outputs]
+    if scores is not None:
+        from .nn.loss import loss
+        x = net.value(scores)
+        c = backend.to_device(np.asarray(labels), backend.device_of(x))
+        values += [float(backend.to_numpy(loss(x, c, **options))) for options in ERRORS.values()]
+    return np.array(values)
 
 
 # ---------------------------------------------------------------------- checkpoints

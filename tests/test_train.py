@@ -13,7 +13,7 @@ from autonn import nn
 pytest.importorskip("sklearn")
 
 
-def small_cnn(seed, *, dropout=0.0, batch_norm=False):
+def small_cnn(seed, *, dropout=0.0, batch_norm=False, errors=True):
     """conv 3x3x16, pool 2, conv 3x3x32, pool 2, conv 2x2x64, conv 1x1x10, for 8x8 digits."""
     rng = np.random.default_rng(seed)
 
@@ -30,6 +30,8 @@ def small_cnn(seed, *, dropout=0.0, batch_norm=False):
         x = nn.dropout(x, rate=dropout)
     scores = nn.conv(x, size=(1, 1, 64, 10), init=he)
     objective = nn.loss(scores, labels)
+    if not errors:
+        return an.Net(objective)
     top1err = nn.loss(scores, labels, loss="classerror")
     top5err = nn.loss(scores, labels, loss="topkerror", topk=5)
     return an.Net(objective, top1err, top5err)
@@ -46,6 +48,19 @@ def test_small_cnn_reaches_95_percent_on_sklearn_digits(tmp_path):
     assert history["val"][-1]["top5err"] <= history["val"][-1]["top1err"]
     assert history["train"][-1]["objective"] < history["train"][0]["objective"]
     assert history["train"][0]["num_images"] == dataset.num_images("train")
+
+
+def test_a_net_with_only_its_objective_gets_top1_and_top5_errors_recorded():
+    """cnn_train's default error function: the same numbers as error outputs of the net."""
+    dataset = an.datasets.digits(seed=0)
+    runs = [an.train(small_cnn(0, errors=errors), dataset, an.solvers.SGD(0.01), epochs=2,
+                     batch_size=64, num_sub_batches=2, progress=False, plot=False)
+            for errors in (True, False)]
+    for split in ("train", "val"):
+        for explicit, computed in zip(runs[0][split], runs[1][split]):
+            for name in ("objective", "top1err", "top5err"):
+                assert computed[name] == pytest.approx(explicit[name], rel=1e-6, abs=1e-9)
+    assert 0 < runs[1]["val"][-1]["top1err"] < 1
 
 
 def _without_times(history):
