@@ -1,10 +1,10 @@
 """Speed of the Blocks II blocks against PyTorch (CPU), in the same process and thread count.
 
-    python benchmarks/bench_blocks.py [--threads 2] [--repeat 7]
+    python benchmarks/bench_blocks.py [--threads 2] [--repeat 5]
 
-For each case prints the best-of-``repeat`` time of autonn and of PyTorch and the ratio
-``torch time / autonn time`` (>= 1: autonn is faster; the target is >= 0.9). The two run
-alternately, so that load from other processes affects both alike. Forward+backward
+For each case prints the best time of autonn and of PyTorch and the ratio
+``torch time / autonn time`` (>= 1: autonn is faster; the target is >= 0.9): the best of
+``repeat`` calls in a row, in five rounds alternating between the two (benchmarks/timing.py). Forward+backward
 cases run the forward and then the derivative with respect to the input, as a training step
 does. PyTorch's LRN divides alpha by the window size, so it is given ``alpha * depth`` to compute
 the same function.
@@ -12,20 +12,8 @@ the same function.
 
 import argparse
 import os
-import time
 
-
-def best_times(first, second, repeat):
-    """Best-of-``repeat`` times of two functions, run alternately so that a burst of load on a
-    shared machine hits both alike."""
-    first(), second()  # warm up (allocations, lazy kernel loading)
-    best = [float("inf"), float("inf")]
-    for _ in range(repeat):
-        for k, function in enumerate((first, second)):
-            start = time.perf_counter()
-            function()
-            best[k] = min(best[k], time.perf_counter() - start)
-    return best
+from timing import best_times
 
 
 def cases(np, torch, nn):
@@ -104,7 +92,7 @@ def cases(np, torch, nn):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     # Both libraries get the same threads: OpenMP (autonn kernels, PyTorch) and BLAS.
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -117,11 +105,11 @@ def main():
     kernels.cpu_library()
     import torch
     torch.set_num_threads(args.threads)
-    print(f"autonn vs PyTorch {torch.__version__} (CPU, {args.threads} threads), best of "
-          f"{args.repeat}")
+    print(f"autonn vs PyTorch {torch.__version__} (CPU, {args.threads} threads), best of 5 "
+          f"rounds of {args.repeat}")
     print(f"{'case':40s} {'autonn ms':>10s} {'torch ms':>10s} {'ratio':>7s}")
     for name, ours, theirs in cases(np, torch, nn):
-        t_ours, t_theirs = best_times(ours, theirs, args.repeat)
+        t_ours, t_theirs = best_times(ours, theirs, repeat=args.repeat)
         print(f"{name:40s} {1e3 * t_ours:10.2f} {1e3 * t_theirs:10.2f} "
               f"{t_theirs / t_ours:7.2f}")
 

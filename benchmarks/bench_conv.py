@@ -1,6 +1,6 @@
 """Convolution and pooling speed: autonn against PyTorch (CPU) and NumPy's sgemm, 2 threads each.
 
-    python benchmarks/bench_conv.py [--repeat 5] [--threads 2] [--quick]
+    python benchmarks/bench_conv.py [--repeat 4] [--threads 2] [--quick]
 
 For each case: forward and forward+backward GFLOP/s of autonn and PyTorch (same inputs, float32,
 NCHW), their ratio, and the GFLOP/s NumPy's matmul (2 threads, into a preallocated output)
@@ -11,21 +11,20 @@ images at a time, see kernels/README.md; the whole-chunk GEMM is the harder yard
 Forward FLOPs are 2*N*K*Ho*Wo*C/G*kh*kw; the backward computes dx and dw, twice more.
 Pooling reports milliseconds (its work is memory traffic, not FLOPs).
 
-Times are the best of ``--repeat`` rounds after one warm-up round, and each round runs autonn
-and PyTorch one after the other, so that a busy machine slows both alike. The sgemm is timed in
-rounds of its own afterwards: NumPy's BLAS threads keep spinning for a while after each call,
-and interleaved they would take the cores from whatever ran next.
+Times are the best of ``--repeat`` calls in a row, in five rounds alternating between autonn,
+PyTorch and the sgemm (benchmarks/timing.py).
 """
 
 import argparse
 import os
 import sys
-import time
+
+from timing import best_times
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="smaller batches (a smoke test)")
     args = parser.parse_args()
@@ -52,21 +51,10 @@ def main():
              ("stem 7x7 s2", 32, 3, 224, 64, 7, 2, 3)]
     rng = np.random.default_rng(0)
 
-    def best_times(*functions):
-        """The best time of each function over interleaved rounds (the first is a warm-up)."""
-        best = [float("inf")] * len(functions)
-        for round_ in range(args.repeat + 1):
-            for k, function in enumerate(functions):
-                start = time.perf_counter()
-                function()
-                if round_:
-                    best[k] = min(best[k], time.perf_counter() - start)
-        return best
-
     # Other work on the machine slows the multi-phase autonn pipeline (kernel, GEMM, kernel) more
     # than PyTorch's single kernels: read the ratios together with the load.
     print(f"autonn vs PyTorch {torch.__version__} (CPU), {args.threads} threads, float32, "
-          f"best of {args.repeat}; load average before: {os.getloadavg()[0]:.1f} "
+          f"best of 5 rounds of {args.repeat}; load average before: {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs")
     header = (f"{'case':<13} {'fwd GF/s':>9} {'torch':>7} {'ratio':>6} | {'f+b GF/s':>9} "
               f"{'torch':>7} {'ratio':>6} | {'sgemm':>7} {'fwd/sgemm':>9}")
@@ -108,8 +96,8 @@ def main():
         gemm_a = rng.standard_normal((K, C * k * k), dtype=np.float32)
         gemm_b = rng.standard_normal((C * k * k, chunk * Ho * Wo), dtype=np.float32)
         gemm_out = np.empty((K, chunk * Ho * Wo), np.float32)
-        times = best_times(ours_forward, torch_forward, ours_both, torch_both)
-        times += best_times(lambda: np.matmul(gemm_a, gemm_b, out=gemm_out))
+        times = best_times(ours_forward, torch_forward, ours_both, torch_both,
+                           lambda: np.matmul(gemm_a, gemm_b, out=gemm_out), repeat=args.repeat)
         fwd, fwd_torch = flops / times[0] / 1e9, flops / times[1] / 1e9
         both, both_torch = 3 * flops / times[2] / 1e9, 3 * flops / times[3] / 1e9
         sgemm = 2.0 * K * C * k * k * chunk * Ho * Wo / times[4] / 1e9
@@ -131,7 +119,8 @@ def main():
 
     forward, forward_torch, both, both_torch = best_times(
         lambda: nn.pool(x, 2, stride=2), torch_pool_forward,
-        lambda: (nn.pool(x, 2, stride=2), nn.pool(x, 2, stride=2, dzdy=dy)), torch_pool_both)
+        lambda: (nn.pool(x, 2, stride=2), nn.pool(x, 2, stride=2, dzdy=dy)), torch_pool_both,
+        repeat=args.repeat)
     print(f"{'maxpool 2x2':<13} {forward * 1e3:7.2f}ms {forward_torch * 1e3:5.2f}ms "
           f"{forward_torch / forward:6.2f} | {both * 1e3:7.2f}ms {both_torch * 1e3:5.2f}ms "
           f"{both_torch / both:6.2f} |   (x {x.shape}; ratio = torch time / autonn time)")
