@@ -239,8 +239,15 @@ AN_CPU_FUNCTION(conv_forward_units,
 }
 
 /* dx = col2im(W^T dY) and dw += dY P^T for output derivatives dy (N, K, Ho, Wo); dx is written
- * whole, dw (K, C/G*kh*kw) must hold zeros (each thread sums its units into a buffer of its
- * own and adds that to dw at the end). x is read only when need_dw. */
+ * whole, dw (K, C/G*kh*kw) must hold zeros. x is read only when need_dw.
+ * The units are dealt out in at most AN_CONV_SUMS runs of consecutive units, each summing its
+ * filter derivatives into a buffer of its own; the buffers are then added in order. The result
+ * is therefore the same whatever the number of threads and whichever thread takes which run
+ * (training must resume exactly), which per-thread sums would not give. */
+#ifndef AN_CONV_SUMS
+#define AN_CONV_SUMS 32
+#endif
+
 AN_CPU_FUNCTION(conv_backward_units,
                 (const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_out,
                  int need_dx, int need_dw,
@@ -251,51 +258,58 @@ AN_CPU_FUNCTION(conv_backward_units,
     const AN(cblas_gemm_t) gemm_fn = (AN(cblas_gemm_t))gemm;
     const index_t pixels = Ho * Wo, rows_g = C / G * kh * kw, K_g = K / G;
     const index_t units = (N + unit - 1) / unit;
-    int failed = 0;
-    #pragma omp parallel if(units > 1)
+    const index_t runs = units < AN_CONV_SUMS ? units : AN_CONV_SUMS;
+    const index_t dw_size = K * rows_g;
+    REAL *sums = need_dw ? calloc(runs * dw_size + 1, sizeof(REAL)) : NULL;
+    int failed = need_dw && !sums;
+    #pragma omp parallel if(runs > 1 && !failed)
     {
         REAL *patches = malloc(sizeof(REAL) * C * kh * kw * unit * pixels);
         REAL *product = malloc(sizeof(REAL) * K * unit * pixels);
-        REAL *dw_sum = need_dw ? calloc(K * rows_g, sizeof(REAL)) : NULL;
-        const int ready = patches && product && (dw_sum || !need_dw);
+        const int ready = patches && product && !failed;
         if (!ready) {
             #pragma omp atomic write
             failed = 1;
         }
         #pragma omp for schedule(dynamic)
-        for (index_t u = 0; u < units; ++u) {
+        for (index_t run = 0; run < runs; ++run) {
             if (!ready) continue;
-            const index_t n0 = u * unit, n = N - n0 < unit ? N - n0 : unit;
-            const int cols = (int)(n * pixels);
-            for (index_t item = 0; item < n * K; ++item)      /* dY in GEMM layout (K, n*pixels) */
-                AN(nchw_to_gemm_plane)(item, dy + n0 * K * pixels, product, n, K, pixels);
-            if (need_dw) {
-                for (index_t item = 0; item < C * kh * n; ++item)
-                    AN(im2col_rows)(item, x + n0 * C * H * W, patches, n, C, H, W, Ho, Wo,
-                                    kh, kw, sh, sw, pt, pl, dh, dw);
-                for (index_t g = 0; g < G; ++g)    /* dW_g += dY_g . P_g^T */
-                    gemm_fn(AN(ROW_MAJOR), AN(NO_TRANS), AN(TRANS), (int)K_g, (int)rows_g, cols,
-                            1, product + g * K_g * cols, cols, patches + g * rows_g * cols, cols,
-                            1, dw_sum + g * K_g * rows_g, (int)rows_g);
+            REAL *dw_sum = need_dw ? sums + run * dw_size : NULL;
+            for (index_t u = run * units / runs; u < (run + 1) * units / runs; ++u) {
+                const index_t n0 = u * unit, n = N - n0 < unit ? N - n0 : unit;
+                const int cols = (int)(n * pixels);
+                for (index_t item = 0; item < n * K; ++item)  /* dY as the GEMM's (K, n*pixels) */
+                    AN(nchw_to_gemm_plane)(item, dy + n0 * K * pixels, product, n, K, pixels);
+                if (need_dw) {
+                    for (index_t item = 0; item < C * kh * n; ++item)
+                        AN(im2col_rows)(item, x + n0 * C * H * W, patches, n, C, H, W, Ho, Wo,
+                                        kh, kw, sh, sw, pt, pl, dh, dw);
+                    for (index_t g = 0; g < G; ++g)    /* dW_g += dY_g . P_g^T */
+                        gemm_fn(AN(ROW_MAJOR), AN(NO_TRANS), AN(TRANS), (int)K_g, (int)rows_g,
+                                cols, 1, product + g * K_g * cols, cols,
+                                patches + g * rows_g * cols, cols, 1,
+                                dw_sum + g * K_g * rows_g, (int)rows_g);
+                }
+                if (need_dx) {
+                    for (index_t g = 0; g < G; ++g)    /* dP_g = W_g^T . dY_g */
+                        gemm_fn(AN(ROW_MAJOR), AN(TRANS), AN(NO_TRANS), (int)rows_g, cols,
+                                (int)K_g, 1, w + g * K_g * rows_g, (int)rows_g,
+                                product + g * K_g * cols, cols, 0,
+                                patches + g * rows_g * cols, cols);
+                    for (index_t item = 0; item < n * C * H; ++item)
+                        AN(col2im_row)(item, patches, dx + n0 * C * H * W, n, C, H, W, Ho, Wo,
+                                       kh, kw, sh, sw, pt, pl, dh, dw);
+                }
             }
-            if (need_dx) {
-                for (index_t g = 0; g < G; ++g)    /* dP_g = W_g^T . dY_g */
-                    gemm_fn(AN(ROW_MAJOR), AN(TRANS), AN(NO_TRANS), (int)rows_g, cols, (int)K_g,
-                            1, w + g * K_g * rows_g, (int)rows_g, product + g * K_g * cols, cols,
-                            0, patches + g * rows_g * cols, cols);
-                for (index_t item = 0; item < n * C * H; ++item)
-                    AN(col2im_row)(item, patches, dx + n0 * C * H * W, n, C, H, W, Ho, Wo,
-                                   kh, kw, sh, sw, pt, pl, dh, dw);
-            }
-        }
-        if (ready && need_dw) {
-            #pragma omp critical
-            for (index_t e = 0; e < K * rows_g; ++e) dw_out[e] += dw_sum[e];
         }
         free(patches);
         free(product);
-        free(dw_sum);
     }
+    if (need_dw && !failed)
+        for (index_t run = 0; run < runs; ++run)
+            for (index_t e = 0; e < dw_size; ++e)
+                dw_out[e] += sums[run * dw_size + e];
+    free(sums);
     return failed ? -1 : 0;
 }
 #endif

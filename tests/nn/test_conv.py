@@ -130,6 +130,18 @@ def test_every_cpu_schedule_gives_the_formula_and_its_derivatives(monkeypatch, p
     np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-10)
 
 
+def test_units_give_the_same_filter_derivative_every_time(monkeypatch):
+    """Runs of units sum into buffers of their own, added in order: whichever thread takes
+    which run, dw comes out bit for bit the same (training resumes exactly)."""
+    rng = np.random.default_rng(14)
+    x, w = random(rng, (96, 3, 10, 10), np.float32), random(rng, (8, 3, 3, 3), np.float32)
+    dy = random(rng, (96, 8, 8, 8), np.float32)
+    monkeypatch.setattr(conv_module, "UNIT_PATCH_BYTES", 2 * 27 * 64 * 4)  # 48 units
+    first = nn.conv(x, w, dzdy=dy)[1]
+    for _ in range(20):
+        np.testing.assert_array_equal(nn.conv(x, w, dzdy=dy)[1], first)
+
+
 def test_without_a_blas_for_c_small_images_take_numpys_matmul(monkeypatch):
     from autonn import kernels
     rng = np.random.default_rng(13)
