@@ -425,8 +425,11 @@ def _conv_backward_units(x, w, dy, dx, dw, g):
 
 
 def _call_units(name, g, dtype, *arrays_and_flags):
-    per_image = g.C * g.kh * g.kw * g.Ho * g.Wo * np.dtype(dtype).itemsize
-    unit = max(1, UNIT_PATCH_BYTES // per_image)
+    itemsize = np.dtype(dtype).itemsize
+    per_image = g.C * g.kh * g.kw * g.Ho * g.Wo * itemsize
+    # a unit's GEMM output (K, unit*Ho*Wo) is bounded too: many filters on tiny maps would
+    # otherwise make it far larger than its patches
+    unit = max(1, UNIT_PATCH_BYTES // max(per_image, g.K * g.Ho * g.Wo * itemsize))
     status = kernels.call_cpu(name, *arrays_and_flags, g.N, g.C, g.H, g.W, g.K, g.G, g.Ho, g.Wo,
                               g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, unit,
                               kernels.cpu_gemm(dtype))
