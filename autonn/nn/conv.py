@@ -357,9 +357,12 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
         pixels = g.Ho * g.Wo
         for n0, n in _chunks(g, dy.dtype.itemsize):
             M = n * pixels
-            dy_chunk = _workspace(xp, "product", (K, M), dy.dtype)
-            kernels.launch("nchw_to_gemm", n * K, dy[n0:n0 + n], dy_chunk, n, K, pixels)
-            dy3 = dy_chunk.reshape(G, Kg, M)
+            if n == 1:      # one image's (K, Ho*Wo) derivative is already in the GEMM's layout
+                dy3 = dy[n0].reshape(G, Kg, M)
+            else:
+                dy_chunk = _workspace(xp, "product", (K, M), dy.dtype)
+                kernels.launch("nchw_to_gemm", n * K, dy[n0:n0 + n], dy_chunk, n, K, pixels)
+                dy3 = dy_chunk.reshape(G, Kg, M)
             if need_dw:
                 patches = _im2col(x[n0:n0 + n], g, n).reshape(G, rows_g, M)
                 if _per_image_products(xp, pixels):

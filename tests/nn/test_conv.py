@@ -196,13 +196,15 @@ def test_window_exactly_fitting_the_padded_input_gives_one_pixel():
                                rtol=1e-10)
 
 
-def test_conv_splits_large_batches_into_chunks_without_changing_the_result(monkeypatch):
+@pytest.mark.parametrize("path", ["per-image", "one GEMM"])
+def test_conv_splits_large_batches_into_chunks_without_changing_the_result(monkeypatch, path):
     rng = np.random.default_rng(4)
     x, w, b = random(rng, (7, 3, 6, 6)), random(rng, (4, 3, 3, 3)), random(rng, (4,))
     y = nn.conv(x, w, b, pad=1)
     dy = random(rng, y.shape)
     expected = nn.conv(x, w, b, pad=1, dzdy=dy)
     per_image = 3 * 9 * 36 * 8
+    use_cpu_path(monkeypatch, path)
     monkeypatch.setattr(conv_module, "PATCH_BUFFER_BYTES", 2 * per_image)   # chunks of 2 images
     geometry = conv_module.conv_geometry("conv", x, w, b, 1, 1, 1)
     assert [n for _, n in conv_module._chunks(geometry, 8)] == [2, 2, 2, 1]
