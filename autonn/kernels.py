@@ -123,15 +123,16 @@ def _load_cpu_gemms():
         import scipy_openblas32
         library = ctypes.CDLL(os.path.join(scipy_openblas32.get_lib_dir(),
                                            scipy_openblas32.get_library(fullname=True)))
-    except (ImportError, OSError, IndexError):
+        prefix = "scipy_" if hasattr(library, "scipy_openblas_set_num_threads") else ""
+        set_threads = getattr(library, prefix + "openblas_set_num_threads")
+        addresses = {dtype: ctypes.cast(getattr(library, prefix + symbol), ctypes.c_void_p).value
+                     for dtype, symbol in _GEMM_SYMBOLS.items()}
+    except (ImportError, OSError, IndexError, AttributeError):   # no usable library
         return {}
-    prefix = "scipy_" if hasattr(library, "scipy_openblas_set_num_threads") else ""
-    _cpu_blas_threads = getattr(library, prefix + "openblas_set_num_threads")
+    _cpu_blas_threads = set_threads
     ffi = cpu_library().ffi
     # ctypes never unloads a library, so the function addresses stay valid
-    return {dtype: ffi.cast("void *", ctypes.cast(getattr(library, prefix + symbol),
-                                                  ctypes.c_void_p).value)
-            for dtype, symbol in _GEMM_SYMBOLS.items()}
+    return {dtype: ffi.cast("void *", address) for dtype, address in addresses.items()}
 
 
 # --------------------------------------------------------------------- GPU (CuPy RawModule)
