@@ -176,8 +176,9 @@ CATEGORICAL_OBJECTIVES = ("softmaxlog", "log", "mhinge", "mshinge")
 def _error_scores(net):
     """The scores whose errors train records itself (see the module docstring), or None."""
     from .nn.loss import loss_op
+    error_losses = {options["loss"] for options in ERRORS.values()}
     if net.conserve_memory or any(output.op is loss_op and output.options.get("loss") in
-                                  ("classerror", "topkerror") for output in net.outputs):
+                                  error_losses for output in net.outputs):
         return None
     objective = net.outputs[0]
     if objective.op is not loss_op or objective.options.get("loss") not in CATEGORICAL_OBJECTIVES:

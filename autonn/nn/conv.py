@@ -409,8 +409,7 @@ def _small_images_on_cpu(xp, g, dtype):
     """Whether conv and its derivatives take the per-thread units of the C drivers: small
     images on the CPU, when a single-threaded BLAS for C is installed (scipy-openblas32). (The
     size bound also keeps every GEMM dimension far inside the BLAS's int range.)"""
-    per_image = g.C * g.kh * g.kw * g.Ho * g.Wo * np.dtype(dtype).itemsize
-    return (xp is np and per_image <= UNIT_PATCH_BYTES
+    return (xp is np and _patch_bytes(g, np.dtype(dtype).itemsize) <= UNIT_PATCH_BYTES
             and kernels.cpu_gemm(dtype) is not None)
 
 
@@ -429,7 +428,7 @@ def _conv_backward_units(x, w, dy, dx, dw, g):
 
 def _call_units(name, g, dtype, *arrays_and_flags):
     itemsize = np.dtype(dtype).itemsize
-    per_image = g.C * g.kh * g.kw * g.Ho * g.Wo * itemsize
+    per_image = _patch_bytes(g, itemsize)
     # a unit's GEMM output (K, unit*Ho*Wo) is bounded too: many filters on tiny maps would
     # otherwise make it far larger than its patches
     unit = max(1, UNIT_PATCH_BYTES // max(per_image, g.K * g.Ho * g.Wo * itemsize))
@@ -462,12 +461,17 @@ def _kernel_geometry(g, n):
     return (n, g.C, g.H, g.W, g.Ho, g.Wo, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw)
 
 
+def _patch_bytes(g, itemsize):
+    """The size of one image's patch matrix, (C*kh*kw, Ho*Wo)."""
+    return g.C * g.kh * g.kw * g.Ho * g.Wo * itemsize
+
+
 def _chunks(g, itemsize):
     """(start, size) of batch chunks whose patch matrix fits in PATCH_BUFFER_BYTES, of (nearly)
     equal sizes so that no chunk is a sliver."""
     if g.N == 0:
         return []
-    per_image = g.C * g.kh * g.kw * g.Ho * g.Wo * itemsize
+    per_image = _patch_bytes(g, itemsize)
     most = max(1, min(g.N, PATCH_BUFFER_BYTES // max(per_image, 1)))
     count = -(-g.N // most)
     size = -(-g.N // count)
