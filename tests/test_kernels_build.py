@@ -41,11 +41,11 @@ def test_cpu_library_exports_every_declared_kernel():
 
 def test_cpu_only_drivers_are_declared_to_cffi_but_not_to_the_gpu():
     drivers = cpu_function_signatures()
-    assert {"conv_forward_units", "conv_backward_units"} <= set(drivers)
+    assert {"conv_forward_units", "conv_backward_units", "conv_forward_direct"} <= set(drivers)
     assert not set(drivers) & set(kernel_signatures())
     lib = kernels.cpu_library().lib
     for name, params in drivers.items():
-        assert ("void *", "gemm") in params
+        assert (("void *", "gemm") in params) == name.endswith("_units")
         for suffix in REAL_TYPES:
             assert f"int {name}{suffix}(" in cdef() and hasattr(lib, name + suffix)
 
@@ -165,11 +165,12 @@ def test_the_drivers_blas_is_held_to_one_thread_even_when_raised_from_outside():
     kernels.cpu_gemm(np.float32)                         # loads the library
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((8, 2, 9, 9)), rng.standard_normal((3, 2, 3, 3))
+    dy = rng.standard_normal((8, 3, 7, 7))
     with threadpoolctl.threadpool_limits(limits=2):       # raises every BLAS, ours included
         from autonn import nn
-        y = nn.conv(x, w)
+        dx = nn.conv(x, w, dzdy=dy)[0]                   # the backward of small images uses it
         ours = [pool for pool in threadpoolctl.threadpool_info()      # not NumPy's *openblas64_*
                 if os.path.basename(pool["filepath"]).startswith("libscipy_openblas.")]
         assert ours and all(pool["num_threads"] == 1 for pool in ours)
-    np.testing.assert_allclose(y, nn.conv(x, w), rtol=1e-12)
+    np.testing.assert_allclose(dx, nn.conv(x, w, dzdy=dy)[0], rtol=1e-12)
 

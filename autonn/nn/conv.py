@@ -298,6 +298,9 @@ def _conv_apply(x, w, b, g):
             if b is not None:
                 add_channel_bias(y[n0:n0 + n], b)
         return y
+    elif _direct_on_cpu(xp, g, x.dtype):
+        _conv_forward_direct(x, w, b, y, g)
+        return y
     elif _small_images_on_cpu(xp, g, x.dtype):
         _conv_forward_units(x, w, b, y, g)
         return y
@@ -438,6 +441,48 @@ def _call_units(name, g, dtype, *arrays_and_flags):
     if status != 0:
         raise MemoryError(f"conv: cannot allocate the buffers of the CPU threads ({unit} "
                           f"images of {per_image} bytes of patches each)")
+
+
+# The CPU computes a convolution's forward directly (``conv_forward_direct``,
+# kernels/conv_direct.h: no patch matrix; outputs kept in SIMD registers over their whole sum)
+# unless im2col's GEMM is the better deal, which it is (measured, 2 cores, float32) when
+# - the windows barely overlap (kh*kw <= 2*sh*sw: 1x1 or 3x3 convolutions with stride 2): the
+#   patch matrix is then little larger than the input, and the direct kernel gets little reuse
+#   from each input row it loads (0.55-0.95x the GEMM's speed);
+# - the filters of a group hold more than DIRECT_MAX_FILTER_VALUES values (ResNet's 3x3 layers
+#   from 256 channels on): every band of output rows then streams them from beyond the L2
+#   cache, while the GEMM is thick and runs near the machine's peak (0.83-0.89x);
+# - output rows would fill less than DIRECT_MIN_LANE_USE of the vectors they take (V pixels of
+#   a row per vector: 4x4 maps use half of AVX's 8 floats; 0.83x).
+# Everywhere else it measured 1.1-3x faster: LeNet, CIFAR-sized nets, VGG's 3x3 layers, RGB
+# stems with stride 2 or 4, grouped and depthwise convolutions.
+DIRECT_VECTOR_BYTES = 32              # AN_DIRECT_BYTES in kernels/conv_direct.h
+DIRECT_MAX_FILTER_VALUES = 2**16
+DIRECT_MIN_LANE_USE = 0.6
+# The input rows a band of output rows reads are kept to about this size (bytes): they stay in
+# the core's L2 cache while the kernel passes over them once per block of 4 filters.
+DIRECT_BAND_BYTES = 96 * 2**10
+
+
+def _direct_on_cpu(xp, g, dtype):
+    """Whether conv's forward runs in the direct CPU kernel (see DIRECT_MAX_FILTER_VALUES)."""
+    if xp is not np:
+        return False
+    lanes = DIRECT_VECTOR_BYTES // np.dtype(dtype).itemsize
+    lanes_taken = -(-g.Wo // lanes) * lanes
+    filter_values = (g.K // g.G) * (g.C // g.G) * g.kh * g.kw
+    return (g.kh * g.kw > 2 * g.sh * g.sw and filter_values <= DIRECT_MAX_FILTER_VALUES
+            and g.Wo >= DIRECT_MIN_LANE_USE * lanes_taken)
+
+
+def _conv_forward_direct(x, w, b, y, g):
+    bias = np.ascontiguousarray(b) if b is not None else y      # not read without a bias
+    status = kernels.call_cpu("conv_forward_direct", x, w, bias, int(b is not None), y,
+                              g.N, g.C, g.H, g.W, g.K, g.G, g.Ho, g.Wo, g.kh, g.kw, g.sh, g.sw,
+                              g.pt, g.pl, g.dh, g.dw, DIRECT_BAND_BYTES)
+    if status != 0:
+        raise MemoryError(f"conv: cannot allocate the buffers of the direct CPU kernel "
+                          f"(x shape {tuple(x.shape)}, filters shape {tuple(w.shape)})")
 
 
 def add_channel_bias(y, b):

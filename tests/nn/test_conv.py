@@ -98,17 +98,20 @@ def test_fully_connected_fast_path_matches_the_formula(groups):
     an.gradcheck(nn.conv, x, w, b)
 
 
-# The three CPU schedules: units of small images per thread (conv_forward_units and
-# conv_backward_units in C), per-image products, and one GEMM per chunk.
-CPU_PATHS = {"units": (conv_module.UNIT_PATCH_BYTES, 0),
-             "per-image": (0, 0),
-             "one GEMM": (0, 10**9)}
+# The CPU schedules: the direct forward kernel (conv_forward_direct in C, with the units'
+# backward), units of small images per thread (conv_forward_units and conv_backward_units in
+# C), per-image products, and one GEMM per chunk. (unit bytes, per-image pixels, direct)
+CPU_PATHS = {"direct": (conv_module.UNIT_PATCH_BYTES, 0, True),
+             "units": (conv_module.UNIT_PATCH_BYTES, 0, False),
+             "per-image": (0, 0, False),
+             "one GEMM": (0, 10**9, False)}
 
 
 def use_cpu_path(monkeypatch, path):
-    unit_bytes, min_pixels = CPU_PATHS[path]
+    unit_bytes, min_pixels, direct = CPU_PATHS[path]
     monkeypatch.setattr(conv_module, "UNIT_PATCH_BYTES", unit_bytes)
     monkeypatch.setattr(conv_module, "PER_IMAGE_MIN_PIXELS", min_pixels)
+    monkeypatch.setattr(conv_module, "_direct_on_cpu", lambda xp, g, dtype: direct and xp is np)
 
 
 @pytest.mark.parametrize("path", CPU_PATHS)
@@ -118,7 +121,9 @@ def test_every_cpu_schedule_gives_the_formula_and_its_derivatives(monkeypatch, p
     x, w, b = random(rng, (3, 4, 7, 6)), random(rng, (6, 2, 3, 2)), random(rng, (6,))
     options = dict(stride=(1, 2), pad=(1, 0, 1, 1), dilate=(2, 1))
     geometry = conv_module.conv_geometry("conv", x, w, b, (1, 2), (1, 0, 1, 1), (2, 1))
-    assert conv_module._small_images_on_cpu(np, geometry, x.dtype) == (path == "units")
+    assert conv_module._small_images_on_cpu(np, geometry, x.dtype) == (path in ("units",
+                                                                                "direct"))
+    assert conv_module._direct_on_cpu(np, geometry, x.dtype) == (path == "direct")
     y = nn.conv(x, w, b, **options)
     np.testing.assert_allclose(y, conv_reference(x, w, b, (1, 2), (1, 0, 1, 1), (2, 1)),
                                rtol=1e-10)
@@ -146,6 +151,7 @@ def test_without_a_blas_for_c_small_images_take_numpys_matmul(monkeypatch):
     from autonn import kernels
     rng = np.random.default_rng(13)
     x, w, b = random(rng, (5, 3, 8, 8)), random(rng, (4, 3, 3, 3)), random(rng, (4,))
+    use_cpu_path(monkeypatch, "units")
     geometry = conv_module.conv_geometry("conv", x, w, b, 1, 0, 1)
     assert conv_module._small_images_on_cpu(np, geometry, x.dtype)
     monkeypatch.setattr(kernels, "_cpu_gemms", {})     # as when scipy-openblas32 is missing
@@ -162,12 +168,69 @@ def test_units_of_small_images_agree_with_one_gemm_per_chunk(monkeypatch, dtype)
         random(rng, (6,), dtype)
     dy = random(rng, (37, 6, 7, 7), dtype)
     per_image = 4 * 9 * 49 * x.dtype.itemsize
+    use_cpu_path(monkeypatch, "units")
     monkeypatch.setattr(conv_module, "UNIT_PATCH_BYTES", 3 * per_image)
     units = (nn.conv(x, w, b), *nn.conv(x, w, b, dzdy=dy), nn.convt(dy, w[:, :2].copy()))
     use_cpu_path(monkeypatch, "one GEMM")
     reference = (nn.conv(x, w, b), *nn.conv(x, w, b, dzdy=dy), nn.convt(dy, w[:, :2].copy()))
     for got, want in zip(units, reference):
         np.testing.assert_allclose(got, want, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("band_bytes", [1, 3000, 10**6])
+def test_direct_kernel_matches_the_formula_over_bands_tails_and_groups(monkeypatch, dtype,
+                                                                      band_bytes):
+    """Filter blocks of 4 with a short last one (6 filters per group), rows of 19 pixels (the
+    last vector part-filled), stride, dilation, 4-side padding, and bands of one row, of a
+    few rows with a short last band, or of the whole image; 9 images (dealt out image by
+    image) and 2 (band by band)."""
+    use_cpu_path(monkeypatch, "direct")
+    monkeypatch.setattr(conv_module, "DIRECT_BAND_BYTES", band_bytes)
+    rng = np.random.default_rng(15)
+    w, b = random(rng, (12, 3, 3, 5), dtype), random(rng, (12,), dtype)
+    options = dict(stride=(2, 1), pad=(2, 1, 0, 3), dilate=(1, 2))
+    for N in (9, 2):
+        x = random(rng, (N, 6, 25, 24), dtype)
+        y = nn.conv(x, w, b, **options)
+        assert y.shape == (N, 12, 13, 19)
+        np.testing.assert_allclose(y, conv_reference(x, w, b, (2, 1), (2, 1, 0, 3), (1, 2)),
+                                   **TOL[dtype])
+        np.testing.assert_allclose(nn.conv(x, w, **options),
+                                   conv_reference(x, w, None, (2, 1), (2, 1, 0, 3), (1, 2)),
+                                   **TOL[dtype])
+
+
+@st.composite
+def direct_cases(draw):
+    return dict(draw(conv_geometries()), band_bytes=draw(st.integers(1, 4096)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(geometry=direct_cases())
+def test_direct_kernel_fuzz_matches_the_formula(geometry):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_cpu_path(monkeypatch, "direct")
+        monkeypatch.setattr(conv_module, "DIRECT_BAND_BYTES", geometry["band_bytes"])
+        check_conv_fuzz_case(geometry)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad, direct", [
+    ((100, 1, 28, 28), (20, 1, 5, 5), 1, 0, True),          # LeNet
+    ((100, 20, 12, 12), (50, 20, 5, 5), 1, 0, True),
+    ((32, 3, 224, 224), (64, 3, 7, 7), 2, 3, True),         # RGB stem
+    ((16, 64, 56, 56), (64, 64, 3, 3), 1, 1, True),         # VGG
+    ((16, 64, 56, 56), (64, 1, 3, 3), 1, 1, True),          # depthwise
+    ((16, 64, 56, 56), (128, 64, 1, 1), 2, 0, False),       # windows that barely overlap
+    ((16, 64, 56, 56), (128, 64, 3, 3), 2, 1, False),
+    ((16, 256, 14, 14), (256, 256, 3, 3), 1, 1, False),     # large filters: a thick GEMM
+    ((100, 64, 4, 4), (64, 64, 3, 3), 1, 1, False),         # rows of 4 in vectors of 8
+])
+def test_the_cpu_computes_directly_where_that_measured_faster(x_shape, w_shape, stride, pad,
+                                                             direct):
+    x, w = np.empty(x_shape, np.float32), np.empty(w_shape, np.float32)
+    geometry = conv_module.conv_geometry("conv", x, w, None, stride, pad, 1)
+    assert conv_module._direct_on_cpu(np, geometry, np.float32) == direct
 
 
 def test_pointwise_fast_path_matches_the_formula():
@@ -200,11 +263,11 @@ def test_window_exactly_fitting_the_padded_input_gives_one_pixel():
 def test_conv_splits_large_batches_into_chunks_without_changing_the_result(monkeypatch, path):
     rng = np.random.default_rng(4)
     x, w, b = random(rng, (7, 3, 6, 6)), random(rng, (4, 3, 3, 3)), random(rng, (4,))
+    use_cpu_path(monkeypatch, path)
     y = nn.conv(x, w, b, pad=1)
     dy = random(rng, y.shape)
     expected = nn.conv(x, w, b, pad=1, dzdy=dy)
     per_image = 3 * 9 * 36 * 8
-    use_cpu_path(monkeypatch, path)
     monkeypatch.setattr(conv_module, "PATCH_BUFFER_BYTES", 2 * per_image)   # chunks of 2 images
     geometry = conv_module.conv_geometry("conv", x, w, b, 1, 1, 1)
     assert [n for _, n in conv_module._chunks(geometry, 8)] == [2, 2, 2, 1]
@@ -265,7 +328,7 @@ def conv_geometries(draw):
                 pad=pad, dilate=(dh, dw), seed=draw(st.integers(0, 2**16)))
 
 
-@pytest.mark.parametrize("path", ["units", "one GEMM"])
+@pytest.mark.parametrize("path", ["direct", "units", "one GEMM"])
 @settings(max_examples=40, deadline=None)
 @given(geometry=conv_geometries())
 def test_conv_fuzz_matches_formula_and_its_backward_is_the_adjoint(path, geometry):
