@@ -446,9 +446,10 @@ def _call_units(name, g, dtype, *arrays_and_flags):
 # The CPU computes a convolution's forward directly (``conv_forward_direct``,
 # kernels/conv_direct.h: no patch matrix; outputs kept in SIMD registers over their whole sum)
 # unless im2col's GEMM is the better deal, which it is (measured, 2 cores, float32) when
-# - the windows barely overlap (kh*kw <= 2*sh*sw: 1x1 or 3x3 convolutions with stride 2): the
-#   patch matrix is then little larger than the input, and the direct kernel gets little reuse
-#   from each input row it loads (0.55-0.95x the GEMM's speed);
+# - the windows barely overlap (kh*kw < 3*sh*sw, each input pixel read by fewer than three taps
+#   on average: 1x1, 2x2 and 3x3 convolutions with stride 2): the patch matrix is then little
+#   larger than the input, and the direct kernel gets little reuse from each input row it
+#   loads (0.58-0.95x the GEMM's speed);
 # - the filters of a group hold more than DIRECT_MAX_FILTER_VALUES values (ResNet's 3x3 layers
 #   from 256 channels on): every band of output rows then streams them from beyond the L2
 #   cache, while the GEMM is thick and runs near the machine's peak (0.83-0.89x);
@@ -471,7 +472,7 @@ def _direct_on_cpu(xp, g, dtype):
     lanes = DIRECT_VECTOR_BYTES // np.dtype(dtype).itemsize
     lanes_taken = -(-g.Wo // lanes) * lanes
     filter_values = (g.K // g.G) * (g.C // g.G) * g.kh * g.kw
-    return (g.kh * g.kw > 2 * g.sh * g.sw and filter_values <= DIRECT_MAX_FILTER_VALUES
+    return (g.kh * g.kw >= 3 * g.sh * g.sw and filter_values <= DIRECT_MAX_FILTER_VALUES
             and g.Wo >= DIRECT_MIN_LANE_USE * lanes_taken)
 
 

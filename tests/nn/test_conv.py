@@ -223,6 +223,9 @@ def test_direct_kernel_fuzz_matches_the_formula(geometry):
     ((16, 64, 56, 56), (64, 1, 3, 3), 1, 1, True),          # depthwise
     ((16, 64, 56, 56), (128, 64, 1, 1), 2, 0, False),       # windows that barely overlap
     ((16, 64, 56, 56), (128, 64, 3, 3), 2, 1, False),
+    ((16, 32, 56, 56), (64, 32, 3, 3), 2, 1, False),
+    ((16, 16, 56, 56), (32, 16, 5, 5), 2, 2, True),
+    ((16, 64, 56, 56), (64, 64, 2, 2), 1, 0, True),
     ((16, 256, 14, 14), (256, 256, 3, 3), 1, 1, False),     # large filters: a thick GEMM
     ((100, 64, 4, 4), (64, 64, 3, 3), 1, 1, False),         # rows of 4 in vectors of 8
 ])
