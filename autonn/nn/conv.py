@@ -10,8 +10,14 @@ with the GEMM done by the BLAS NumPy links (OpenBLAS) on the CPU and by cuBLAS t
 the GPU. ``col2im`` is the adjoint of ``im2col``, so the transposed convolution's forward is the
 convolution's data derivative and vice versa (manual 4.2, 6.2).
 
-Three schedules share that arithmetic:
+Four schedules share that arithmetic:
 
+- on the CPU, the forward of most convolutions with overlapping windows and filters of moderate
+  size (see :func:`_direct_on_cpu`: LeNet's and VGG's layers, RGB stems) and the data derivative
+  of the stride-1 ones skip the patch matrix: ``conv_forward_direct`` (kernels/conv_direct.h)
+  keeps blocks of outputs in SIMD registers over their whole sum and reads the taps where they
+  lie in the (padded) image. The data derivative is the convolution of ``dy`` with the flipped,
+  transposed filters (manual 4.2);
 - small images on the CPU (a patch matrix of at most :data:`UNIT_PATCH_BYTES` per image, as in
   LeNet): the C drivers ``conv_forward_units`` / ``conv_backward_units`` of ``kernels/conv.h``
   give each OpenMP thread units of a few images, with a patch buffer of its own that stays in
@@ -339,9 +345,16 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
     N, K, G = g.N, g.K, g.G
     Kg, rows_g = K // G, w[0].size
     w3 = w.reshape(G, Kg, rows_g)
-    dx = xp.empty((N, g.C, g.H, g.W), dtype=dy.dtype) if need_dx else None
+    transposed = _transposed_geometry(g) if need_dx else None
+    if transposed is not None and _direct_data_derivative(xp, g, transposed, dy.dtype):
+        dx = _data_derivative_direct(w, dy, g, transposed)
+        need_dx = False
+    else:
+        dx = xp.empty((N, g.C, g.H, g.W), dtype=dy.dtype) if need_dx else None
     dw = xp.zeros((G, Kg, rows_g), dtype=dy.dtype) if need_dw else None
-    if g.fully_connected:
+    if not (need_dx or need_dw):
+        pass                                # dx came from the direct kernel, dw is not needed
+    elif g.fully_connected:
         dy3 = dy.reshape(N, G, Kg).transpose(1, 0, 2)                 # (G, N, Kg)
         if need_dx:
             dx.reshape(N, G, rows_g)[...] = xp.matmul(dy3, w3).transpose(1, 0, 2)
@@ -474,6 +487,50 @@ def _direct_on_cpu(xp, g, dtype):
     filter_values = (g.K // g.G) * (g.C // g.G) * g.kh * g.kw
     return (g.kh * g.kw >= 3 * g.sh * g.sw and filter_values <= DIRECT_MAX_FILTER_VALUES
             and g.Wo >= DIRECT_MIN_LANE_USE * lanes_taken)
+
+
+def _transposed_geometry(g):
+    """The geometry of the convolution that gives conv's data derivative, when there is one:
+    for stride 1, dx = conv(dy, w flipped and transposed, pad = dilated extent - 1 - pad)
+    (manual 4.2), a convolution in its own right when that padding is not negative. None
+    otherwise, and for the fully-connected and pointwise shapes, which are single GEMMs."""
+    pads = (g.dh * (g.kh - 1) - g.pt, g.dh * (g.kh - 1) - g.pb,
+            g.dw * (g.kw - 1) - g.pl, g.dw * (g.kw - 1) - g.pr)
+    if (g.sh, g.sw) != (1, 1) or min(pads) < 0 or g.fully_connected or g.pointwise:
+        return None
+    return ConvGeometry(g.N, g.K, g.Ho, g.Wo, g.C, g.G, g.kh, g.kw, g.H, g.W, 1, 1, *pads,
+                        g.dh, g.dw)
+
+
+# Fewer filters per group than this leave the direct kernel's blocks of 4 too empty for conv's
+# data derivative (1 or 2 measured 0.4-0.7x the GEMM's speed, 3 and 4 1.1-1.3x).
+DIRECT_MIN_DATA_FILTERS = 3
+
+
+def _direct_data_derivative(xp, g, transposed, dtype):
+    """Whether conv's data derivative (stride 1) runs in the direct CPU kernel: when the
+    convolution that gives it (see _transposed_geometry) would, and when
+    - its padding leaves at least half of the padded input real (the derivative of a 5x5 layer
+      on 8x8 maps, LeNet's second, reads 16x16 maps three quarters zero: 0.66x the GEMM);
+    - it has at least DIRECT_MIN_DATA_FILTERS filters per group, unless each group of the
+      forward has a single filter (depthwise): the GEMM's inner dimension is then 1, and the
+      direct kernel measured 10x faster."""
+    padded = ((transposed.H + transposed.pt + transposed.pb) *
+              (transposed.W + transposed.pl + transposed.pr))
+    enough_filters = g.C // g.G >= DIRECT_MIN_DATA_FILTERS or g.K == g.G
+    return (enough_filters and 2 * transposed.H * transposed.W >= padded
+            and _direct_on_cpu(xp, transposed, dtype))
+
+
+def _data_derivative_direct(w, dy, g, transposed):
+    """conv's dx (stride 1) as the direct convolution of dy with w' (C, K/G, kh, kw),
+    w'[group*C/G + c, k, i, j] = w[group*K/G + k, c, kh-1-i, kw-1-j]."""
+    Kg, Cg = g.K // g.G, g.C // g.G
+    flipped = w.reshape(g.G, Kg, Cg, g.kh, g.kw)[:, :, :, ::-1, ::-1]
+    w_t = np.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(g.C, Kg, g.kh, g.kw)
+    dx = np.empty((g.N, g.C, g.H, g.W), dtype=dy.dtype)
+    _conv_forward_direct(np.ascontiguousarray(dy), w_t, None, dx, transposed)
+    return dx
 
 
 def _conv_forward_direct(x, w, b, y, g):

@@ -112,6 +112,8 @@ def use_cpu_path(monkeypatch, path):
     monkeypatch.setattr(conv_module, "UNIT_PATCH_BYTES", unit_bytes)
     monkeypatch.setattr(conv_module, "PER_IMAGE_MIN_PIXELS", min_pixels)
     monkeypatch.setattr(conv_module, "_direct_on_cpu", lambda xp, g, dtype: direct and xp is np)
+    monkeypatch.setattr(conv_module, "_direct_data_derivative",
+                        lambda xp, g, transposed, dtype: direct and xp is np)
 
 
 @pytest.mark.parametrize("path", CPU_PATHS)
@@ -199,6 +201,34 @@ def test_direct_kernel_matches_the_formula_over_bands_tails_and_groups(monkeypat
         np.testing.assert_allclose(nn.conv(x, w, **options),
                                    conv_reference(x, w, None, (2, 1), (2, 1, 0, 3), (1, 2)),
                                    **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_direct_data_derivative_of_stride_1_matches_the_gemm(monkeypatch, dtype):
+    """conv's dx for stride 1 is the direct convolution of dy with the flipped filters: groups,
+    dilation and 4-side padding (each side's derivative padding differs), and convt with
+    upsample 1, whose forward it is."""
+    rng = np.random.default_rng(16)
+    x, w = random(rng, (3, 10, 20, 21), dtype), random(rng, (12, 5, 3, 5), dtype)
+    options = dict(pad=(1, 2, 3, 0), dilate=(2, 1))
+    geometry = conv_module.conv_geometry("conv", x, w, None, 1, (1, 2, 3, 0), (2, 1))
+    transposed = conv_module._transposed_geometry(geometry)
+    assert (transposed.pt, transposed.pb, transposed.pl, transposed.pr) == (3, 2, 1, 4)
+    assert conv_module._direct_data_derivative(np, geometry, transposed, dtype)
+    calls = []
+    direct_kernel = conv_module._data_derivative_direct
+    monkeypatch.setattr(conv_module, "_data_derivative_direct",
+                        lambda *args: calls.append(1) or direct_kernel(*args))
+    dy = random(rng, nn.conv(x, w, **options).shape, dtype)
+    direct = nn.conv(x, w, dzdy=dy, **options)
+    convt_direct = nn.convt(dy, w, crop=(1, 2, 3, 0), num_groups=2)
+    assert len(calls) == 2
+    use_cpu_path(monkeypatch, "one GEMM")
+    gemm = nn.conv(x, w, dzdy=dy, **options)
+    np.testing.assert_allclose(direct[0], gemm[0], **TOL[dtype])
+    np.testing.assert_allclose(direct[1], gemm[1], **TOL[dtype])
+    np.testing.assert_allclose(convt_direct, nn.convt(dy, w, crop=(1, 2, 3, 0), num_groups=2),
+                               **TOL[dtype])
 
 
 @st.composite
