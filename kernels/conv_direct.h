@@ -119,13 +119,59 @@ AN_INLINE void AN(direct_tile)(const REAL *const *base, const index_t *offsets, 
         }
 }
 
+/* How a convolution is cut for the direct kernels: bands of (nearly) equal numbers of output
+ * rows, each holding as many rows as keep the input they read (xs of one group's channels) to
+ * about band_bytes (at least one row), so that it stays in the core's cache while the kernels
+ * pass over it once per block of filters; and the strides of xs. */
+typedef struct {
+    index_t Cg, Kg, taps;         /* channels, filters and taps per group */
+    index_t row_vectors;          /* output vectors per row: V pixels each, the last part-filled */
+    index_t Mw, row, plane;       /* xs: columns per phase, row stride, channel stride */
+    index_t band, bands;          /* output rows per band, bands per image */
+} AN(direct_plan);
+
+AN_INLINE AN(direct_plan) AN(direct_make_plan)(index_t C, index_t K, index_t G, index_t Ho,
+                                               index_t Wo, index_t kh, index_t kw, index_t sh,
+                                               index_t sw, index_t dh, index_t dw,
+                                               index_t band_bytes)
+{
+    AN(direct_plan) p;
+    p.Cg = C / G;
+    p.Kg = K / G;
+    p.taps = p.Cg * kh * kw;
+    p.row_vectors = (Wo + AN_DIRECT_V - 1) / AN_DIRECT_V;
+    p.Mw = p.row_vectors * AN_DIRECT_V + (kw - 1) * dw / sw;
+    p.row = sw * p.Mw;
+    const index_t row_bytes = p.Cg * sh * p.row * (index_t)sizeof(REAL);
+    index_t band = band_bytes / (row_bytes > 0 ? row_bytes : 1);
+    band = band < 1 ? 1 : band > Ho ? Ho : band;
+    p.bands = (Ho + band - 1) / band;
+    p.band = (Ho + p.bands - 1) / p.bands;
+    /* channel planes an odd number of cache lines apart: taps of successive channels then
+       fall in different cache sets (a power-of-two stride would evict them from each other) */
+    const index_t line = 64 / (index_t)sizeof(REAL);
+    const index_t rows_in = (p.band - 1) * sh + (kh - 1) * dh + 1;
+    p.plane = ((rows_in * p.row + line - 1) / line | 1) * line;
+    return p;
+}
+
+/* offsets[t]: where tap t = (c*kh + i)*kw + j of an output reads xs, from where its output
+   vector's reads start (the tap (0, 0, 0)). */
+AN_INLINE void AN(direct_offsets)(const AN(direct_plan) *p, index_t *offsets, index_t kh,
+                                  index_t kw, index_t sw, index_t dh, index_t dw)
+{
+    for (index_t c = 0; c < p->Cg; ++c)
+        for (index_t i = 0; i < kh; ++i)
+            for (index_t j = 0; j < kw; ++j)
+                offsets[(c * kh + i) * kw + j] =
+                    c * p->plane + i * dh * p->row + (j * dw) % sw * p->Mw + (j * dw) / sw;
+}
+
 /* y = conv(x, w) + bias for C-contiguous x (N, C, H, W), w (K, C/G, kh, kw), y (N, K, Ho, Wo);
  * without a bias, pass use_bias = 0 and any valid pointer as bias. A work item is a band of
- * output rows of one image and group: its thread splits the input rows the band reads, then
- * every filter block of the group runs its tiles over them. Bands hold as many rows as keep
- * the input they read to about band_bytes (at least one row), so that it stays in the core's
- * cache while the filter blocks pass over it. Returns -1 when a buffer cannot be allocated,
- * 0 otherwise. */
+ * output rows of one image and group (see direct_plan): its thread splits the input rows the
+ * band reads, then every filter block of the group runs its tiles over them. Returns -1 when
+ * a buffer cannot be allocated, 0 otherwise. */
 AN_CPU_FUNCTION(conv_forward_direct,
                 (const REAL *x, const REAL *w, const REAL *bias, int use_bias, REAL *y,
                  index_t N, index_t C, index_t H, index_t W, index_t K, index_t G,
@@ -133,24 +179,11 @@ AN_CPU_FUNCTION(conv_forward_direct,
                  index_t pt, index_t pl, index_t dh, index_t dw, index_t band_bytes))
 {
     const index_t V = AN_DIRECT_V, NV = AN_DIRECT_NV, KB = AN_DIRECT_KB;
-    const index_t Cg = C / G, Kg = K / G, taps = Cg * kh * kw;
+    const AN(direct_plan) p = AN(direct_make_plan)(C, K, G, Ho, Wo, kh, kw, sh, sw, dh, dw,
+                                                   band_bytes);
+    const index_t Cg = p.Cg, Kg = p.Kg, taps = p.taps, band = p.band, bands = p.bands;
     const index_t blocks = (Kg + KB - 1) / KB;           /* filter blocks per group */
-    const index_t row_vectors = (Wo + V - 1) / V;        /* output vectors per row */
-    const index_t Mw = row_vectors * V + (kw - 1) * dw / sw;
-    const index_t row = sw * Mw;                         /* stride of xs's rows */
-    /* bands of (nearly) equal numbers of output rows */
-    const index_t row_bytes = Cg * sh * row * (index_t)sizeof(REAL);
-    index_t band = band_bytes / (row_bytes > 0 ? row_bytes : 1);
-    band = band < 1 ? 1 : band > Ho ? Ho : band;
-    const index_t bands = (Ho + band - 1) / band;
-    band = (Ho + bands - 1) / bands;
-    const index_t band_rows_in = (band - 1) * sh + (kh - 1) * dh + 1;   /* input rows read */
-    /* channel planes an odd number of cache lines apart: taps of successive channels then
-       fall in different cache sets (a power-of-two stride would evict them from each other) */
-    const index_t line = 64 / (index_t)sizeof(REAL);
-    index_t plane = (band_rows_in * row + line - 1) / line;
-    plane = (plane | 1) * line;
-    const index_t positions = band * row_vectors;        /* output vectors of a full band */
+    const index_t positions = band * p.row_vectors;      /* output vectors of a full band */
     REAL *wp = malloc(sizeof(REAL) * G * blocks * taps * KB);
     index_t *offsets = malloc(sizeof(index_t) * taps);
     index_t *in_at = malloc(sizeof(index_t) * positions);     /* per vector of a band: its xs */
@@ -166,22 +199,19 @@ AN_CPU_FUNCTION(conv_forward_direct,
                         wp[((g * blocks + blk) * taps + t) * KB + kk] =
                             k < Kg ? w[(g * Kg + k) * taps + t] : 0;
                     }
-        for (index_t c = 0; c < Cg; ++c)
-            for (index_t i = 0; i < kh; ++i)
-                for (index_t j = 0; j < kw; ++j)
-                    offsets[(c * kh + i) * kw + j] =
-                        c * plane + i * dh * row + (j * dw) % sw * Mw + (j * dw) / sw;
+        AN(direct_offsets)(&p, offsets, kh, kw, sw, dh, dw);
         for (index_t r = 0; r < band; ++r)
-            for (index_t xv = 0; xv < row_vectors; ++xv) {
-                in_at[r * row_vectors + xv] = r * sh * row + xv * V;
-                out_at[r * row_vectors + xv] = r * Wo + xv * V;
-                lanes_at[r * row_vectors + xv] = Wo - xv * V < V ? Wo - xv * V : V;
+            for (index_t xv = 0; xv < p.row_vectors; ++xv) {
+                const index_t q = r * p.row_vectors + xv;
+                in_at[q] = r * sh * p.row + xv * V;
+                out_at[q] = r * Wo + xv * V;
+                lanes_at[q] = Wo - xv * V < V ? Wo - xv * V : V;
             }
     }
     const index_t items = N * G * bands;
     #pragma omp parallel if(items > 1 && !failed)
     {
-        REAL *xs = failed ? NULL : malloc(sizeof(REAL) * Cg * plane);
+        REAL *xs = failed ? NULL : malloc(sizeof(REAL) * Cg * p.plane);
         if (!xs) {
             #pragma omp atomic write
             failed = 1;
@@ -192,9 +222,9 @@ AN_CPU_FUNCTION(conv_forward_direct,
             const index_t b = item / (G * bands), g = item / bands % G;
             const index_t oy0 = item % bands * band;
             const index_t rows = Ho - oy0 < band ? Ho - oy0 : band;
-            const index_t count = rows * row_vectors;    /* output vectors of this band */
+            const index_t count = rows * p.row_vectors;  /* output vectors of this band */
             AN(direct_split)(x + (b * C + g * Cg) * H * W, xs, Cg, H, W, oy0 * sh,
-                             (rows - 1) * sh + (kh - 1) * dh + 1, plane, Mw, sw, pt, pl);
+                             (rows - 1) * sh + (kh - 1) * dh + 1, p.plane, p.Mw, sw, pt, pl);
             for (index_t blk = 0; blk < blocks; ++blk) {
                 const index_t k0 = g * Kg + blk * KB;
                 const index_t filters = Kg - blk * KB < KB ? Kg - blk * KB : KB;
