@@ -6,8 +6,9 @@ For each case: forward and forward+backward GFLOP/s of autonn and PyTorch (same 
 NCHW), their ratio, and the GFLOP/s NumPy's matmul (2 threads, into a preallocated output)
 reaches on the GEMM of one batch chunk, filters (K, C/G*kh*kw) times the chunk's patch matrix
 (C*kh*kw, n*Ho*Wo), n the images whose patches fit in autonn's chunk buffer, with autonn's
-forward as a fraction of it. (Small images do not run that GEMM: each thread multiplies a few
-images at a time, see kernels/README.md; the whole-chunk GEMM is the harder yardstick.)
+forward as a fraction of it. (The forward of all but ResNet's 1x1 layer runs no GEMM: the direct
+kernel of kernels/conv_direct.h computes it; the sgemm on the conv's own GEMM shape is the
+yardstick of what im2col + GEMM could reach at best.)
 Forward FLOPs are 2*N*K*Ho*Wo*C/G*kh*kw; the backward computes dx and dw, twice more.
 Pooling reports milliseconds (its work is memory traffic, not FLOPs).
 

@@ -479,7 +479,8 @@ DIRECT_BAND_BYTES = 96 * 2**10
 
 
 def _direct_on_cpu(xp, g, dtype):
-    """Whether conv's forward runs in the direct CPU kernel (see DIRECT_MAX_FILTER_VALUES)."""
+    """Whether conv's forward runs in the direct CPU kernel (the measurements behind the rule
+    are above DIRECT_VECTOR_BYTES)."""
     if xp is not np:
         return False
     lanes = DIRECT_VECTOR_BYTES // np.dtype(dtype).itemsize
