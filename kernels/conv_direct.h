@@ -3,12 +3,15 @@
  *     y[b, k, oy, ox] = bias[k] + sum over (c, i, j) of
  *                       w[k, c, i, j] * x[b, c, oy*sh - pt + i*dh, ox*sw - pl + j*dw]
  *
- * (c over the channels of k's group). When an output has few taps (C/G*kh*kw small: LeNet, an
- * RGB stem), im2col's GEMM is thin, and writing and reading the patch matrix costs as much as
- * the arithmetic. Here each vector of outputs stays in a register for its whole sum, as in a
- * GEMM's micro-kernel, and the "patch matrix" is read where it lies, in the image.
+ * (c over the channels of k's group). im2col + GEMM writes and reads a patch matrix kh*kw times
+ * the size of the input, and its GEMM is thin when an output has few taps (C/G*kh*kw: LeNet, an
+ * RGB stem). Here each vector of outputs stays in a register for its whole sum, as in a GEMM's
+ * micro-kernel, and the "patch matrix" is read where it lies, in the image. autonn/nn/conv.py
+ * runs conv's forward here where that measured faster, and the data derivative of stride-1
+ * convolutions, which is the convolution of dy with the flipped, transposed filters.
  *
- * Per image, x is first copied into a zero-padded, phase-split buffer
+ * Per band of output rows, the input rows it reads are first copied into a zero-padded,
+ * phase-split buffer
  *
  *     xs[c, yp, f, m] = x[c, yp - pt, m*sw + f - pl]        (0 outside x)
  *
@@ -20,12 +23,15 @@
  * KB broadcasts and NV*KB multiply-adds, the register blocking of a GEMM kernel.
  *
  * Vectors are GCC's vector extension (also clang's): plain C that the compiler maps to the
- * machine's SIMD width (AVX: one register per vector). ISO C mode does not fuse a*b + c into an
- * FMA, so this file asks for contraction.
+ * machine's SIMD width (AVX: one register per vector). GCC in ISO C mode does not fuse a*b + c
+ * into an FMA, so this file asks it to.
  */
 #ifndef __CUDACC__
+#if !defined(__GNUC__)
+#error "autonn: kernels/conv_direct.h needs GCC's vector extension: build with gcc or clang"
+#endif
 #include <string.h>
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__)   /* (clang fuses within an expression already) */
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")
 #endif
@@ -38,12 +44,13 @@
 
 typedef REAL AN(direct_vec) __attribute__((vector_size(AN_DIRECT_BYTES)));
 /* the same, for loads from any REAL's address (as the compilers' own unaligned SIMD types) */
-typedef REAL AN(direct_unaligned) __attribute__((vector_size(AN_DIRECT_BYTES), aligned(sizeof(REAL)),
-                                                 may_alias));
+typedef REAL AN(direct_unaligned)
+    __attribute__((vector_size(AN_DIRECT_BYTES), aligned(sizeof(REAL)), may_alias));
 #define AN_DIRECT_V ((index_t)(AN_DIRECT_BYTES / sizeof(REAL)))
 
 /* xs (C, rows, sw, Mw), channel planes `plane` apart, for the padded rows [y0, y0 + rows) of
-   one image's channels x (C, H, W), as above. */
+   one image's channels x (C, H, W), as above. (conv_valid_range is conv.h's, which the
+   translation unit includes before this file.) */
 AN_INLINE void AN(direct_split)(const REAL *AN_RESTRICT x, REAL *AN_RESTRICT xs, index_t C,
                                 index_t H, index_t W, index_t y0, index_t rows, index_t plane,
                                 index_t Mw, index_t sw, index_t pt, index_t pl)
@@ -119,10 +126,10 @@ AN_INLINE void AN(direct_tile)(const REAL *const *base, const index_t *offsets, 
         }
 }
 
-/* How a convolution is cut for the direct kernels: bands of (nearly) equal numbers of output
+/* How a convolution is cut for the direct kernel: bands of (nearly) equal numbers of output
  * rows, each holding as many rows as keep the input they read (xs of one group's channels) to
- * about band_bytes (at least one row), so that it stays in the core's cache while the kernels
- * pass over it once per block of filters; and the strides of xs. */
+ * about band_bytes (at least one row), so that it stays in the core's cache while the kernel
+ * passes over it once per block of filters; and the strides of xs. */
 typedef struct {
     index_t Cg, Kg, taps;         /* channels, filters and taps per group */
     index_t row_vectors;          /* output vectors per row: V pixels each, the last part-filled */
