@@ -353,7 +353,7 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
         dx = xp.empty((N, g.C, g.H, g.W), dtype=dy.dtype) if need_dx else None
     dw = xp.zeros((G, Kg, rows_g), dtype=dy.dtype) if need_dw else None
     if not (need_dx or need_dw):
-        pass                                # dx came from the direct kernel, dw is not needed
+        pass                                # nothing left (dx may come from the direct kernel)
     elif g.fully_connected:
         dy3 = dy.reshape(N, G, Kg).transpose(1, 0, 2)                 # (G, N, Kg)
         if need_dx:
