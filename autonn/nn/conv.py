@@ -368,7 +368,7 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
         if need_dw:
             dw[0] = xp.matmul(dy3, x.reshape(N, g.C, g.H * g.W).transpose(0, 2, 1)).sum(axis=0)
     elif _small_images_on_cpu(xp, g, dy.dtype):
-        _conv_backward_units(x, w, dy, dx, dw, g)
+        _conv_backward_units(x, w, dy, dx if need_dx else None, dw, g)
     else:
         pixels = g.Ho * g.Wo
         for n0, n in _chunks(g, dy.dtype.itemsize):

@@ -231,6 +231,25 @@ def test_direct_data_derivative_of_stride_1_matches_the_gemm(monkeypatch, dtype)
                                **TOL[dtype])
 
 
+def test_small_images_leave_the_data_derivative_to_the_direct_kernel(monkeypatch):
+    """When the direct kernel gave dx, the units compute only dw (not dx a second time)."""
+    from autonn import kernels
+    rng = np.random.default_rng(17)
+    x, w, dy = random(rng, (4, 8, 10, 10)), random(rng, (8, 8, 3, 3)), random(rng, (4, 8, 10, 10))
+    geometry = conv_module.conv_geometry("conv", x, w, None, 1, 1, 1)
+    assert conv_module._small_images_on_cpu(np, geometry, x.dtype)
+    assert conv_module._direct_data_derivative(
+        np, geometry, conv_module._transposed_geometry(geometry), x.dtype)
+    calls, call_cpu = [], kernels.call_cpu
+    monkeypatch.setattr(kernels, "call_cpu", lambda name, *args: calls.append((name, args))
+                        or call_cpu(name, *args))
+    dx, dw, _ = nn.conv(x, w, pad=1, dzdy=dy)
+    assert [name for name, _ in calls] == ["conv_forward_direct", "conv_backward_units"]
+    need_dx, need_dw = calls[1][1][5:7]
+    assert (need_dx, need_dw) == (0, 1)
+    np.testing.assert_allclose(np.vdot(x, dx), np.vdot(nn.conv(x, w, pad=1), dy), rtol=1e-10)
+
+
 @st.composite
 def direct_cases(draw):
     return dict(draw(conv_geometries()), band_bytes=draw(st.integers(1, 4096)))
