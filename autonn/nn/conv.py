@@ -21,7 +21,9 @@ Four schedules share that arithmetic:
 - small images on the CPU (a patch matrix of at most :data:`UNIT_PATCH_BYTES` per image, as in
   LeNet): the C drivers ``conv_forward_units`` / ``conv_backward_units`` of ``kernels/conv.h``
   give each OpenMP thread units of a few images, with a patch buffer of its own that stays in
-  its cache and single-threaded GEMMs from a private OpenBLAS (:func:`autonn.kernels.cpu_gemm`);
+  its cache and single-threaded GEMMs from a private OpenBLAS (:func:`autonn.kernels.cpu_gemm`).
+  The derivatives of larger images whose forward is direct take units of one image (up to
+  :data:`DIRECT_UNIT_PATCH_BYTES`), so that a training step stays in OpenMP's threads;
 - otherwise, batches are split into chunks so that ``P`` stays below
   :data:`PATCH_BUFFER_BYTES`, and NumPy's multi-threaded matmul takes ``Y`` and ``dW`` as one
   product per image of the chunk (a batched matmul over column blocks of ``P``), which writes
@@ -367,7 +369,7 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
             xp.matmul(w3[0].T, dy3, out=dx.reshape(N, g.C, g.H * g.W))
         if need_dw:
             dw[0] = xp.matmul(dy3, x.reshape(N, g.C, g.H * g.W).transpose(0, 2, 1)).sum(axis=0)
-    elif _small_images_on_cpu(xp, g, dy.dtype):
+    elif _units_for_backward(xp, g, dy.dtype):
         _conv_backward_units(x, w, dy, dx if need_dx else None, dw, g)
     else:
         pixels = g.Ho * g.Wo
@@ -416,8 +418,9 @@ def _per_image_products(xp, pixels):
 # Images whose patch matrix is at most this large (bytes) are convolved on the CPU by the C
 # drivers ``conv_forward_units`` and ``conv_backward_units`` (kernels/conv.h): each thread takes
 # units of whole images that together stay below this size, so that their patch matrix lives in
-# the thread's L2 cache. Larger images lose more to single-threaded GEMMs reading their patches
-# from memory than they gain (measured: VGG's 3x3 layer at a third of the chunked speed).
+# the thread's L2 cache. For larger images, the forward loses more to single-threaded GEMMs
+# reading their patches from memory than it gains (measured: VGG's 3x3 layer at a third of the
+# chunked speed); their derivatives may still take units (see DIRECT_UNIT_PATCH_BYTES).
 UNIT_PATCH_BYTES = 256 * 2**10
 
 
@@ -427,6 +430,22 @@ def _small_images_on_cpu(xp, g, dtype):
     size bound also keeps every GEMM dimension far inside the BLAS's int range.)"""
     return (xp is np and _patch_bytes(g, np.dtype(dtype).itemsize) <= UNIT_PATCH_BYTES
             and kernels.cpu_gemm(dtype) is not None)
+
+
+# Beside a forward in the direct kernel (OpenMP's threads), the derivatives of larger images
+# take the units too, of one image each, up to this patch size: NumPy's OpenBLAS threads keep
+# spinning for a while after each GEMM, and took the cores from the direct kernels that ran
+# next (VGG's 3x3 layer: a forward+backward step in 109 ms with NumPy's GEMMs, its forward
+# slowed from 21 to 38 ms; 69 ms with the units). Bounded: each thread holds an image's patches.
+DIRECT_UNIT_PATCH_BYTES = 16 * 2**20
+
+
+def _units_for_backward(xp, g, dtype):
+    """Whether conv's derivatives take the units of the C drivers (see DIRECT_UNIT_PATCH_BYTES)."""
+    if _small_images_on_cpu(xp, g, dtype):
+        return True
+    return (_direct_on_cpu(xp, g, dtype) and kernels.cpu_gemm(dtype) is not None
+            and _patch_bytes(g, np.dtype(dtype).itemsize) <= DIRECT_UNIT_PATCH_BYTES)
 
 
 def _conv_forward_units(x, w, b, y, g):

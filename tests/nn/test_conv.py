@@ -231,6 +231,36 @@ def test_direct_data_derivative_of_stride_1_matches_the_gemm(monkeypatch, dtype)
                                **TOL[dtype])
 
 
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad, units", [
+    ((100, 20, 12, 12), (50, 20, 5, 5), 1, 0, True),         # small images
+    ((16, 64, 56, 56), (64, 64, 3, 3), 1, 1, True),          # direct forward, 7 MiB of patches
+    ((32, 3, 224, 224), (64, 3, 7, 7), 2, 3, True),
+    ((2, 64, 224, 224), (64, 64, 3, 3), 1, 1, False),        # 110 MiB of patches per image
+    ((16, 256, 56, 56), (128, 256, 1, 1), 2, 0, False),      # forward by NumPy's GEMM
+])
+def test_derivatives_stay_in_openmps_threads_beside_a_direct_forward(x_shape, w_shape, stride,
+                                                                     pad, units):
+    x, w = np.empty(x_shape, np.float32), np.empty(w_shape, np.float32)
+    geometry = conv_module.conv_geometry("conv", x, w, None, stride, pad, 1)
+    assert conv_module._units_for_backward(np, geometry, np.float32) == units
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_units_of_one_larger_image_give_the_gemms_derivatives(monkeypatch, dtype):
+    """Images past UNIT_PATCH_BYTES (900 KiB of patches each in float32), stride 2 so that dx
+    comes from the units too."""
+    rng = np.random.default_rng(18)
+    x, w = random(rng, (3, 16, 80, 40), dtype), random(rng, (8, 16, 3, 3), dtype)
+    geometry = conv_module.conv_geometry("conv", x, w, None, (2, 1), 1, 1)
+    assert not conv_module._small_images_on_cpu(np, geometry, dtype)
+    assert conv_module._units_for_backward(np, geometry, dtype)
+    dy = random(rng, nn.conv(x, w, stride=(2, 1), pad=1).shape, dtype)
+    units = nn.conv(x, w, stride=(2, 1), pad=1, dzdy=dy)
+    use_cpu_path(monkeypatch, "one GEMM")
+    for got, want in zip(units[:2], nn.conv(x, w, stride=(2, 1), pad=1, dzdy=dy)[:2]):
+        np.testing.assert_allclose(got, want, **TOL[dtype])
+
+
 def test_small_images_leave_the_data_derivative_to_the_direct_kernel(monkeypatch):
     """When the direct kernel gave dx, the units compute only dw (not dx a second time)."""
     from autonn import kernels
