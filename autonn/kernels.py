@@ -135,6 +135,74 @@ def _load_cpu_gemms():
     return {dtype: ffi.cast("void *", address) for dtype, address in addresses.items()}
 
 
+def matmul(a, b, out=None):
+    """``a @ b`` for NumPy matrices (2-D) or batches of them (3-D; a 2-D operand is shared by
+    the batch), written into ``out`` (C-contiguous) when given.
+
+    The product runs in OpenMP's threads, each multiplying a block with the single-threaded
+    BLAS of :func:`cpu_gemm` (``gemm_batched`` in kernels/gemm.h): NumPy's own BLAS threads
+    would keep spinning after it and slow the OpenMP kernels that follow. Operands may be
+    transposed views. Falls back to ``np.matmul`` without that BLAS, for other dtypes or
+    shapes, and for layouts a BLAS cannot read (such as strided rows).
+    """
+    if out is None:
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+        out = np.empty(shape, np.result_type(a, b))
+    plan = _gemm_plan(a, b, out)
+    if plan is None:
+        return np.matmul(a, b, out=out)
+    function = getattr(cpu_library().lib, "gemm_batched" + DTYPE_SUFFIX[out.dtype.name])
+    function(*plan, cpu_library().ffi.from_buffer(_CPU_TYPES[out.dtype], out),
+             out.shape[-1], out.shape[-2] * out.shape[-1] if out.ndim == 3 else 0,
+             cpu_gemm(out.dtype))
+    return out
+
+
+def _gemm_plan(a, b, out):
+    """gemm_batched's arguments up to C, or None when it cannot compute ``out = a @ b``."""
+    if (out.ndim not in (2, 3) or not out.flags.c_contiguous or a.ndim > out.ndim
+            or b.ndim > out.ndim or a.shape[-1] != b.shape[-2] or cpu_gemm(out.dtype) is None
+            or max(out.shape + a.shape[-1:]) >= 2**31):
+        return None
+    batch = out.shape[0] if out.ndim == 3 else 1
+    operands = []
+    for matrix in (a, b):
+        operand = _gemm_operand(matrix, out.dtype, batch)
+        if operand is None:
+            return None
+        operands.append(operand)
+    if (a.shape[-2], b.shape[-1]) != out.shape[-2:]:
+        return None
+    (a_pointer, trans_a, lda, stride_a), (b_pointer, trans_b, ldb, stride_b) = operands
+    return (trans_a, trans_b, batch, out.shape[-2], out.shape[-1], a.shape[-1],
+            a_pointer, lda, stride_a, b_pointer, ldb, stride_b)
+
+
+def _gemm_operand(matrix, dtype, batch):
+    """(pointer, transposed, leading dimension, batch stride) of a 2-D operand or a 3-D batch
+    of ``batch`` (or 1, shared) matrices, in elements; None when a BLAS cannot read it (another
+    dtype, rows and columns both strided, negative strides, an empty matrix)."""
+    if matrix.dtype != dtype or 0 in matrix.shape:
+        return None
+    if matrix.ndim == 3 and matrix.shape[0] not in (1, batch):
+        return None
+    itemsize = matrix.dtype.itemsize
+    if min(matrix.strides) < 0 or any(s % itemsize for s in matrix.strides):
+        return None
+    rows, columns = (s // itemsize for s in matrix.strides[-2:])
+    shared = matrix.ndim == 2 or matrix.shape[0] == 1
+    batch_stride = 0 if shared else matrix.strides[0] // itemsize
+    if columns == 1 and rows >= matrix.shape[-1]:
+        transposed, leading = 0, rows
+    elif rows == 1 and columns >= matrix.shape[-2]:
+        transposed, leading = 1, columns
+    else:
+        return None
+    pointer = cpu_library().ffi.cast(_CPU_TYPES[matrix.dtype][:-2] + " *",
+                                     matrix.__array_interface__["data"][0])
+    return pointer, transposed, max(leading, 1), batch_stride
+
+
 # --------------------------------------------------------------------- GPU (CuPy RawModule)
 _gpu_modules = {}      # device id -> cupy.RawModule
 _gpu_signatures = None

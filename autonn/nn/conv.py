@@ -295,14 +295,14 @@ def _conv_apply(x, w, b, g):
     w3 = w.reshape(G, Kg, rows_g)
     y = xp.empty((N, K, g.Ho, g.Wo), dtype=x.dtype)
     if g.fully_connected:
-        per_group = xp.matmul(x.reshape(N, G, rows_g).transpose(1, 0, 2), w3.transpose(0, 2, 1))
+        per_group = _matmul(xp, x.reshape(N, G, rows_g).transpose(1, 0, 2), w3.transpose(0, 2, 1))
         y.reshape(N, G, Kg)[...] = per_group.transpose(1, 0, 2)
     elif g.pointwise:
         # one GEMM per image, written in place; by chunks, so that the bias is added while the
         # chunk's outputs are still in cache
         x3, y3 = x.reshape(N, g.C, g.H * g.W), y.reshape(N, K, g.Ho * g.Wo)
         for n0, n in _chunks(g, x.dtype.itemsize):
-            xp.matmul(w3[0], x3[n0:n0 + n], out=y3[n0:n0 + n])
+            _matmul(xp, w3[0], x3[n0:n0 + n], out=y3[n0:n0 + n])
             if b is not None:
                 add_channel_bias(y[n0:n0 + n], b)
         return y
@@ -339,6 +339,11 @@ def _conv_apply(x, w, b, g):
     return y
 
 
+def _matmul(xp, a, b, out=None):
+    """``a @ b``; on the CPU in OpenMP's threads (:func:`autonn.kernels.matmul`)."""
+    return kernels.matmul(a, b, out) if xp is np else xp.matmul(a, b, out=out)
+
+
 def _conv_backward(x, w, dy, g, need_dx, need_dw):
     """``(dx, dw)`` of ``conv`` for input x, filters w and output derivative dy (N, K, Ho, Wo):
     per chunk, ``dW += dY P^T`` and ``dx = col2im(W^T dY)``. Also convt's forward (``dx`` for
@@ -359,16 +364,16 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
     elif g.fully_connected:
         dy3 = dy.reshape(N, G, Kg).transpose(1, 0, 2)                 # (G, N, Kg)
         if need_dx:
-            dx.reshape(N, G, rows_g)[...] = xp.matmul(dy3, w3).transpose(1, 0, 2)
+            dx.reshape(N, G, rows_g)[...] = _matmul(xp, dy3, w3).transpose(1, 0, 2)
         if need_dw:
-            dw[...] = xp.matmul(dy3.transpose(0, 2, 1),
-                                x.reshape(N, G, rows_g).transpose(1, 0, 2))
+            dw[...] = _matmul(xp, dy3.transpose(0, 2, 1),
+                              x.reshape(N, G, rows_g).transpose(1, 0, 2))
     elif g.pointwise:
         dy3 = dy.reshape(N, K, g.Ho * g.Wo)
         if need_dx:
-            xp.matmul(w3[0].T, dy3, out=dx.reshape(N, g.C, g.H * g.W))
+            _matmul(xp, w3[0].T, dy3, out=dx.reshape(N, g.C, g.H * g.W))
         if need_dw:
-            dw[0] = xp.matmul(dy3, x.reshape(N, g.C, g.H * g.W).transpose(0, 2, 1)).sum(axis=0)
+            dw[0] = _matmul(xp, dy3, x.reshape(N, g.C, g.H * g.W).transpose(0, 2, 1)).sum(axis=0)
     elif _units_for_backward(xp, g, dy.dtype):
         _conv_backward_units(x, w, dy, dx if need_dx else None, dw, g)
     else:

@@ -1,0 +1,63 @@
+"""kernels.matmul: matrix products in OpenMP's threads (kernels/gemm.h) against NumPy's matmul."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autonn import kernels
+
+TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+def operand(rng, shape, transposed, dtype):
+    """A matrix (or batch) of this shape, stored transposed when asked (a transposed view)."""
+    if not transposed:
+        return rng.standard_normal(shape).astype(dtype)
+    stored = rng.standard_normal(shape[:-2] + shape[-1:] + shape[-2:-1]).astype(dtype)
+    return np.swapaxes(stored, -1, -2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(M=st.integers(1, 80), N=st.integers(1, 80), K=st.integers(1, 70),
+       batch=st.sampled_from([None, 1, 3]), shared=st.sampled_from([None, "a", "b"]),
+       trans_a=st.booleans(), trans_b=st.booleans(), double=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_matmul_gives_numpys_product(M, N, K, batch, shared, trans_a, trans_b, double, seed):
+    """2-D products and batches (one operand possibly shared by the batch), either operand
+    transposed, products small enough for one block and large enough for several."""
+    dtype = np.float64 if double else np.float32
+    rng = np.random.default_rng(seed)
+    lead = () if batch is None else (batch,)
+    a = operand(rng, (lead if shared != "a" else ()) + (M, K), trans_a, dtype)
+    b = operand(rng, (lead if shared != "b" else ()) + (K, N), trans_b, dtype)
+    assert kernels._gemm_plan(a, b, np.empty(lead + (M, N), dtype)) is not None
+    np.testing.assert_allclose(kernels.matmul(a, b), np.matmul(a, b), **TOL[dtype])
+
+
+def test_matmul_writes_into_out_and_splits_large_products_across_threads():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2, 300, 200)), rng.standard_normal((200, 500))
+    out = np.full((2, 300, 500), np.nan)
+    assert kernels.matmul(a, b, out) is out
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12)
+
+
+def test_layouts_a_blas_cannot_read_fall_back_to_numpy():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((8, 6)), rng.standard_normal((12, 5))
+    every_other_row = b[::2]                            # a leading dimension of 10: readable
+    assert kernels._gemm_plan(a, every_other_row, np.empty((8, 5))) is not None
+    np.testing.assert_allclose(kernels.matmul(a, every_other_row), a @ every_other_row,
+                               rtol=1e-12)
+    strided_both = rng.standard_normal((12, 10))[::2, ::2]
+    assert kernels._gemm_plan(a, strided_both, np.empty((8, 5))) is None
+    np.testing.assert_allclose(kernels.matmul(a, strided_both), a @ strided_both, rtol=1e-12)
+    ints = np.arange(12).reshape(3, 4)
+    np.testing.assert_array_equal(kernels.matmul(ints, ints.T), ints @ ints.T)
+    assert kernels.matmul(np.zeros((3, 0)), np.zeros((0, 4))).shape == (3, 4)
+
+
+def test_mismatched_shapes_are_numpys_error():
+    with pytest.raises(ValueError, match="matmul"):
+        kernels.matmul(np.zeros((3, 4)), np.zeros((5, 2)))
