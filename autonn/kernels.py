@@ -148,14 +148,26 @@ def matmul(a, b, out=None):
     if out is None:
         shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
         out = np.empty(shape, np.result_type(a, b))
+    result = out
+    if out.ndim > 3:        # batch axes of length 1 (a convolution's single group) go
+        ones = {axis for axis in range(out.ndim - 2) if out.shape[axis] == 1}
+        a, b, out = (_drop_batch_axes(array, out.ndim, ones) for array in (a, b, out))
     plan = _gemm_plan(a, b, out)
     if plan is None:
-        return np.matmul(a, b, out=out)
+        np.matmul(a, b, out=out)
+        return result
     function = getattr(cpu_library().lib, "gemm_batched" + DTYPE_SUFFIX[out.dtype.name])
     function(*plan, cpu_library().ffi.from_buffer(_CPU_TYPES[out.dtype], out),
              out.shape[-1], out.shape[-2] * out.shape[-1] if out.ndim == 3 else 0,
              cpu_gemm(out.dtype))
-    return out
+    return result
+
+
+def _drop_batch_axes(array, ndim, axes):
+    """The view of ``array`` (broadcast to ``ndim`` dimensions) without the batch ``axes``, which
+    have length 1 in the product."""
+    array = array.reshape((1,) * (ndim - array.ndim) + array.shape)
+    return array[tuple(0 if axis in axes else slice(None) for axis in range(ndim - 2))]
 
 
 def _gemm_plan(a, b, out):

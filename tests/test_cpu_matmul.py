@@ -61,3 +61,18 @@ def test_layouts_a_blas_cannot_read_fall_back_to_numpy():
 def test_mismatched_shapes_are_numpys_error():
     with pytest.raises(ValueError, match="matmul"):
         kernels.matmul(np.zeros((3, 4)), np.zeros((5, 2)))
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_batches_with_a_group_axis_drop_it_when_it_has_length_one(groups):
+    """conv's products per image and group: (G, K, R) filters times (n, G, R, P) patches; one
+    group is a 3-D batch for the BLAS, two go to NumPy's matmul."""
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((groups, 5, 7)).astype(np.float32)
+    patches = rng.standard_normal((groups, 7, 4, 9)).astype(np.float32).transpose(2, 0, 1, 3)
+    out = np.empty((4, groups, 5, 9), np.float32)
+    assert kernels.matmul(w, patches, out) is out
+    np.testing.assert_allclose(out, np.matmul(w, patches), rtol=1e-5, atol=1e-5)
+    if groups == 1:
+        squeezed = [kernels._drop_batch_axes(a, 4, {1}) for a in (w, patches, out)]
+        assert kernels._gemm_plan(*squeezed) is not None

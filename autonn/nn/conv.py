@@ -320,14 +320,14 @@ def _conv_apply(x, w, b, g):
                 # One product per image, written straight into y (n, G, K/G, Ho*Wo): no change
                 # of layout, and OpenBLAS's threads stay robust on shared cores (see
                 # _conv_backward); the bias follows while the chunk's outputs are in cache.
-                xp.matmul(w3, patches.reshape(G, rows_g, n, pixels).transpose(2, 0, 1, 3),
-                          out=y[n0:n0 + n].reshape(n, G, Kg, pixels))
+                _matmul(xp, w3, patches.reshape(G, rows_g, n, pixels).transpose(2, 0, 1, 3),
+                        out=y[n0:n0 + n].reshape(n, G, Kg, pixels))
                 if b is not None:
                     add_channel_bias(y[n0:n0 + n], b)
                 continue
             product = _workspace(xp, "product", (K, n * pixels), x.dtype)
-            xp.matmul(w3, patches.reshape(G, rows_g, n * pixels),
-                      out=product.reshape(G, Kg, n * pixels))
+            _matmul(xp, w3, patches.reshape(G, rows_g, n * pixels),
+                    out=product.reshape(G, Kg, n * pixels))
             # (K, n, Ho*Wo) -> (n, K, Ho*Wo) plus bias, in one pass; without a bias the kernel
             # reads no bias values, and `product` stands in for the pointer
             bias = xp.ascontiguousarray(b) if b is not None else product
@@ -393,16 +393,16 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
                     # a small output and a long inner dimension (n*Ho*Wo) across its threads
                     # in a way that collapses when the cores are shared (measured: 1.5 ms
                     # alone, up to 3 s beside other jobs; per image: 2.4 ms beside them).
-                    per_image = xp.matmul(dy3.reshape(G, Kg, n, pixels).transpose(2, 0, 1, 3),
-                                          patches.reshape(G, rows_g, n, pixels)
-                                          .transpose(2, 0, 3, 1))
+                    per_image = _matmul(xp, dy3.reshape(G, Kg, n, pixels).transpose(2, 0, 1, 3),
+                                        patches.reshape(G, rows_g, n, pixels)
+                                        .transpose(2, 0, 3, 1))
                     dw += per_image.sum(axis=0)
                 else:
-                    dw += xp.matmul(dy3, patches.transpose(0, 2, 1))
+                    dw += _matmul(xp, dy3, patches.transpose(0, 2, 1))
             if need_dx:
                 # the patch buffer is free again: dw's product has been taken
                 dpatches = _workspace(xp, "patches", (G * rows_g, M), dy.dtype)
-                xp.matmul(w3.transpose(0, 2, 1), dy3, out=dpatches.reshape(G, rows_g, M))
+                _matmul(xp, w3.transpose(0, 2, 1), dy3, out=dpatches.reshape(G, rows_g, M))
                 kernels.launch("col2im", n * g.C * g.H, dpatches, dx[n0:n0 + n],
                                *_kernel_geometry(g, n))
     if need_dw:
