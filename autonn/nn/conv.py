@@ -6,8 +6,8 @@ into a patch matrix ``P`` of shape ``(C*kh*kw, n*Ho*Wo)``, and per group
     Y = W . P          (forward)        W : (K, C/G*kh*kw) filters, Y : (K, n*Ho*Wo)
     dW = dY . P^T      (filters)        dP = W^T . dY, then ``col2im``  (data)
 
-with the GEMM done by the BLAS NumPy links (OpenBLAS) on the CPU and by cuBLAS through CuPy on
-the GPU. ``col2im`` is the adjoint of ``im2col``, so the transposed convolution's forward is the
+with the GEMM done by :func:`autonn.kernels.matmul` on the CPU (OpenMP's threads, each running a
+single-threaded OpenBLAS on a block) and by cuBLAS through CuPy on the GPU. ``col2im`` is the adjoint of ``im2col``, so the transposed convolution's forward is the
 convolution's data derivative and vice versa (manual 4.2, 6.2).
 
 Four schedules share that arithmetic:
@@ -25,9 +25,9 @@ Four schedules share that arithmetic:
   The derivatives of larger images whose forward is direct take units of one image (up to
   :data:`DIRECT_UNIT_PATCH_BYTES`), so that a training step stays in OpenMP's threads;
 - otherwise, batches are split into chunks so that ``P`` stays below
-  :data:`PATCH_BUFFER_BYTES`, and NumPy's multi-threaded matmul takes ``Y`` and ``dW`` as one
-  product per image of the chunk (a batched matmul over column blocks of ``P``), which writes
-  ``Y`` in NCHW order directly and keeps OpenBLAS fast on shared cores;
+  :data:`PATCH_BUFFER_BYTES`, and the products take ``Y`` and ``dW`` as one product per image
+  of the chunk (a batched matmul over column blocks of ``P``), which writes ``Y`` in NCHW
+  order directly and stays fast on shared cores;
 - on the GPU, one GEMM per chunk, followed by a kernel that restores the NCHW layout.
 """
 
@@ -318,8 +318,8 @@ def _conv_apply(x, w, b, g):
             patches = _im2col(x[n0:n0 + n], g, n)
             if _per_image_products(xp, pixels):
                 # One product per image, written straight into y (n, G, K/G, Ho*Wo): no change
-                # of layout, and OpenBLAS's threads stay robust on shared cores (see
-                # _conv_backward); the bias follows while the chunk's outputs are in cache.
+                # of layout, and the threads take whole images, which stays robust on shared
+                # cores (see _conv_backward); the bias follows while the outputs are in cache.
                 _matmul(xp, w3, patches.reshape(G, rows_g, n, pixels).transpose(2, 0, 1, 3),
                         out=y[n0:n0 + n].reshape(n, G, Kg, pixels))
                 if b is not None:
@@ -389,10 +389,10 @@ def _conv_backward(x, w, dy, g, need_dx, need_dw):
             if need_dw:
                 patches = _im2col(x[n0:n0 + n], g, n).reshape(G, rows_g, M)
                 if _per_image_products(xp, pixels):
-                    # One product per image, then a sum: OpenBLAS splits a single GEMM with
-                    # a small output and a long inner dimension (n*Ho*Wo) across its threads
-                    # in a way that collapses when the cores are shared (measured: 1.5 ms
-                    # alone, up to 3 s beside other jobs; per image: 2.4 ms beside them).
+                    # One product per image, then a sum: NumPy's OpenBLAS split a single GEMM
+                    # with a small output and a long inner dimension (n*Ho*Wo) across its
+                    # threads in a way that collapsed when the cores were shared (measured:
+                    # 1.5 ms alone, up to 3 s beside other jobs; per image: 2.4 ms beside them).
                     per_image = _matmul(xp, dy3.reshape(G, Kg, n, pixels).transpose(2, 0, 1, 3),
                                         patches.reshape(G, rows_g, n, pixels)
                                         .transpose(2, 0, 3, 1))
