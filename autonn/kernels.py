@@ -135,9 +135,10 @@ def _load_cpu_gemms():
     return {dtype: ffi.cast("void *", address) for dtype, address in addresses.items()}
 
 
-def matmul(a, b, out=None):
+def matmul(a, b, out=None, row_bias=None):
     """``a @ b`` for NumPy matrices (2-D) or batches of them (3-D; a 2-D operand is shared by
-    the batch), written into ``out`` (C-contiguous) when given.
+    the batch), written into ``out`` (C-contiguous) when given, plus ``row_bias[i]`` on every
+    row i of each product when given (a vector as long as a's rows).
 
     The product runs in OpenMP's threads, each multiplying a block with the single-threaded
     BLAS of :func:`cpu_gemm` (``gemm_batched`` in kernels/gemm.h): NumPy's own BLAS threads
@@ -153,13 +154,22 @@ def matmul(a, b, out=None):
         ones = {axis for axis in range(out.ndim - 2) if out.shape[axis] == 1}
         a, b, out = (_drop_batch_axes(array, out.ndim, ones) for array in (a, b, out))
     plan = _gemm_plan(a, b, out)
+    if row_bias is not None:
+        row_bias = np.ascontiguousarray(row_bias, dtype=out.dtype)
+        if row_bias.shape != out.shape[-2:-1]:
+            raise ValueError(f"matmul: row_bias must have shape {out.shape[-2:-1]} (the rows "
+                             f"of a, shape {a.shape}), got {row_bias.shape}")
     if plan is None:
         np.matmul(a, b, out=out)
+        if row_bias is not None:
+            out += row_bias.reshape(-1, 1)
         return result
     function = getattr(cpu_library().lib, "gemm_batched" + DTYPE_SUFFIX[out.dtype.name])
-    function(*plan, cpu_library().ffi.from_buffer(_CPU_TYPES[out.dtype], out),
-             out.shape[-1], out.shape[-2] * out.shape[-1] if out.ndim == 3 else 0,
-             cpu_gemm(out.dtype))
+    ffi = cpu_library().ffi
+    c_out = ffi.from_buffer(_CPU_TYPES[out.dtype], out)
+    bias = ffi.from_buffer(_CPU_TYPES[out.dtype], row_bias) if row_bias is not None else c_out
+    function(*plan, c_out, out.shape[-1], out.shape[-2] * out.shape[-1] if out.ndim == 3 else 0,
+             bias, int(row_bias is not None), cpu_gemm(out.dtype))
     return result
 
 

@@ -1,6 +1,7 @@
 /* gemm.h -- CPU only: matrix products in OpenMP's threads.
  *
- *     C[b] = A[b] . B[b]      for b < batch, row-major, A and B optionally transposed
+ *     C[b] = A[b] . B[b] (+ bias[i] on every row i)    for b < batch, row-major, A and B
+ *                                                      optionally transposed
  *
  * Each work item, a block of rows or columns of one C[b], is one call of the single-threaded
  * cblas_?gemm the caller passes (autonn.kernels.cpu_gemm). autonn's CPU ops take their matrix
@@ -8,7 +9,9 @@
  * for a while after each product and take the cores from the OpenMP kernels that run next
  * (LeNet's training step: 28 ms with NumPy's products in it, 17.5 ms with those threads out of
  * the way). Strides and leading dimensions count elements; a batch stride of 0 shares one
- * matrix across the batch. (The BLAS's type and CBLAS's constants are conv.h's, which the
+ * matrix across the batch. The bias (use_bias = 1; any valid pointer otherwise) is added to
+ * each block as soon as its product is done, while the block is still in cache: conv's 1x1
+ * layers are one call. (The BLAS's type and CBLAS's constants are conv.h's, which the
  * translation unit includes before this file.)
  */
 #ifndef __CUDACC__
@@ -25,7 +28,8 @@ AN_CPU_FUNCTION(gemm_batched,
                 (int trans_a, int trans_b, index_t batch, index_t M, index_t N, index_t K,
                  const REAL *A, index_t lda, index_t stride_a,
                  const REAL *B, index_t ldb, index_t stride_b,
-                 REAL *C, index_t ldc, index_t stride_c, void *gemm))
+                 REAL *C, index_t ldc, index_t stride_c, const REAL *bias, int use_bias,
+                 void *gemm))
 {
     const AN(cblas_gemm_t) gemm_fn = (AN(cblas_gemm_t))gemm;
 #ifdef _OPENMP
@@ -49,9 +53,11 @@ AN_CPU_FUNCTION(gemm_batched,
         if (size <= 0) continue;
         const REAL *a = A + b * stride_a, *bm = B + b * stride_b;
         REAL *c = C + b * stride_c;
+        index_t rows = M, columns = size, first_row = 0;     /* the block of C[b] */
         if (by_rows) {          /* rows [start, start + size) of C: the same rows of op(A) */
             a += trans_a ? start : start * lda;
             c += start * ldc;
+            rows = size, columns = N, first_row = start;
             gemm_fn(AN(ROW_MAJOR), trans_a ? AN(TRANS) : AN(NO_TRANS),
                     trans_b ? AN(TRANS) : AN(NO_TRANS), (int)size, (int)N, (int)K, 1, a,
                     (int)lda, bm, (int)ldb, 0, c, (int)ldc);
@@ -62,6 +68,11 @@ AN_CPU_FUNCTION(gemm_batched,
                     trans_b ? AN(TRANS) : AN(NO_TRANS), (int)M, (int)size, (int)K, 1, a,
                     (int)lda, bm, (int)ldb, 0, c, (int)ldc);
         }
+        if (use_bias)
+            for (index_t i = 0; i < rows; ++i) {
+                const REAL offset = bias[first_row + i];
+                for (index_t j = 0; j < columns; ++j) c[i * ldc + j] += offset;
+            }
     }
     return 0;
 }

@@ -76,3 +76,23 @@ def test_batches_with_a_group_axis_drop_it_when_it_has_length_one(groups):
     if groups == 1:
         squeezed = [kernels._drop_batch_axes(a, 4, {1}) for a in (w, patches, out)]
         assert kernels._gemm_plan(*squeezed) is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_row_bias_is_added_to_every_row_of_each_product(dtype):
+    """conv's 1x1 layers: (K, C) filters times (N, C, HW) images plus b[k] on row k, split
+    across threads by image and within an image; NumPy's fallback (ints) adds it too."""
+    rng = np.random.default_rng(4)
+    w, x, b = (rng.standard_normal(shape).astype(dtype) for shape in [(6, 40), (3, 40, 90), (6,)])
+    np.testing.assert_allclose(kernels.matmul(w, x, row_bias=b), w @ x + b[:, None],
+                               **TOL[dtype])
+    np.testing.assert_allclose(kernels.matmul(w, x[0], row_bias=b), w @ x[0] + b[:, None],
+                               **TOL[dtype])
+    tall, bias = rng.standard_normal((200, 40)).astype(dtype), np.arange(200).astype(dtype)
+    np.testing.assert_allclose(kernels.matmul(tall, x[0, :, :30], row_bias=bias),  # row blocks
+                               tall @ x[0, :, :30] + bias[:, None], **TOL[dtype])
+    ints = np.arange(6).reshape(2, 3)
+    np.testing.assert_array_equal(kernels.matmul(ints, ints.T, row_bias=np.array([1, 2])),
+                                  ints @ ints.T + [[1], [2]])
+    with pytest.raises(ValueError, match=r"row_bias must have shape \(6,\)"):
+        kernels.matmul(w, x, row_bias=b[:4])
