@@ -184,7 +184,8 @@ def _gemm_plan(a, b, out):
     """gemm_batched's arguments up to C, or None when it cannot compute ``out = a @ b``."""
     if (out.ndim not in (2, 3) or not out.flags.c_contiguous or a.ndim > out.ndim
             or b.ndim > out.ndim or a.shape[-1] != b.shape[-2] or cpu_gemm(out.dtype) is None
-            or max(out.shape + a.shape[-1:]) >= 2**31):
+            or max(out.shape + a.shape[-1:]) >= 2**31
+            or np.may_share_memory(out, a) or np.may_share_memory(out, b)):   # NumPy copies
         return None
     batch = out.shape[0] if out.ndim == 3 else 1
     operands = []

@@ -53,6 +53,10 @@ def test_layouts_a_blas_cannot_read_fall_back_to_numpy():
     strided_both = rng.standard_normal((12, 10))[::2, ::2]
     assert kernels._gemm_plan(a, strided_both, np.empty((8, 5))) is None
     np.testing.assert_allclose(kernels.matmul(a, strided_both), a @ strided_both, rtol=1e-12)
+    square = rng.standard_normal((6, 6))
+    expected = square @ square
+    assert kernels._gemm_plan(square, square, square) is None       # out overlaps an operand
+    np.testing.assert_allclose(kernels.matmul(square, square, square), expected, rtol=1e-12)
     ints = np.arange(12).reshape(3, 4)
     np.testing.assert_array_equal(kernels.matmul(ints, ints.T), ints @ ints.T)
     assert kernels.matmul(np.zeros((3, 0)), np.zeros((0, 4))).shape == (3, 4)
