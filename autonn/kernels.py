@@ -135,6 +135,11 @@ def _load_cpu_gemms():
     return {dtype: ffi.cast("void *", address) for dtype, address in addresses.items()}
 
 
+# Products of fewer multiply-adds than this (per matrix) go to NumPy's matmul: its OpenBLAS runs
+# them on the calling thread (no pool to spin), faster than a call into OpenMP's threads.
+MATMUL_MIN_WORK = 2**18
+
+
 def matmul(a, b, out=None, row_bias=None):
     """``a @ b`` for NumPy matrices (2-D) or batches of them (3-D; a 2-D operand is shared by
     the batch), written into ``out`` (C-contiguous) when given, plus ``row_bias[i]`` on every
@@ -144,8 +149,12 @@ def matmul(a, b, out=None, row_bias=None):
     BLAS of :func:`cpu_gemm` (``gemm_batched`` in kernels/gemm.h): NumPy's own BLAS threads
     would keep spinning after it and slow the OpenMP kernels that follow. Operands may be
     transposed views. Falls back to ``np.matmul`` without that BLAS, for other dtypes or
-    shapes, and for layouts a BLAS cannot read (such as strided rows).
+    shapes, for small products (MATMUL_MIN_WORK), and for layouts a BLAS cannot read (such as
+    strided rows).
     """
+    if (a.ndim < 2 or b.ndim < 2
+            or a.shape[-2] * a.shape[-1] * b.shape[-1] < MATMUL_MIN_WORK):
+        return _numpy_matmul(a, b, out, row_bias)
     if out is None:
         shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
         out = np.empty(shape, np.result_type(a, b))
@@ -155,14 +164,9 @@ def matmul(a, b, out=None, row_bias=None):
         a, b, out = (_drop_batch_axes(array, out.ndim, ones) for array in (a, b, out))
     plan = _gemm_plan(a, b, out)
     if row_bias is not None:
-        row_bias = np.ascontiguousarray(row_bias, dtype=out.dtype)
-        if row_bias.shape != out.shape[-2:-1]:
-            raise ValueError(f"matmul: row_bias must have shape {out.shape[-2:-1]} (the rows "
-                             f"of a, shape {a.shape}), got {row_bias.shape}")
+        row_bias = _checked_row_bias(row_bias, a, out.dtype)
     if plan is None:
-        np.matmul(a, b, out=out)
-        if row_bias is not None:
-            out += row_bias.reshape(-1, 1)
+        _numpy_matmul(a, b, out, row_bias)
         return result
     function = getattr(cpu_library().lib, "gemm_batched" + DTYPE_SUFFIX[out.dtype.name])
     ffi = cpu_library().ffi
@@ -171,6 +175,21 @@ def matmul(a, b, out=None, row_bias=None):
     function(*plan, c_out, out.shape[-1], out.shape[-2] * out.shape[-1] if out.ndim == 3 else 0,
              bias, int(row_bias is not None), cpu_gemm(out.dtype))
     return result
+
+
+def _numpy_matmul(a, b, out, row_bias):
+    out = np.matmul(a, b, out=out)
+    if row_bias is not None:
+        out += _checked_row_bias(row_bias, a, out.dtype).reshape(-1, 1)
+    return out
+
+
+def _checked_row_bias(row_bias, a, dtype):
+    row_bias = np.ascontiguousarray(row_bias, dtype=dtype)
+    if a.ndim < 2 or row_bias.shape != a.shape[-2:-1]:
+        raise ValueError(f"matmul: row_bias must have shape {a.shape[-2:-1]} (the rows of a, "
+                         f"shape {a.shape}), got {row_bias.shape}")
+    return row_bias
 
 
 def _drop_batch_axes(array, ndim, axes):

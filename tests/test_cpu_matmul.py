@@ -10,6 +10,14 @@ from autonn import kernels
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def every_product_in_openmps_threads():
+    """The small products of these tests would otherwise go to NumPy's matmul."""
+    saved, kernels.MATMUL_MIN_WORK = kernels.MATMUL_MIN_WORK, 0
+    yield
+    kernels.MATMUL_MIN_WORK = saved
+
+
 def operand(rng, shape, transposed, dtype):
     """A matrix (or batch) of this shape, stored transposed when asked (a transposed view)."""
     if not transposed:
@@ -100,3 +108,13 @@ def test_a_row_bias_is_added_to_every_row_of_each_product(dtype):
                                   ints @ ints.T + [[1], [2]])
     with pytest.raises(ValueError, match=r"row_bias must have shape \(6,\)"):
         kernels.matmul(w, x, row_bias=b[:4])
+
+
+def test_small_products_and_vectors_go_to_numpy(monkeypatch):
+    monkeypatch.setattr(kernels, "MATMUL_MIN_WORK", 2**18)
+    rng = np.random.default_rng(5)
+    a, b, v = rng.standard_normal((4, 5)), rng.standard_normal((5, 3)), rng.standard_normal(5)
+    np.testing.assert_allclose(kernels.matmul(a, b, row_bias=np.ones(4)), a @ b + 1,
+                               rtol=1e-12)
+    np.testing.assert_allclose(kernels.matmul(a, v), a @ v, rtol=1e-12)
+    np.testing.assert_allclose(kernels.matmul(v, b), v @ b, rtol=1e-12)
