@@ -11,7 +11,6 @@ own functions, which CuPy arrays also accept, so the same table serves both devi
 
 import numpy as np
 
-from . import kernels
 from .backend import array_module
 from .ops import Op
 
@@ -89,14 +88,6 @@ maximum = _defmath("maximum", np.maximum, _maximum_vjp(True), _maximum_vjp(False
 minimum = _defmath("minimum", np.minimum, _minimum_vjp(True), _minimum_vjp(False))
 
 
-def _matmul(a, b):
-    """np.matmul; NumPy arrays are multiplied in OpenMP's threads (see autonn.kernels.matmul),
-    so that a graph's products and its kernels share one pool of threads."""
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return kernels.matmul(a, b)
-    return np.matmul(a, b)
-
-
 def _matmul_as_matrices(g, a, b):
     """View 1-D operands as matrices (a row, b a column) the way np.matmul does."""
     a2 = a[None, :] if a.ndim == 1 else a
@@ -111,15 +102,15 @@ def _matmul_as_matrices(g, a, b):
 
 def _matmul_vjp_left(g, y, a, b):
     g2, a2, b2 = _matmul_as_matrices(g, a, b)
-    return unbroadcast(_matmul(g2, np.swapaxes(b2, -1, -2)), a2).reshape(a.shape)
+    return unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2).reshape(a.shape)
 
 
 def _matmul_vjp_right(g, y, a, b):
     g2, a2, b2 = _matmul_as_matrices(g, a, b)
-    return unbroadcast(_matmul(np.swapaxes(a2, -1, -2), g2), b2).reshape(b.shape)
+    return unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2).reshape(b.shape)
 
 
-matmul = _defmath("matmul", _matmul, _matmul_vjp_left, _matmul_vjp_right)
+matmul = _defmath("matmul", np.matmul, _matmul_vjp_left, _matmul_vjp_right)
 
 # ------------------------------------------------------------------ elementwise, unary
 negative = _defmath("negative", np.negative, lambda g, y, x: -g, needs_inputs=())

@@ -175,18 +175,3 @@ def test_unsupported_numpy_function_on_a_layer_raises_type_error():
         np.linalg.svd(x)
     with pytest.raises(TypeError, match="not supported"):
         np.add(x, 1, where=True)
-
-
-def test_matmul_of_numpy_arrays_runs_in_openmps_threads(monkeypatch):
-    """The product and both derivatives go through kernels.matmul (one pool of threads with
-    the kernels), with NumPy's values."""
-    from autonn import kernels, math_ops
-    calls, matmul = [], kernels.matmul
-    monkeypatch.setattr(kernels, "matmul", lambda a, b: calls.append(a.shape) or matmul(a, b))
-    rng = np.random.default_rng(0)
-    x, w, g = (rng.standard_normal(shape) for shape in [(64, 100), (100, 80), (64, 80)])
-    np.testing.assert_allclose(math_ops.matmul(x, w), x @ w, rtol=1e-12)
-    dx, dw = math_ops.matmul(x, w, dzdy=g)
-    np.testing.assert_allclose(dx, g @ w.T, rtol=1e-12)
-    np.testing.assert_allclose(dw, x.T @ g, rtol=1e-12)
-    assert calls == [(64, 100), (64, 80), (100, 64)]
