@@ -163,11 +163,11 @@ def matmul(a, b, out=None, row_bias=None):
         ones = {axis for axis in range(out.ndim - 2) if out.shape[axis] == 1}
         a, b, out = (_drop_batch_axes(array, out.ndim, ones) for array in (a, b, out))
     plan = _gemm_plan(a, b, out)
-    if row_bias is not None:
-        row_bias = _checked_row_bias(row_bias, a, out.dtype)
     if plan is None:
         _numpy_matmul(a, b, out, row_bias)
         return result
+    if row_bias is not None:
+        row_bias = _checked_row_bias(row_bias, a, out.dtype)
     function = getattr(cpu_library().lib, "gemm_batched" + DTYPE_SUFFIX[out.dtype.name])
     ffi = cpu_library().ffi
     c_out = ffi.from_buffer(_CPU_TYPES[out.dtype], out)
