@@ -442,8 +442,8 @@ def _small_images_on_cpu(xp, g, dtype):
 # Beside a forward in the direct kernel (OpenMP's threads), the derivatives of larger images
 # take the units too, of one image each, up to this patch size: NumPy's OpenBLAS threads keep
 # spinning for a while after each GEMM, and took the cores from the direct kernels that ran
-# next (VGG's 3x3 layer: a forward+backward step in 109 ms with NumPy's GEMMs, its forward
-# slowed from 21 to 38 ms; 69 ms with the units). Bounded: each thread holds an image's patches.
+# next (VGG's 3x3 layer: a forward+backward step 1.6x faster with the units; beside NumPy's
+# GEMMs its forward ran 1.8x slower). Bounded: each thread holds an image's patches.
 DIRECT_UNIT_PATCH_BYTES = 16 * 2**20
 
 
