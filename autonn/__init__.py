@@ -6,7 +6,7 @@ Write a network as Python and NumPy expressions on :class:`Layer` objects, compi
 
 from . import nn
 from .backend import gpu_available, to_device
-from .gradcheck import GradcheckReport, gradcheck
+from .gradient_check import GradcheckReport, gradcheck
 from .layer import Input, Layer, Param, Selector, workspace_names
 from .net import Net
 from .ops import Op, op
@@ -18,7 +18,7 @@ __all__ = [
     "gradcheck", "nn", "op", "to_device", "workspace_names",
 ]
 from . import solvers, datasets, models  # noqa: E402  (Training)
-from .train import train  # noqa: E402  (Training)
+from .training import train  # noqa: E402  (Training)
 from . import viz  # noqa: E402  (Jupyter pictures)
 from . import simplenn, dagnn, io  # noqa: E402  (MatConvNet wrappers and model import)
 

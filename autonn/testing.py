@@ -23,7 +23,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("autonn.testing needs Hypothesis: pip install autonn[test]") from error
 
-from .gradcheck import gradcheck
+from .gradient_check import gradcheck
 
 
 def shapes(min_dims=1, max_dims=4, min_side=1, max_side=5):

@@ -36,7 +36,7 @@ def main():
     # kernels/README.md), and PyTorch then shares that runtime (PyTorch's own times did not
     # change with the policy when we measured).
     from autonn import nn
-    conv_module = sys.modules["autonn.nn.conv"]     # the module, for its chunking rule
+    conv_module = sys.modules["autonn.nn.convolution"]     # the module, for its chunking rule
 
     import numpy as np
     import torch

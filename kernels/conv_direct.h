@@ -6,7 +6,7 @@
  * (c over the channels of k's group). im2col + GEMM writes and reads a patch matrix kh*kw times
  * the size of the input, and its GEMM is thin when an output has few taps (C/G*kh*kw: LeNet, an
  * RGB stem). Here each vector of outputs stays in a register for its whole sum, as in a GEMM's
- * micro-kernel, and the "patch matrix" is read where it lies, in the image. autonn/nn/conv.py
+ * micro-kernel, and the "patch matrix" is read where it lies, in the image. autonn/nn/convolution.py
  * runs conv's forward here where that measured faster, and the data derivative of stride-1
  * convolutions, which is the convolution of dy with the flipped, transposed filters.
  *

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import autonn as an
 from autonn import nn
-from autonn.nn.loss import ATTRIBUTE, CATEGORICAL
+from autonn.nn.losses import ATTRIBUTE, CATEGORICAL
 
 RNG = np.random.default_rng(2)
 

@@ -10,7 +10,7 @@ import autonn as an
 from autonn import backend, nn
 import importlib
 
-conv_module = importlib.import_module("autonn.nn.conv")  # nn.conv is the function
+conv_module = importlib.import_module("autonn.nn.convolution")
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 DEVICES = ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(
