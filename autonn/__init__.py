@@ -20,7 +20,7 @@ __all__ = [
 from . import solvers, datasets, models  # noqa: E402  (Training)
 from .training import train  # noqa: E402  (Training)
 from . import viz  # noqa: E402  (Jupyter pictures)
-from . import simplenn, dagnn, io  # noqa: E402  (MatConvNet wrappers and model import)
+from . import simplenn, dagnn, wrappers, io  # noqa: E402  (MatConvNet wrappers, model import)
 
 
 def __getattr__(name):

@@ -10,6 +10,8 @@ An error inside it is mapped back, through its line number, to the step that rai
 
 import numpy as np
 
+from .backend import array_module
+
 
 class GeneratedPass:
     """A generated function and the step each of its lines executes."""
@@ -137,5 +139,4 @@ class _Writer:
 
 
 def _zeros_like(value):
-    from .backend import array_module
     return array_module(value).zeros_like(value) if value is not None else np.zeros(())

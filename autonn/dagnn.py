@@ -24,10 +24,14 @@ NCHW shapes. Receptive fields are 0-based (see :mod:`autonn.receptive_fields`).
 
 import numpy as np
 
-from . import nn
+from . import nn, registration, simplenn
 from .backend import array_module
-from .layer import Input, Param
+from .layer import Input, Param, topological_order
+from .net import Net
+from .nn.normalization import bnorm_given_moments_op
 from .ops import Op
+from .receptive_fields import receptive_fields
+from .shapes import variable_shapes
 
 
 # ============================================================================== the wrapper
@@ -250,7 +254,6 @@ class DagNN:
         return self
 
     def _compile(self, test_mode):
-        from .net import Net
         key = (self._version, test_mode, self.conserve_memory)
         if self._compiled.get(test_mode, {}).get("key") != key:
             outputs, params = _build(self, test_mode)
@@ -268,7 +271,6 @@ class DagNN:
     def var_sizes(self, input_sizes):
         """The NCHW shape of every variable (a list aligned with ``vars``; None where unknown)
         for inputs of the given sizes ({'input': (N, C, H, W)} or a flat list)."""
-        from .wrappers import variable_shapes
         sizes = _pairs(input_sizes, "DagNN.var_sizes", "input_sizes")
         outputs, _ = _build(self, False)
         layers = _layers_by_name(outputs)
@@ -285,7 +287,6 @@ class DagNN:
         """Receptive field of every variable with respect to variable ``var`` (a list aligned
         with ``vars``: a ReceptiveField, or None for variables that do not depend on ``var`` or
         whose dependence is not a sliding window); MatConvNet's ``getVarReceptiveFields``."""
-        from .receptive_fields import receptive_fields
         self.get_var_index(var)
         outputs, _ = _build(self, False)
         layers = _layers_by_name(outputs)
@@ -331,7 +332,6 @@ class DagNN:
         """A DagNN computing the same function as a SimpleNN network, named as MatConvNet's
         ``fromSimpleNN``: variables ``input``, ``x1``...; labels ``label``; weights
         ``<layer>f``/``<layer>b`` (conv) and ``<layer>m``/``<layer>b``/``<layer>x`` (bnorm)."""
-        from . import simplenn
         tidied = simplenn.tidy(net)
         dag = DagNN(meta=tidied["meta"])
         previous, label_count = "input", 0
@@ -654,7 +654,6 @@ class BatchNorm(Block):
         self.num_channels, self.epsilon = num_channels, float(epsilon)
 
     def forward(self, inputs, params, test_mode=False):
-        from .nn.normalization import bnorm_given_moments_op
         gain, bias, moments = params
         if test_mode:
             return [bnorm_given_moments_op(inputs[0], gain, bias, moments)]
@@ -888,7 +887,6 @@ def _need_size(block):
 
 
 def _layers_by_name(outputs):
-    from .layer import topological_order
     return {layer.name: layer for layer in topological_order(outputs) if layer.name}
 
 
@@ -925,3 +923,6 @@ def _bytes_text(count):
         if count < 1024 or unit == "GB":
             return f"{count:.0f}{unit}" if unit == "B" else f"{count:.1f}{unit}"
         count /= 1024
+
+
+registration.provide("dagnn_layers", to_layers)

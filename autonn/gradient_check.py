@@ -18,7 +18,7 @@ import numpy as np
 
 from . import backend
 from .layer import Layer
-from .net import Net
+from .net import Net, traced_derivatives
 from .ops import Op
 
 _GRADCHECK_OPTIONS = ("eps", "rtol", "atol", "directions", "seed", "elementwise",
@@ -397,7 +397,6 @@ def _problem_for(f, inputs, options, dtype, wrt):
 
 def _traced(function):
     """A function of Layers, made callable with ``dzdy=`` by tracing it into a Net."""
-    from .net import traced_derivatives
 
     def call(*inputs, dzdy=None, **options):
         if dzdy is None:

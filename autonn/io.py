@@ -57,6 +57,8 @@ import zipfile
 
 import numpy as np
 
+from . import dagnn, simplenn
+
 # ============================================================================== MatConvNet
 SIMPLENN_NUMERIC = {"stride", "pad", "dilate", "pool", "upsample", "crop", "num_groups"}
 SIMPLENN_REAL = {"leak", "rate", "epsilon", "p"}
@@ -108,7 +110,6 @@ def load_matconvnet(path):
 
 
 def _simplenn_from_mat(layers, meta, where):
-    from . import simplenn
     entries = _cells(layers)
     result = []
     for index, entry in enumerate(entries):
@@ -175,7 +176,6 @@ def _simplenn_weights(kind, arrays, where, index):
 
 
 def _dagnn_from_mat(contents, meta, where):
-    from . import dagnn
     dag = dagnn.DagNN(meta=meta)
     layer_structs = [_unwrap(v) for v in _cells(contents["layers"])]
     param_structs = [_unwrap(v) for v in _cells(contents.get("params", np.zeros((0, 0))))]

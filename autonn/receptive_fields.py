@@ -116,8 +116,7 @@ def net_receptive_fields(net, var=None):
     """``Net.receptive_fields``: ``{variable name: ReceptiveField or None}`` with respect to
     ``var`` (a name or Layer of the net; by default its only Input), for the variables that
     depend on it."""
-    from .layer import topological_order as order_of
-    layers = order_of(list(net.outputs))
+    layers = topological_order(list(net.outputs))
     if isinstance(var, str):
         matches = [layer for layer in layers if layer.name == var]
         if not matches:

@@ -6,6 +6,7 @@ out. It is slow and obviously right, which makes it the oracle the compiled tape
 against.
 """
 
+from .backend import array_module
 from .layer import Input, Layer, Param, Selector, topological_order
 
 
@@ -76,5 +77,4 @@ def _value(x, values):
 
 
 def _ones_like(value):
-    from .backend import array_module
     return array_module(value).ones_like(value)

@@ -9,6 +9,7 @@ module that defines them before loading.
 """
 
 import json
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,8 +37,18 @@ def save_net(net, path):
         np.savez(file, __graph__=np.array(json.dumps(graph)), **arrays)
 
 
-def load_net(path):
-    from .net import Net
+class SavedGraph(NamedTuple):
+    """What a saved file describes; :meth:`autonn.Net.load` compiles it."""
+
+    outputs: list
+    protected: set
+    optimize: bool
+    conserve_memory: bool
+    meta: dict
+
+
+def load_graph(path):
+    """The graph and settings saved by :func:`save_net` (Layers built anew, nothing compiled)."""
     with np.load(path, allow_pickle=False) as data:
         graph = json.loads(str(data["__graph__"]))
         if graph.get("format") != FORMAT:
@@ -49,10 +60,10 @@ def load_net(path):
     layers = []
     for entry in graph["layers"]:
         layers.append(_build_layer(entry, layers, arrays))
-    outputs = [layers[k] for k in graph["outputs"]]
-    protected = {id(layers[k]) for k in graph["protected"]}
-    return Net(*outputs, optimize=graph["optimize"], conserve_memory=graph["conserve_memory"],
-               meta=_decode(graph["meta"], arrays), _name_from=False, _protected=protected)
+    return SavedGraph(outputs=[layers[k] for k in graph["outputs"]],
+                      protected={id(layers[k]) for k in graph["protected"]},
+                      optimize=graph["optimize"], conserve_memory=graph["conserve_memory"],
+                      meta=_decode(graph["meta"], arrays))
 
 
 # ---------------------------------------------------------------------- layers

@@ -50,7 +50,11 @@ import numpy as np
 
 from . import nn
 from .layer import Input, Layer, Param
+from .net import Net
+from .nn.normalization import bnorm_given_moments_op
 from .ops import Op
+from .receptive_fields import receptive_fields
+from .shapes import variable_shapes
 
 LAYER_TYPES = ("conv", "convt", "pool", "relu", "sigmoid", "softmax", "normalize", "lrn",
                "spnorm", "bnorm", "dropout", "softmaxloss", "loss", "pdist", "custom")
@@ -111,7 +115,6 @@ def run(net, x, dzdy=None, conserve_memory=False, *, mode="normal", labels=None)
 
     The network is translated into autonn Layers and compiled into a tape: no second engine.
     """
-    from .net import Net
     if mode not in ("normal", "test"):
         raise ValueError(f"simplenn.run: mode must be 'normal' or 'test', got {mode!r}")
     built = build(net, test_mode=(mode == "test"), where="simplenn.run")
@@ -193,8 +196,6 @@ def display(net, input_size=None, *, file=None):
 
     input_size : (N, C, H, W) or (C, H, W); without it sizes and memory are not shown.
     """
-    from .receptive_fields import receptive_fields
-    from .wrappers import variable_shapes
     built = build(net, where="simplenn.display")
     shapes = {}
     if input_size is not None:
@@ -366,7 +367,6 @@ def _make_params(layer, where, index):
 
 
 def _bnorm(x, params, layer, test_mode):
-    from .nn.normalization import bnorm_given_moments_op
     if len(params) != 3 or any(p is None for p in params):
         raise ValueError(f"bnorm needs weights [gain (C,), bias (C,), moments (C, 2)], got "
                          f"{len(params)} weights")

@@ -6,6 +6,7 @@ import html
 import numpy as np
 
 from .layer import Input, Param
+from .receptive_fields import receptive_fields
 
 
 class Summary(str):
@@ -85,7 +86,6 @@ def net_summary(net, input_sizes=None):
 def _receptive_field_texts(net):
     """``size s stride o offset`` of each variable's receptive field on the net's first Input
     (the image, in the usual ``Net(objective)`` over images and labels), where defined."""
-    from .receptive_fields import receptive_fields
     if not net._compiled.inputs:
         return {}
     try:

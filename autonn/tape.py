@@ -11,6 +11,8 @@ Slot ``k`` holds the value ``values[k]`` and the derivative ``ders[k]`` of one v
 
 import numpy as np
 
+from . import codegen
+
 # Edits to any tape (a step's attribute, a list of steps) bump this count, so a Net knows when
 # the Python it generated from its tape is stale.
 _edits = [0]
@@ -136,7 +138,6 @@ class Tape:
 
     def python_source(self):
         """The Python that :class:`autonn.Net` generates from this tape and runs."""
-        from . import codegen
         return "\n".join(p.source for p in (codegen.forward_pass(self.forward, test=False),
                                              codegen.backward_pass(self.backward)))
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from . import backend
 from .net import Net
+from .nn.losses import loss, loss_op
 
 CHECKPOINT = re.compile(r"^state-epoch-(\d+)\.npz$")
 
@@ -175,7 +176,6 @@ CATEGORICAL_OBJECTIVES = ("softmaxlog", "log", "mhinge", "mshinge")
 
 def _error_scores(net):
     """The scores whose errors train records itself (see the module docstring), or None."""
-    from .nn.losses import loss_op
     error_losses = {options["loss"] for options in ERRORS.values()}
     if net.conserve_memory or any(output.op is loss_op and output.options.get("loss") in
                                   error_losses for output in net.outputs):
@@ -194,7 +194,6 @@ def _statistics(net, scores, labels):
     """The batch means of the outputs, then (with ``scores``) the top-1 and top-5 errors."""
     values = [float(backend.to_numpy(net.value(output))) for output in net.outputs]
     if scores is not None:
-        from .nn.losses import loss
         x = net.value(scores)
         c = backend.to_device(np.asarray(labels), backend.device_of(x))
         values += [float(backend.to_numpy(loss(x, c, **options))) for options in ERRORS.values()]

@@ -17,6 +17,11 @@ import warnings
 
 import numpy as np
 
+from . import registration
+from .layer import Input, Layer, Param, Selector, topological_order
+from .net import Net
+from .summary import _inferred_shapes
+
 __all__ = ["graph_svg", "imarraysc", "tile"]
 
 # Colours of the three kinds of node (fill, border), shared by both renderers.
@@ -85,10 +90,8 @@ class _Graph:
 
 
 def _graph_of(outputs, input_sizes):
-    from .net import Net
     if isinstance(outputs, Net):
         return _graph_of_tape(outputs, input_sizes)
-    from .layer import Layer
     if isinstance(outputs, Layer):
         outputs = [outputs]
     outputs = list(outputs)
@@ -99,7 +102,6 @@ def _graph_of(outputs, input_sizes):
 
 def _graph_of_layers(outputs, input_sizes):
     """One node per Layer; constants are left out (their values are not part of the graph)."""
-    from .layer import Input, Layer, Param, Selector, topological_order
     graph = _Graph()
     shapes = {}
     for layer in topological_order(outputs):
@@ -135,14 +137,12 @@ def _graph_of_layers(outputs, input_sizes):
 
 def _graph_of_tape(net, input_sizes):
     """One node per Input, Param and forward step of a compiled Net."""
-    from .layer import Param
     tape = net.tape
     constants = {slot for slot, _ in tape.constants}
     layers = net._compiled.layer_at
     values = getattr(net, "_values", None) or [None] * len(tape.names)
     inferred = {}
     if input_sizes:
-        from .summary import _inferred_shapes
         inferred = _inferred_shapes(net, input_sizes)
 
     def shape_of(slot):
@@ -442,6 +442,9 @@ def _smooth_path(points):
 
 
 # ---------------------------------------------------------------------- feature maps
+registration.provide("graph_svg", graph_svg)
+
+
 def imarraysc(array, *, ax=None, spacing=None, columns=None, cmap="gray",
               background="#1e3a5f", title=None):
     """Show the channels of a feature map, or the filters of a bank, tiled into one image, each

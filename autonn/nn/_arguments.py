@@ -7,31 +7,18 @@ is building a graph: shapes are unknown, so only the options are checked.
 """
 
 import math
-import sys
 
 import numpy as np
 
 from ..backend import check_same_device, is_gpu_array
+from ..ops import contains_layer
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
 def any_layer(*values):
-    """True when one of the values is a graph ``Layer`` (the block then builds a node).
-
-    Looked up through ``sys.modules`` so that the blocks never import the graph classes: no Layer
-    can exist before :mod:`autonn.layer` has been imported by somebody else.
-    """
-    layer_module = sys.modules.get(__name__.rsplit(".", 2)[0] + ".layer")
-    if layer_module is None:
-        return False
-    layer_class = layer_module.Layer
-    for value in values:
-        if isinstance(value, layer_class):
-            return True
-        if isinstance(value, (list, tuple)) and any(isinstance(v, layer_class) for v in value):
-            return True
-    return False
+    """True when one of the values is a graph ``Layer`` (the block then builds a node)."""
+    return contains_layer(values)
 
 
 def is_array(value):

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import kernels
 from ..backend import array_module, is_gpu_array
+from ..layer import Param
 from ..ops import Op
 from ._arguments import (
     any_layer,
@@ -133,7 +134,6 @@ def bnorm(x, g=None, b=None, *, moments=None, epsilon=1e-4, return_moments=False
 def _bnorm_layer(x, g, b, moments, epsilon):
     """Graph mode: create the missing Params, then a node training on batch statistics."""
     if g is None or b is None or moments is None:
-        from ..layer import Param
         known = [getattr(v, "value", v) for v in (g, b) if v is not None]
         known = [v for v in known if hasattr(v, "shape") and len(v.shape) == 1]
         channels = int(known[0].shape[0]) if known else _layer_channels(x)
