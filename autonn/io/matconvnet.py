@@ -1,7 +1,5 @@
-"""Reading pretrained models: MatConvNet ``.mat`` files and PyTorch ``.pth`` state dicts.
+"""Reading MatConvNet model files (:func:`load_matconvnet`).
 
-MatConvNet model files (:func:`load_matconvnet`)
-================================================
 Version 5 ``.mat`` files are read with ``scipy.io``; version 7.3 files (HDF5) need ``h5py``.
 Two layouts exist, both written by MatConvNet with ``save(file, '-struct', 'net')``:
 
@@ -39,27 +37,14 @@ become vectors, bnorm moments stay (C, 2). ``averageImage`` becomes (C, H, W) (o
 vector) under both its own name and ``average_image``; ``imageSize`` stays [H W C] and
 ``image_size`` is (C, H, W). ``Concat``'s ``dim`` (MATLAB 3 = channels) becomes
 ``axis`` (1); ``Scale``'s ``size`` [H W C] becomes NCHW.
-
-PyTorch state dicts (:func:`load_torch_state_dict`)
-===================================================
-PyTorch's zip format (``torch.save`` since 1.6) is a zip holding ``<name>/data.pkl`` (a pickle
-of the state dict whose tensors refer to storages by key) and one raw little-endian file per
-storage, ``<name>/data/<key>``. It is read here *without torch*: a restricted unpickler rebuilds
-``OrderedDict``\\ s and tensors (``torch._utils._rebuild_tensor_v2``, ``_rebuild_parameter``,
-the ``torch.*Storage`` types) as NumPy arrays and refuses every other global, so a malicious file
-cannot run code.
 """
 
-import collections
 import os
-import pickle
-import zipfile
 
 import numpy as np
 
-from . import dagnn, simplenn
+from .. import dagnn, simplenn
 
-# ============================================================================== MatConvNet
 SIMPLENN_NUMERIC = {"stride", "pad", "dilate", "pool", "upsample", "crop", "num_groups"}
 SIMPLENN_REAL = {"leak", "rate", "epsilon", "p"}
 SIMPLENN_BOOL = {"precious", "no_root", "aggregate"}
@@ -540,184 +525,3 @@ def _h5_value(f, node):
     return data
 
 
-# ============================================================================== PyTorch
-ALLOWED_STORAGES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
-    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
-}
-LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
-
-
-def load_torch_state_dict(path):
-    """Read a PyTorch ``.pth``/``.pt`` file without torch.
-
-    Returns what was saved with every tensor as a NumPy array: usually an ``OrderedDict`` of
-    parameter name -> array (a state dict). Both the zip format (``torch.save`` since 1.6) and
-    the older stream format (magic number, header pickles, the data pickle, then the raw
-    storages) are read. Only ``collections.OrderedDict``, tensors and their storages may appear
-    in the pickle; any other global (classes or functions that ``torch.load`` would run) raises
-    ``pickle.UnpicklingError`` naming it.
-    """
-    path = os.fspath(path)
-    where = f"load_torch_state_dict({os.path.basename(path)!r})"
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{where}: no such file {path!r}")
-    if zipfile.is_zipfile(path):
-        return _load_torch_zip(path, where)
-    return _load_torch_legacy(path, where)
-
-
-def _load_torch_zip(path, where):
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        pickles = [n for n in names if n.endswith("data.pkl")]
-        if len(pickles) != 1:
-            raise ValueError(f"{where}: expected one '<name>/data.pkl' in the archive, found "
-                             f"{pickles}")
-        prefix = pickles[0][:-len("data.pkl")]
-        byteorder = "little"
-        if prefix + "byteorder" in names:
-            byteorder = archive.read(prefix + "byteorder").decode().strip()
-        with archive.open(pickles[0]) as stream:
-            result, storages = _restricted_load(stream, where)
-        for key, storage in storages.items():
-            member = f"{prefix}data/{key}"
-            try:
-                raw = archive.read(member)
-            except KeyError:
-                raise ValueError(f"{where}: storage {member!r} is missing from the archive") \
-                    from None
-            storage.fill(np.frombuffer(raw, dtype=storage.dtype.newbyteorder(
-                "<" if byteorder == "little" else ">")), where)
-    return _resolve(result)
-
-
-def _load_torch_legacy(path, where):
-    with open(path, "rb") as stream:
-        try:
-            magic = pickle.Unpickler(stream).load()
-        except Exception:
-            magic = None
-        if magic != LEGACY_MAGIC:
-            raise ValueError(f"{where}: not a PyTorch file (neither a zip archive nor the "
-                             f"legacy stream format with its magic number)")
-        # protocol version and system information: plain numbers, dicts and booleans
-        _restricted_load(stream, where)
-        system = _restricted_load(stream, where)[0]
-        little = system.get("little_endian", True) if isinstance(system, dict) else True
-        result, storages = _restricted_load(stream, where)
-        keys, _ = _restricted_load(stream, where)
-        for key in keys:
-            storage = storages[key]
-            count = int(np.frombuffer(stream.read(8), dtype="<i8")[0])
-            raw = stream.read(count * storage.dtype.itemsize)
-            if len(raw) != count * storage.dtype.itemsize:
-                raise ValueError(f"{where}: the file ends inside storage {key!r}")
-            storage.fill(np.frombuffer(raw, dtype=storage.dtype.newbyteorder(
-                "<" if little else ">")), where)
-    return _resolve(result)
-
-
-class _StorageType:
-    """Stands for ``torch.<Type>Storage`` inside the pickle: only its dtype matters."""
-
-    def __init__(self, name):
-        self.name, self.dtype = name, np.dtype(ALLOWED_STORAGES[name])
-
-
-class _Storage:
-    """A storage named in the pickle; its bytes come after (legacy) or beside (zip) it."""
-
-    def __init__(self, key, dtype, count):
-        self.key, self.dtype, self.count, self.data = key, dtype, count, None
-
-    def fill(self, data, where):
-        if data.size < self.count:
-            raise ValueError(f"{where}: storage {self.key!r} holds {data.size} elements, the "
-                             f"pickle says {self.count}")
-        self.data = data
-
-
-class _PendingTensor:
-    """A tensor whose storage has not been read yet."""
-
-    def __init__(self, storage, offset, size, stride):
-        self.storage, self.offset = storage, int(offset)
-        self.size, self.stride = tuple(size), tuple(stride)
-
-    def array(self):
-        data = self.storage.data
-        native = data.dtype.newbyteorder("=")
-        if not self.size:
-            return np.array(data[self.offset], dtype=native)
-        if min(self.size) > 0:
-            needed = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride)) + 1
-            if needed > data.size:
-                raise ValueError(f"load_torch_state_dict: tensor of size {self.size}, stride "
-                                 f"{self.stride} at offset {self.offset} overruns its storage "
-                                 f"of {data.size} elements")
-        view = np.lib.stride_tricks.as_strided(
-            data[self.offset:], shape=self.size,
-            strides=tuple(s * data.itemsize for s in self.stride))
-        return np.ascontiguousarray(view).astype(native, copy=False)
-
-
-def _restricted_load(stream, where):
-    """Unpickle one object allowing only tensors, storages and OrderedDicts; returns the object
-    (tensors still pending) and the storages it named, by key."""
-    storages = {}
-
-    class Unpickler(pickle.Unpickler):
-        def find_class(self, module, name):
-            if (module, name) == ("collections", "OrderedDict"):
-                return collections.OrderedDict
-            if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-                return _rebuild_tensor_v2
-            if (module, name) == ("torch._utils", "_rebuild_parameter"):
-                return _rebuild_parameter
-            if module == "torch" and name in ALLOWED_STORAGES:
-                return _StorageType(name)
-            raise pickle.UnpicklingError(
-                f"{where}: refusing to load global '{module}.{name}': only tensors, their "
-                f"storages and OrderedDicts are allowed (the file may contain code)")
-
-        def persistent_load(self, pid):
-            # zip: ('storage', type, key, location, count); legacy adds view metadata.
-            if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
-                    and isinstance(pid[1], _StorageType)):
-                raise pickle.UnpicklingError(f"{where}: unsupported persistent id {pid!r}")
-            if len(pid) == 6 and pid[5] is not None:
-                raise pickle.UnpicklingError(f"{where}: storage views (legacy view metadata "
-                                             f"{pid[5]!r}) are not supported")
-            _, storage_type, key, _location, count = pid[:5]
-            if key not in storages:
-                storages[key] = _Storage(key, storage_type.dtype, int(count))
-            return storages[key]
-
-    return Unpickler(stream).load(), storages
-
-
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None):
-    if not isinstance(storage, _Storage):
-        raise pickle.UnpicklingError("load_torch_state_dict: a tensor without a storage")
-    return _PendingTensor(storage, storage_offset, size, stride)
-
-
-def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
-    return data
-
-
-def _resolve(value):
-    """Replace pending tensors by arrays inside dicts, lists and tuples."""
-    if isinstance(value, _PendingTensor):
-        return value.array()
-    if isinstance(value, dict):
-        resolved = type(value)() if isinstance(value, collections.OrderedDict) else {}
-        for key, item in value.items():
-            resolved[key] = _resolve(item)
-        return resolved
-    if isinstance(value, (list, tuple)):
-        return type(value)(_resolve(v) for v in value)
-    return value
