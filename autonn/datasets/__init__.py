@@ -7,9 +7,8 @@ optional on-the-fly jitter.
 """
 
 from .base import ArrayDataset, Dataset, stratified_split
-from .characters import CLONES, LETTERS, TEXT_FAMILIES, characters, find_fonts, render_letters
-from . import digits as digits_module
-from .digits import digits, fashion_mnist, mnist, mnist_5k, read_idx
+from .character_images import CLONES, LETTERS, TEXT_FAMILIES, characters, find_fonts, render_letters
+from .digit_images import digits, fashion_mnist, mnist, mnist_5k, read_idx
 from .image_folder import ImageFolder, RandomCropFlip
 from .jitter import NeighbourLetters, Shift
 

@@ -1,9 +1,10 @@
 """Activation blocks: ``relu``, ``sigmoid`` and ``softmax`` (manual 4.4, 4.5.4, 6.4, 6.5.4).
 
 Each runs on the C kernels of ``kernels/activation.h`` (OpenMP on the CPU, CUDA on the GPU).
-All three derivatives read only the block *output*, never its input: the tape can free the input
-as soon as the forward step has run, and the compiler's ReLU short-circuit (overwriting the input
-slot with the output) relies on it.
+All three derivatives read only the block *output*, never its input
+(``backward_needs_inputs=()``): under ``conserve_memory`` the tape frees the input as soon as no
+later forward step reads it. (The output is a fresh array: the kernels' inputs and outputs
+never alias, so there is no in-place "ReLU short-circuit".)
 """
 
 from .. import kernels

@@ -47,7 +47,7 @@ def test_mnist_5k_missing_file_names_the_package(tmp_path):
 
 
 def test_fashion_mnist_from_debian_package():
-    if not os.path.exists(os.path.join(datasets.digits_module.FASHION_MNIST_ROOT,
+    if not os.path.exists(os.path.join(datasets.digit_images.FASHION_MNIST_ROOT,
                                        "train-images-idx3-ubyte.gz")):
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     dataset = datasets.fashion_mnist()
