@@ -14,7 +14,10 @@ Kernels are declared with ``AN_KERNEL(name, count, (params...), call)`` or
 reads those declarations back so that cffi gets its prototypes and the GPU launcher knows which
 arguments are scalars of which type. CPU-only drivers, opened with ``AN_CPU_FUNCTION(name,
 (params...))`` under ``#ifndef __CUDACC__``, are read by :func:`cpu_function_signatures` and
-declared to cffi only.
+declared to cffi only. A struct such a driver takes (conv's ``an_conv_geometry``) is written
+``typedef struct { ... } an_<name>;``, with a plain ``an_`` name (no type suffix) under an
+include guard, so that it is defined once; :func:`cpu_struct_declarations` copies it into the
+cdef.
 """
 
 import os
@@ -104,9 +107,23 @@ def cpu_function_signatures(directory=None):
     return signatures
 
 
+def cpu_struct_declarations(directory=None):
+    """The ``typedef struct { ... } an_<name>;`` declarations of every family, in header order
+    (the structs the CPU drivers take; one declaration per struct, whitespace collapsed)."""
+    directory = directory or kernel_dir()
+    declarations = []
+    for header in family_headers(directory):
+        with open(os.path.join(directory, header)) as f:
+            text = _strip_comments(f.read())
+        for match in re.finditer(r"\btypedef\s+struct\s*\{[^{}]*\}\s*an_\w+\s*;", text):
+            declarations.append(" ".join(match.group(0).split()))
+    return declarations
+
+
 def cdef(directory=None):
-    """The cffi declarations: every kernel and CPU driver once per REAL type."""
-    lines = ["typedef int64_t index_t;"]
+    """The cffi declarations: the drivers' structs, then every kernel and CPU driver once per
+    REAL type."""
+    lines = ["typedef int64_t index_t;"] + cpu_struct_declarations(directory)
     declarations = [("void", kernel_signatures(directory)),
                     ("int", cpu_function_signatures(directory))]
     for result, signatures in declarations:

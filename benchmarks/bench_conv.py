@@ -18,7 +18,6 @@ PyTorch and the sgemm (benchmarks/timing.py).
 
 import argparse
 import os
-import sys
 
 from timing import best_times
 
@@ -36,7 +35,7 @@ def main():
     # kernels/README.md), and PyTorch then shares that runtime (PyTorch's own times did not
     # change with the policy when we measured).
     from autonn import nn
-    conv_module = sys.modules["autonn.nn.convolution"]     # the module, for its chunking rule
+    from autonn.nn import convolution, convolution_schedules   # the geometry, the chunking rule
 
     import numpy as np
     import torch
@@ -92,8 +91,8 @@ def main():
             F.conv2d(tx, tw, tb, stride=stride, padding=pad).backward(tdy)
 
         # The GEMM of one chunk: (K, C*k*k) x (C*k*k, n*Ho*Wo).
-        geometry = conv_module.conv_geometry("conv", x, w, b, stride, pad, 1)
-        chunk = conv_module._chunks(geometry, 4)[0][1]
+        geometry = convolution.conv_geometry("conv", x, w, b, stride, pad, 1)
+        chunk = convolution_schedules._chunks(geometry, 4)[0][1]
         gemm_a = rng.standard_normal((K, C * k * k), dtype=np.float32)
         gemm_b = rng.standard_normal((C * k * k, chunk * Ho * Wo), dtype=np.float32)
         gemm_out = np.empty((K, chunk * Ho * Wo), np.float32)

@@ -192,18 +192,39 @@ AN_KERNEL_SIZED(add_channel_bias, n * K, n * K * pixels,
  * on waking and synchronising BLAS threads as on arithmetic; here a thread that the OS
  * preempts takes fewer units instead of holding the others at a barrier.
  * Both drivers return -1 when a buffer cannot be allocated, 0 otherwise. */
+/* The geometry of a convolution x (N, C, H, W) * w (K, C/G, kh, kw) -> y (N, K, Ho, Wo) as the
+ * CPU drivers (these two and conv_forward_direct) take it: one struct, which the caller fills by
+ * field name (autonn/nn/convolution_schedules.py, through cffi, which refuses a misspelt name),
+ * where sixteen integers in a row would let two swapped ones (sh and sw) pass unnoticed. This
+ * file is included once per REAL type; the struct, the same for both, is defined once, and its
+ * `an_` name without a type suffix is what autonn/kernel_sources.py copies into cffi's cdef. */
+#ifndef AN_CONV_GEOMETRY_DEFINED
+#define AN_CONV_GEOMETRY_DEFINED
+typedef struct {
+    index_t N, C, H, W;     /* images, channels, rows, columns of the input */
+    index_t K, G;           /* filters, groups */
+    index_t Ho, Wo;         /* rows, columns of the output */
+    index_t kh, kw;         /* filter taps */
+    index_t sh, sw;         /* stride */
+    index_t pt, pl;         /* padding at the top and the left (Ho and Wo imply the rest) */
+    index_t dh, dw;         /* dilation */
+} an_conv_geometry;
+#endif
+
 typedef void (*AN(cblas_gemm_t))(int order, int trans_a, int trans_b, int m, int n, int k,
                                  REAL alpha, const REAL *a, int lda, const REAL *b, int ldb,
                                  REAL beta, REAL *c, int ldc);
 enum { AN(ROW_MAJOR) = 101, AN(NO_TRANS) = 111, AN(TRANS) = 112 };   /* CBLAS's values */
 
-/* y = conv(x, w) + bias for a C-contiguous batch; the arguments are those of im2col. */
+/* y = conv(x, w) + bias for a C-contiguous batch, in units of `unit` images. */
 AN_CPU_FUNCTION(conv_forward_units,
                 (const REAL *x, const REAL *w, const REAL *bias, int use_bias, REAL *y,
-                 index_t N, index_t C, index_t H, index_t W, index_t K, index_t G,
-                 index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
-                 index_t pt, index_t pl, index_t dh, index_t dw, index_t unit, void *gemm))
+                 const an_conv_geometry *geometry, index_t unit, void *gemm))
 {
+    const index_t N = geometry->N, C = geometry->C, H = geometry->H, W = geometry->W;
+    const index_t K = geometry->K, G = geometry->G, Ho = geometry->Ho, Wo = geometry->Wo;
+    const index_t kh = geometry->kh, kw = geometry->kw, sh = geometry->sh, sw = geometry->sw;
+    const index_t pt = geometry->pt, pl = geometry->pl, dh = geometry->dh, dw = geometry->dw;
     const AN(cblas_gemm_t) gemm_fn = (AN(cblas_gemm_t))gemm;
     const index_t pixels = Ho * Wo, rows_g = C / G * kh * kw, K_g = K / G;
     const index_t units = (N + unit - 1) / unit;
@@ -250,11 +271,13 @@ AN_CPU_FUNCTION(conv_forward_units,
 
 AN_CPU_FUNCTION(conv_backward_units,
                 (const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw_out,
-                 int need_dx, int need_dw,
-                 index_t N, index_t C, index_t H, index_t W, index_t K, index_t G,
-                 index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
-                 index_t pt, index_t pl, index_t dh, index_t dw, index_t unit, void *gemm))
+                 int need_dx, int need_dw, const an_conv_geometry *geometry, index_t unit,
+                 void *gemm))
 {
+    const index_t N = geometry->N, C = geometry->C, H = geometry->H, W = geometry->W;
+    const index_t K = geometry->K, G = geometry->G, Ho = geometry->Ho, Wo = geometry->Wo;
+    const index_t kh = geometry->kh, kw = geometry->kw, sh = geometry->sh, sw = geometry->sw;
+    const index_t pt = geometry->pt, pl = geometry->pl, dh = geometry->dh, dw = geometry->dw;
     const AN(cblas_gemm_t) gemm_fn = (AN(cblas_gemm_t))gemm;
     const index_t pixels = Ho * Wo, rows_g = C / G * kh * kw, K_g = K / G;
     const index_t units = (N + unit - 1) / unit;

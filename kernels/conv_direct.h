@@ -174,17 +174,20 @@ AN_INLINE void AN(direct_offsets)(const AN(direct_plan) *p, index_t *offsets, in
                     c * p->plane + i * dh * p->row + (j * dw) % sw * p->Mw + (j * dw) / sw;
 }
 
-/* y = conv(x, w) + bias for C-contiguous x (N, C, H, W), w (K, C/G, kh, kw), y (N, K, Ho, Wo);
+/* y = conv(x, w) + bias for C-contiguous x (N, C, H, W), w (K, C/G, kh, kw), y (N, K, Ho, Wo),
+ * the sizes, stride, padding and dilation given by `geometry` (conv.h's an_conv_geometry);
  * without a bias, pass use_bias = 0 and any valid pointer as bias. A work item is a band of
  * output rows of one image and group (see direct_plan): its thread splits the input rows the
  * band reads, then every filter block of the group runs its tiles over them. Returns -1 when
  * a buffer cannot be allocated, 0 otherwise. */
 AN_CPU_FUNCTION(conv_forward_direct,
                 (const REAL *x, const REAL *w, const REAL *bias, int use_bias, REAL *y,
-                 index_t N, index_t C, index_t H, index_t W, index_t K, index_t G,
-                 index_t Ho, index_t Wo, index_t kh, index_t kw, index_t sh, index_t sw,
-                 index_t pt, index_t pl, index_t dh, index_t dw, index_t band_bytes))
+                 const an_conv_geometry *geometry, index_t band_bytes))
 {
+    const index_t N = geometry->N, C = geometry->C, H = geometry->H, W = geometry->W;
+    const index_t K = geometry->K, G = geometry->G, Ho = geometry->Ho, Wo = geometry->Wo;
+    const index_t kh = geometry->kh, kw = geometry->kw, sh = geometry->sh, sw = geometry->sw;
+    const index_t pt = geometry->pt, pl = geometry->pl, dh = geometry->dh, dw = geometry->dw;
     const index_t V = AN_DIRECT_V, NV = AN_DIRECT_NV, KB = AN_DIRECT_KB;
     const AN(direct_plan) p = AN(direct_make_plan)(C, K, G, Ho, Wo, kh, kw, sh, sw, dh, dw,
                                                    band_bytes);

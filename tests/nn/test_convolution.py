@@ -1,16 +1,19 @@
 """conv and convt against direct loops over the manual's formulas, their derivatives, and their
 argument checks. The references below share no code with the im2col/GEMM implementation."""
 
+import importlib
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import autonn as an
-from autonn import backend, nn
-import importlib
+from autonn import backend, kernels, nn
 
 conv_module = importlib.import_module("autonn.nn.convolution")
+schedules_module = importlib.import_module("autonn.nn.convolution_schedules")
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 DEVICES = ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(
@@ -40,6 +43,32 @@ def conv_reference(x, w, b=None, stride=(1, 1), pad=(0, 0, 0, 0), dilate=(1, 1))
     if b is not None:
         y += np.asarray(b, np.float64).reshape(1, K, 1, 1)
     return y
+
+
+def conv_reference_derivatives(x, w, dy, stride=(1, 1), pad=(0, 0, 0, 0), dilate=(1, 1)):
+    """dx and dw of <dy, conv(x, w)>, by the loops of conv_reference: each output's derivative
+    goes back to the input values and the filter taps that made it."""
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    G, (sh, sw), (pt, pb, pl, pr), (dh, dw) = C // Cg, stride, pad, dilate
+    Kg = K // G
+    padded = np.zeros((N, C, H + pt + pb, W + pl + pr), dtype=np.float64)
+    padded[:, :, pt:pt + H, pl:pl + W] = x
+    dpadded = np.zeros_like(padded)
+    dfilters = np.zeros(w.shape)
+    Ho, Wo = dy.shape[2:]
+    for k in range(K):
+        g = k // Kg
+        for oy in range(Ho):
+            for ox in range(Wo):
+                for i in range(kh):
+                    for j in range(kw):
+                        row, column = oy * sh + i * dh, ox * sw + j * dw
+                        dpadded[:, g * Cg:(g + 1) * Cg, row, column] += np.outer(dy[:, k, oy, ox],
+                                                                                 w[k, :, i, j])
+                        dfilters[k, :, i, j] += dy[:, k, oy, ox] @ padded[:, g * Cg:(g + 1) * Cg,
+                                                                          row, column]
+    return dpadded[:, :, pt:pt + H, pl:pl + W], dfilters
 
 
 def convt_reference(x, w, b=None, upsample=(1, 1), crop=(0, 0, 0, 0), num_groups=1):
@@ -98,43 +127,136 @@ def test_fully_connected_fast_path_matches_the_formula(groups):
     an.gradcheck(nn.conv, x, w, b)
 
 
-# The CPU schedules: the direct forward kernel (conv_forward_direct in C, with the units'
-# backward), units of small images per thread (conv_forward_units and conv_backward_units in
-# C), per-image products, and one GEMM per chunk. (unit bytes, per-image pixels, direct)
-CPU_PATHS = {"direct": (conv_module.UNIT_PATCH_BYTES, 0, True),
-             "units": (conv_module.UNIT_PATCH_BYTES, 0, False),
-             "per-image": (0, 0, False),
-             "one GEMM": (0, 10**9, False)}
+# The schedules that compute any geometry, forced by name (conv_module.force_schedule); the
+# "fully connected" and "pointwise" ones compute only their own shapes.
+GENERAL_SCHEDULES = ["direct", "direct + image products", "direct + chunk products", "units",
+                     "image products", "chunk products"]
+# Every schedule computes both geometries (stride and dilation differing between the axes,
+# padding on three sides, groups); the second has stride 1, so that dx can come from the direct
+# kernel too.
+SCHEDULE_CASES = {    # x shape, filters shape, options
+    "strided": ((3, 4, 7, 6), (6, 2, 3, 2), dict(stride=(1, 2), pad=(1, 0, 1, 1), dilate=(2, 1))),
+    "stride 1": ((3, 4, 7, 6), (6, 2, 3, 2), dict(stride=(1, 1), pad=(1, 0, 1, 1),
+                                                  dilate=(2, 1))),
+}
 
 
-def use_cpu_path(monkeypatch, path):
-    unit_bytes, min_pixels, direct = CPU_PATHS[path]
-    monkeypatch.setattr(conv_module, "UNIT_PATCH_BYTES", unit_bytes)
-    monkeypatch.setattr(conv_module, "PER_IMAGE_MIN_PIXELS", min_pixels)
-    monkeypatch.setattr(conv_module, "_direct_on_cpu", lambda xp, g, dtype: direct and xp is np)
-    monkeypatch.setattr(conv_module, "_direct_data_derivative",
-                        lambda xp, g, transposed, dtype: direct and xp is np)
+def test_the_schedules_table_is_tried_in_this_order():
+    assert [s.name for s in conv_module.SCHEDULES] == ["fully connected", "pointwise",
+                                                       *GENERAL_SCHEDULES]
+    assert [d.name for d in conv_module.DATA_DERIVATIVES] == ["direct", "col2im"]
 
 
-@pytest.mark.parametrize("path", CPU_PATHS)
-def test_every_cpu_schedule_gives_the_formula_and_its_derivatives(monkeypatch, path):
-    use_cpu_path(monkeypatch, path)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case, data_derivative", [("strided", "col2im"), ("stride 1", "col2im"),
+                                                   ("stride 1", "direct")])
+@pytest.mark.parametrize("schedule", GENERAL_SCHEDULES)
+def test_every_schedule_gives_the_formula_and_its_derivatives(schedule, case, data_derivative,
+                                                              dtype):
+    x_shape, w_shape, options = SCHEDULE_CASES[case]
     rng = np.random.default_rng(11)
-    x, w, b = random(rng, (3, 4, 7, 6)), random(rng, (6, 2, 3, 2)), random(rng, (6,))
-    options = dict(stride=(1, 2), pad=(1, 0, 1, 1), dilate=(2, 1))
-    geometry = conv_module.conv_geometry("conv", x, w, b, (1, 2), (1, 0, 1, 1), (2, 1))
-    assert conv_module._small_images_on_cpu(np, geometry, x.dtype) == (path in ("units",
-                                                                                "direct"))
-    assert conv_module._direct_on_cpu(np, geometry, x.dtype) == (path == "direct")
-    y = nn.conv(x, w, b, **options)
-    np.testing.assert_allclose(y, conv_reference(x, w, b, (1, 2), (1, 0, 1, 1), (2, 1)),
-                               rtol=1e-10)
-    dy = random(rng, y.shape)
-    dx, dw, db = nn.conv(x, w, b, dzdy=dy, **options)
-    y0 = nn.conv(x, w, None, **options)
-    np.testing.assert_allclose(np.vdot(x, dx), np.vdot(y0, dy), rtol=1e-10)
-    np.testing.assert_allclose(np.vdot(w, dw), np.vdot(y0, dy), rtol=1e-10)
-    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-10)
+    x, w, b = random(rng, x_shape, dtype), random(rng, w_shape, dtype), random(rng, (6,), dtype)
+    y_reference = conv_reference(x, w, b, **options)
+    dy = random(rng, y_reference.shape, dtype)
+    dx_reference, dw_reference = conv_reference_derivatives(x, w, dy, **options)
+    geometry = conv_module.conv_geometry("conv", x, w, b, *options.values())
+    with conv_module.force_schedule(schedule, data_derivative=data_derivative):
+        assert conv_module.choose_schedule(geometry, dtype).name == schedule
+        assert conv_module.choose_data_derivative(geometry, dtype).name == data_derivative
+        y = nn.conv(x, w, b, **options)
+        dx, dw, db = nn.conv(x, w, b, dzdy=dy, **options)
+        dx_alone = conv_module.conv_backward(x, w, b, dy, need=(True, False, False), **options)[0]
+        dw_alone = conv_module.conv_backward(x, w, b, dy, need=(False, True, False), **options)[1]
+    np.testing.assert_allclose(y, y_reference, **TOL[dtype])
+    for got, want in ((dx, dx_reference), (dx_alone, dx_reference), (dw, dw_reference),
+                      (dw_alone, dw_reference), (db, dy.sum(axis=(0, 2, 3)))):
+        np.testing.assert_allclose(got, want, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("schedule, x_shape, w_shape", [
+    ("fully connected", (4, 4, 5, 3), (6, 2, 5, 3)),
+    ("pointwise", (3, 5, 4, 3), (6, 5, 1, 1)),
+])
+def test_the_single_product_schedules_give_the_formula_and_its_derivatives(schedule, x_shape,
+                                                                          w_shape, dtype):
+    rng = np.random.default_rng(19)
+    x, w, b = random(rng, x_shape, dtype), random(rng, w_shape, dtype), random(rng, (6,), dtype)
+    geometry = conv_module.conv_geometry("conv", x, w, b, 1, 0, 1)
+    assert conv_module.choose_schedule(geometry, dtype).name == schedule      # automatically
+    y_reference = conv_reference(x, w, b)
+    dy = random(rng, y_reference.shape, dtype)
+    with conv_module.force_schedule(schedule):
+        y = nn.conv(x, w, b)
+        dx, dw, db = nn.conv(x, w, b, dzdy=dy)
+    np.testing.assert_allclose(y, y_reference, **TOL[dtype])
+    for got, want in zip((dx, dw, db), (*conv_reference_derivatives(x, w, dy),
+                                        dy.sum(axis=(0, 2, 3)))):
+        np.testing.assert_allclose(got, want, **TOL[dtype])
+
+
+def test_a_forced_schedule_that_cannot_compute_the_geometry_says_why(monkeypatch):
+    geometry = conv_module.conv_geometry("conv", X, W, None, 1, 0, 1)
+    with conv_module.force_schedule("direct"), pytest.raises(
+            ValueError, match=r"conv: the forced schedule 'direct' cannot compute this "
+                              r"convolution \(x shape \(2, 4, 5, 5\), filters shape "
+                              r"\(6, 2, 3, 3\).*CPU only"):
+        conv_module.choose_schedule(geometry, np.float32, device="gpu")
+    with conv_module.force_schedule("fully connected"), pytest.raises(
+            ValueError, match=r"conv: the forced schedule 'fully connected' .*whole unpadded"):
+        nn.conv(X, W)
+    with conv_module.force_schedule("pointwise"), pytest.raises(
+            ValueError, match=r"convt: the forced schedule 'pointwise' .*1x1"):
+        nn.convt(X, np.zeros((4, 2, 3, 3), np.float32))
+    dy = np.zeros((2, 6, 2, 2), np.float32)
+    with conv_module.force_schedule(data_derivative="direct"):
+        with pytest.raises(ValueError, match=r"conv: the forced data derivative 'direct' .*"
+                                             r"stride \(2, 2\).*only for stride 1"):
+            nn.conv(X, W, stride=2, dzdy=dy)
+        dw = conv_module.conv_backward(X, W, None, dy, stride=2,
+                                       need=(False, True, False))[1]   # no dx, nothing to force
+        assert not dw.any()
+    monkeypatch.setattr(kernels, "_cpu_gemms", {})     # as when scipy-openblas32 is missing
+    with conv_module.force_schedule("units"), pytest.raises(
+            ValueError, match=r"conv: the forced schedule 'units' .*scipy-openblas32"):
+        nn.conv(X, W)
+
+
+def direct_geometry():
+    """A geometry whose automatic schedule is "direct" (float32)."""
+    x, w = np.empty((5, 3, 8, 8), np.float32), np.empty((4, 3, 3, 3), np.float32)
+    return conv_module.conv_geometry("conv", x, w, None, 1, 0, 1)
+
+
+def test_force_schedule_refuses_unknown_names_and_ends_with_its_block():
+    geometry = direct_geometry()
+    with pytest.raises(ValueError, match=r"conv: force_schedule's schedule must be one of "
+                                         r"'fully connected', 'pointwise', 'direct'.*got 'gemm'"):
+        with conv_module.force_schedule("gemm"):
+            pass
+    with pytest.raises(ValueError, match=r"force_schedule's data_derivative must be one of "
+                                         r"'direct', 'col2im'"):
+        with conv_module.force_schedule(data_derivative="im2col"):
+            pass
+    with pytest.raises(ValueError, match=r"conv: device must be 'cpu' or 'gpu', got 'cuda'"):
+        conv_module.choose_schedule(geometry, np.float32, device="cuda")
+    with conv_module.force_schedule("chunk products"):
+        with conv_module.force_schedule("units"):
+            assert conv_module.choose_schedule(geometry, np.float32).name == "units"
+        assert conv_module.choose_schedule(geometry, np.float32).name == "chunk products"
+    assert conv_module.choose_schedule(geometry, np.float32).name == "direct"
+
+
+def test_the_override_holds_only_in_the_thread_that_forced_it():
+    geometry = direct_geometry()
+    seen_by_another_thread = []
+    with conv_module.force_schedule("chunk products"):
+        thread = threading.Thread(target=lambda: seen_by_another_thread.append(
+            conv_module.choose_schedule(geometry, np.float32).name))
+        thread.start()
+        thread.join()
+        assert conv_module.choose_schedule(geometry, np.float32).name == "chunk products"
+    assert seen_by_another_thread == ["direct"]
 
 
 def test_units_give_the_same_filter_derivative_every_time(monkeypatch):
@@ -143,22 +265,31 @@ def test_units_give_the_same_filter_derivative_every_time(monkeypatch):
     rng = np.random.default_rng(14)
     x, w = random(rng, (96, 3, 10, 10), np.float32), random(rng, (8, 3, 3, 3), np.float32)
     dy = random(rng, (96, 8, 8, 8), np.float32)
-    monkeypatch.setattr(conv_module, "UNIT_PATCH_BYTES", 2 * 27 * 64 * 4)  # 48 units
-    first = nn.conv(x, w, dzdy=dy)[1]
-    for _ in range(20):
-        np.testing.assert_array_equal(nn.conv(x, w, dzdy=dy)[1], first)
+    monkeypatch.setattr(schedules_module, "UNIT_PATCH_BYTES", 2 * 27 * 64 * 4)  # 48 units
+    with conv_module.force_schedule("units"):
+        first = nn.conv(x, w, dzdy=dy)[1]
+        for _ in range(20):
+            np.testing.assert_array_equal(nn.conv(x, w, dzdy=dy)[1], first)
 
 
-def test_without_a_blas_for_c_small_images_take_numpys_matmul(monkeypatch):
-    from autonn import kernels
+@pytest.mark.parametrize("x_shape, pad, with_blas, without_blas", [
+    ((5, 3, 4, 4), 1, "units", "chunk products"),          # rows of 4 in vectors of 8
+    ((5, 3, 8, 8), 0, "direct", "direct + chunk products"),
+])
+def test_without_a_blas_for_c_small_images_take_numpys_matmul(monkeypatch, x_shape, pad,
+                                                              with_blas, without_blas):
     rng = np.random.default_rng(13)
-    x, w, b = random(rng, (5, 3, 8, 8)), random(rng, (4, 3, 3, 3)), random(rng, (4,))
-    use_cpu_path(monkeypatch, "units")
-    geometry = conv_module.conv_geometry("conv", x, w, b, 1, 0, 1)
-    assert conv_module._small_images_on_cpu(np, geometry, x.dtype)
+    x, w, b = (random(rng, shape, np.float32) for shape in (x_shape, (4, 3, 3, 3), (4,)))
+    geometry = conv_module.conv_geometry("conv", x, w, b, 1, pad, 1)
+    assert conv_module.choose_schedule(geometry, np.float32).name == with_blas
     monkeypatch.setattr(kernels, "_cpu_gemms", {})     # as when scipy-openblas32 is missing
-    assert not conv_module._small_images_on_cpu(np, geometry, x.dtype)
-    np.testing.assert_allclose(nn.conv(x, w, b), conv_reference(x, w, b), rtol=1e-10)
+    assert conv_module.choose_schedule(geometry, np.float32).name == without_blas
+    np.testing.assert_allclose(nn.conv(x, w, b, pad=pad),
+                               conv_reference(x, w, b, pad=(pad,) * 4), **TOL[np.float32])
+    dy = random(rng, (geometry.N, geometry.K, geometry.Ho, geometry.Wo), np.float32)
+    for got, want in zip(nn.conv(x, w, dzdy=dy, pad=pad)[:2],
+                         conv_reference_derivatives(x, w, dy, pad=(pad,) * 4)):
+        np.testing.assert_allclose(got, want, **TOL[np.float32])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -170,11 +301,11 @@ def test_units_of_small_images_agree_with_one_gemm_per_chunk(monkeypatch, dtype)
         random(rng, (6,), dtype)
     dy = random(rng, (37, 6, 7, 7), dtype)
     per_image = 4 * 9 * 49 * x.dtype.itemsize
-    use_cpu_path(monkeypatch, "units")
-    monkeypatch.setattr(conv_module, "UNIT_PATCH_BYTES", 3 * per_image)
-    units = (nn.conv(x, w, b), *nn.conv(x, w, b, dzdy=dy), nn.convt(dy, w[:, :2].copy()))
-    use_cpu_path(monkeypatch, "one GEMM")
-    reference = (nn.conv(x, w, b), *nn.conv(x, w, b, dzdy=dy), nn.convt(dy, w[:, :2].copy()))
+    monkeypatch.setattr(schedules_module, "UNIT_PATCH_BYTES", 3 * per_image)
+    with conv_module.force_schedule("units", data_derivative="col2im"):
+        units = (nn.conv(x, w, b), *nn.conv(x, w, b, dzdy=dy), nn.convt(dy, w[:, :2].copy()))
+    with conv_module.force_schedule("chunk products", data_derivative="col2im"):
+        reference = (nn.conv(x, w, b), *nn.conv(x, w, b, dzdy=dy), nn.convt(dy, w[:, :2].copy()))
     for got, want in zip(units, reference):
         np.testing.assert_allclose(got, want, **TOL[dtype])
 
@@ -187,18 +318,19 @@ def test_direct_kernel_matches_the_formula_over_bands_tails_and_groups(monkeypat
     last vector part-filled), stride, dilation, 4-side padding, and bands of one row, of a
     few rows with a short last band, or of the whole image; 9 images (dealt out image by
     image) and 2 (band by band)."""
-    use_cpu_path(monkeypatch, "direct")
-    monkeypatch.setattr(conv_module, "DIRECT_BAND_BYTES", band_bytes)
+    monkeypatch.setattr(schedules_module, "DIRECT_BAND_BYTES", band_bytes)
     rng = np.random.default_rng(15)
     w, b = random(rng, (12, 3, 3, 5), dtype), random(rng, (12,), dtype)
     options = dict(stride=(2, 1), pad=(2, 1, 0, 3), dilate=(1, 2))
     for N in (9, 2):
         x = random(rng, (N, 6, 25, 24), dtype)
-        y = nn.conv(x, w, b, **options)
+        with conv_module.force_schedule("direct"):
+            y = nn.conv(x, w, b, **options)
+            y_without_bias = nn.conv(x, w, **options)
         assert y.shape == (N, 12, 13, 19)
         np.testing.assert_allclose(y, conv_reference(x, w, b, (2, 1), (2, 1, 0, 3), (1, 2)),
                                    **TOL[dtype])
-        np.testing.assert_allclose(nn.conv(x, w, **options),
+        np.testing.assert_allclose(y_without_bias,
                                    conv_reference(x, w, None, (2, 1), (2, 1, 0, 3), (1, 2)),
                                    **TOL[dtype])
 
@@ -212,64 +344,48 @@ def test_direct_data_derivative_of_stride_1_matches_the_gemm(monkeypatch, dtype)
     x, w = random(rng, (3, 10, 20, 21), dtype), random(rng, (12, 5, 3, 5), dtype)
     options = dict(pad=(1, 2, 3, 0), dilate=(2, 1))
     geometry = conv_module.conv_geometry("conv", x, w, None, 1, (1, 2, 3, 0), (2, 1))
-    transposed = conv_module._transposed_geometry(geometry)
+    transposed = schedules_module.transposed_geometry(geometry)
     assert (transposed.pt, transposed.pb, transposed.pl, transposed.pr) == (3, 2, 1, 4)
-    assert conv_module._direct_data_derivative(np, geometry, transposed, dtype)
-    calls = []
-    direct_kernel = conv_module._data_derivative_direct
-    monkeypatch.setattr(conv_module, "_data_derivative_direct",
-                        lambda *args: calls.append(1) or direct_kernel(*args))
+    assert conv_module.choose_data_derivative(geometry, dtype).name == "direct"
     dy = random(rng, nn.conv(x, w, **options).shape, dtype)
+    calls, call_cpu = [], kernels.call_cpu
+    monkeypatch.setattr(kernels, "call_cpu", lambda name, *args: calls.append(name)
+                        or call_cpu(name, *args))
     direct = nn.conv(x, w, dzdy=dy, **options)
     convt_direct = nn.convt(dy, w, crop=(1, 2, 3, 0), num_groups=2)
-    assert len(calls) == 2
-    use_cpu_path(monkeypatch, "one GEMM")
-    gemm = nn.conv(x, w, dzdy=dy, **options)
+    assert calls.count("conv_forward_direct") == 2         # conv's dx, then convt's forward
+    with conv_module.force_schedule("chunk products", data_derivative="col2im"):
+        gemm = nn.conv(x, w, dzdy=dy, **options)
+        convt_gemm = nn.convt(dy, w, crop=(1, 2, 3, 0), num_groups=2)
     np.testing.assert_allclose(direct[0], gemm[0], **TOL[dtype])
     np.testing.assert_allclose(direct[1], gemm[1], **TOL[dtype])
-    np.testing.assert_allclose(convt_direct, nn.convt(dy, w, crop=(1, 2, 3, 0), num_groups=2),
-                               **TOL[dtype])
-
-
-@pytest.mark.parametrize("x_shape, w_shape, stride, pad, units", [
-    ((100, 20, 12, 12), (50, 20, 5, 5), 1, 0, True),         # small images
-    ((16, 64, 56, 56), (64, 64, 3, 3), 1, 1, True),          # direct forward, 7 MiB of patches
-    ((32, 3, 224, 224), (64, 3, 7, 7), 2, 3, True),
-    ((2, 64, 224, 224), (64, 64, 3, 3), 1, 1, False),        # 110 MiB of patches per image
-    ((16, 256, 56, 56), (128, 256, 1, 1), 2, 0, False),      # forward by NumPy's GEMM
-])
-def test_derivatives_stay_in_openmps_threads_beside_a_direct_forward(x_shape, w_shape, stride,
-                                                                     pad, units):
-    x, w = np.empty(x_shape, np.float32), np.empty(w_shape, np.float32)
-    geometry = conv_module.conv_geometry("conv", x, w, None, stride, pad, 1)
-    assert conv_module._units_for_backward(np, geometry, np.float32) == units
+    np.testing.assert_allclose(convt_direct, convt_gemm, **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_units_of_one_larger_image_give_the_gemms_derivatives(monkeypatch, dtype):
+def test_units_of_one_larger_image_give_the_gemms_derivatives(dtype):
     """Images past UNIT_PATCH_BYTES (900 KiB of patches each in float32), stride 2 so that dx
     comes from the units too."""
     rng = np.random.default_rng(18)
     x, w = random(rng, (3, 16, 80, 40), dtype), random(rng, (8, 16, 3, 3), dtype)
     geometry = conv_module.conv_geometry("conv", x, w, None, (2, 1), 1, 1)
-    assert not conv_module._small_images_on_cpu(np, geometry, dtype)
-    assert conv_module._units_for_backward(np, geometry, dtype)
+    assert schedules_module._patch_bytes(geometry, x.itemsize) > schedules_module.UNIT_PATCH_BYTES
+    assert conv_module.choose_schedule(geometry, dtype).name == "direct"
     dy = random(rng, nn.conv(x, w, stride=(2, 1), pad=1).shape, dtype)
     units = nn.conv(x, w, stride=(2, 1), pad=1, dzdy=dy)
-    use_cpu_path(monkeypatch, "one GEMM")
-    for got, want in zip(units[:2], nn.conv(x, w, stride=(2, 1), pad=1, dzdy=dy)[:2]):
+    with conv_module.force_schedule("chunk products"):
+        gemm = nn.conv(x, w, stride=(2, 1), pad=1, dzdy=dy)
+    for got, want in zip(units[:2], gemm[:2]):
         np.testing.assert_allclose(got, want, **TOL[dtype])
 
 
 def test_small_images_leave_the_data_derivative_to_the_direct_kernel(monkeypatch):
     """When the direct kernel gave dx, the units compute only dw (not dx a second time)."""
-    from autonn import kernels
     rng = np.random.default_rng(17)
     x, w, dy = random(rng, (4, 8, 10, 10)), random(rng, (8, 8, 3, 3)), random(rng, (4, 8, 10, 10))
     geometry = conv_module.conv_geometry("conv", x, w, None, 1, 1, 1)
-    assert conv_module._small_images_on_cpu(np, geometry, x.dtype)
-    assert conv_module._direct_data_derivative(
-        np, geometry, conv_module._transposed_geometry(geometry), x.dtype)
+    assert conv_module.choose_schedule(geometry, x.dtype).name == "direct"
+    assert conv_module.choose_data_derivative(geometry, x.dtype).name == "direct"
     calls, call_cpu = [], kernels.call_cpu
     monkeypatch.setattr(kernels, "call_cpu", lambda name, *args: calls.append((name, args))
                         or call_cpu(name, *args))
@@ -278,6 +394,22 @@ def test_small_images_leave_the_data_derivative_to_the_direct_kernel(monkeypatch
     need_dx, need_dw = calls[1][1][5:7]
     assert (need_dx, need_dw) == (0, 1)
     np.testing.assert_allclose(np.vdot(x, dx), np.vdot(nn.conv(x, w, pad=1), dy), rtol=1e-10)
+
+
+def test_the_drivers_get_the_geometry_by_field_name():
+    """The C drivers' an_conv_geometry is filled field by field from the ConvGeometry of the
+    same names (every field distinct here, so a swap would show), and cffi refuses a name the
+    struct does not have."""
+    geometry = conv_module.ConvGeometry(N=2, C=6, H=30, W=31, K=9, G=3, kh=5, kw=4, Ho=7, Wo=11,
+                                        sh=3, sw=2, pt=1, pb=0, pl=8, pr=0, dh=12, dw=13)
+    struct = schedules_module.c_geometry(geometry)
+    fields = [name for name, _ in kernels.cpu_library().ffi.typeof(struct[0]).fields]
+    assert fields == ["N", "C", "H", "W", "K", "G", "Ho", "Wo", "kh", "kw", "sh", "sw", "pt",
+                      "pl", "dh", "dw"]
+    assert {name: getattr(struct, name) for name in fields} == {
+        name: getattr(geometry, name) for name in fields}
+    with pytest.raises(KeyError, match="sx"):
+        kernels.cpu_library().ffi.new("an_conv_geometry *", {"sx": 1})
 
 
 @st.composite
@@ -289,30 +421,42 @@ def direct_cases(draw):
 @given(geometry=direct_cases())
 def test_direct_kernel_fuzz_matches_the_formula(geometry):
     with pytest.MonkeyPatch.context() as monkeypatch:
-        use_cpu_path(monkeypatch, "direct")
-        monkeypatch.setattr(conv_module, "DIRECT_BAND_BYTES", geometry["band_bytes"])
-        check_conv_fuzz_case(geometry)
+        monkeypatch.setattr(schedules_module, "DIRECT_BAND_BYTES", geometry["band_bytes"])
+        check_conv_fuzz_case(geometry, "direct")
 
 
-@pytest.mark.parametrize("x_shape, w_shape, stride, pad, direct", [
-    ((100, 1, 28, 28), (20, 1, 5, 5), 1, 0, True),          # LeNet
-    ((100, 20, 12, 12), (50, 20, 5, 5), 1, 0, True),
-    ((32, 3, 224, 224), (64, 3, 7, 7), 2, 3, True),         # RGB stem
-    ((16, 64, 56, 56), (64, 64, 3, 3), 1, 1, True),         # VGG
-    ((16, 64, 56, 56), (64, 1, 3, 3), 1, 1, True),          # depthwise
-    ((16, 64, 56, 56), (128, 64, 1, 1), 2, 0, False),       # windows that barely overlap
-    ((16, 64, 56, 56), (128, 64, 3, 3), 2, 1, False),
-    ((16, 32, 56, 56), (64, 32, 3, 3), 2, 1, False),
-    ((16, 16, 56, 56), (32, 16, 5, 5), 2, 2, True),
-    ((16, 64, 56, 56), (64, 64, 2, 2), 1, 0, True),
-    ((16, 256, 14, 14), (256, 256, 3, 3), 1, 1, False),     # large filters: a thick GEMM
-    ((100, 64, 4, 4), (64, 64, 3, 3), 1, 1, False),         # rows of 4 in vectors of 8
-])
-def test_the_cpu_computes_directly_where_that_measured_faster(x_shape, w_shape, stride, pad,
-                                                             direct):
+# The automatic choice for named layers (float32, with scipy-openblas32's BLAS for C): which
+# schedule, and where conv's dx comes from. The direct forward is taken where it measured
+# faster than im2col's GEMM (see convolution_schedules.direct_forward_measured_faster), its
+# derivatives in units up to 16 MiB of patches per image.
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad, schedule, data_derivative", [
+    ((100, 1, 28, 28), (20, 1, 5, 5), 1, 0, "direct", "col2im"),         # LeNet conv1
+    ((100, 20, 12, 12), (50, 20, 5, 5), 1, 0, "direct", "col2im"),       # LeNet conv2
+    ((100, 50, 4, 4), (500, 50, 4, 4), 1, 0, "fully connected", "col2im"),   # LeNet fc
+    ((32, 3, 224, 224), (64, 3, 7, 7), 2, 3, "direct", "col2im"),        # RGB stem
+    ((16, 64, 56, 56), (64, 64, 3, 3), 1, 1, "direct", "direct"),        # VGG, 7 MiB of patches
+    ((2, 64, 224, 224), (64, 64, 3, 3), 1, 1,                            # 110 MiB of patches
+     "direct + image products", "direct"),
+    ((16, 64, 56, 56), (64, 1, 3, 3), 1, 1, "direct", "direct"),         # depthwise
+    ((16, 256, 56, 56), (64, 256, 1, 1), 1, 0, "pointwise", "col2im"),   # ResNet 1x1
+    ((16, 64, 56, 56), (128, 64, 1, 1), 2, 0, "units", "col2im"),        # windows that barely
+    ((16, 64, 56, 56), (128, 64, 3, 3), 2, 1, "image products", "col2im"),   # overlap
+    ((16, 32, 56, 56), (64, 32, 3, 3), 2, 1, "image products", "col2im"),
+    ((16, 16, 56, 56), (32, 16, 5, 5), 2, 2, "direct", "col2im"),
+    ((16, 64, 56, 56), (64, 64, 2, 2), 1, 0, "direct", "direct"),
+    ((16, 256, 14, 14), (256, 256, 3, 3), 1, 1, "chunk products", "col2im"),  # large filters
+    ((100, 64, 4, 4), (64, 64, 3, 3), 1, 1, "units", "col2im"),          # rows of 4 in vectors
+])                                                                       # of 8
+def test_the_automatic_choice_takes_what_measured_fastest_for_named_layers(
+        x_shape, w_shape, stride, pad, schedule, data_derivative):
     x, w = np.empty(x_shape, np.float32), np.empty(w_shape, np.float32)
     geometry = conv_module.conv_geometry("conv", x, w, None, stride, pad, 1)
-    assert conv_module._direct_on_cpu(np, geometry, np.float32) == direct
+    assert conv_module.choose_schedule(geometry, np.float32).name == schedule
+    assert conv_module.choose_data_derivative(geometry, np.float32).name == data_derivative
+    # the GPU runs the single products, or chunks with one product each
+    on_gpu = schedule if schedule in ("fully connected", "pointwise") else "chunk products"
+    assert conv_module.choose_schedule(geometry, np.float32, device="gpu").name == on_gpu
+    assert conv_module.choose_data_derivative(geometry, np.float32, device="gpu").name == "col2im"
 
 
 def test_pointwise_fast_path_matches_the_formula():
@@ -341,21 +485,22 @@ def test_window_exactly_fitting_the_padded_input_gives_one_pixel():
                                rtol=1e-10)
 
 
-@pytest.mark.parametrize("path", ["per-image", "one GEMM"])
-def test_conv_splits_large_batches_into_chunks_without_changing_the_result(monkeypatch, path):
+@pytest.mark.parametrize("schedule", ["image products", "chunk products"])
+def test_conv_splits_large_batches_into_chunks_without_changing_the_result(monkeypatch,
+                                                                           schedule):
     rng = np.random.default_rng(4)
     x, w, b = random(rng, (7, 3, 6, 6)), random(rng, (4, 3, 3, 3)), random(rng, (4,))
-    use_cpu_path(monkeypatch, path)
-    y = nn.conv(x, w, b, pad=1)
-    dy = random(rng, y.shape)
-    expected = nn.conv(x, w, b, pad=1, dzdy=dy)
-    per_image = 3 * 9 * 36 * 8
-    monkeypatch.setattr(conv_module, "PATCH_BUFFER_BYTES", 2 * per_image)   # chunks of 2 images
-    geometry = conv_module.conv_geometry("conv", x, w, b, 1, 1, 1)
-    assert [n for _, n in conv_module._chunks(geometry, 8)] == [2, 2, 2, 1]
-    np.testing.assert_allclose(nn.conv(x, w, b, pad=1), y, rtol=1e-12)
-    for got, want in zip(nn.conv(x, w, b, pad=1, dzdy=dy), expected):
-        np.testing.assert_allclose(got, want, rtol=1e-12)
+    with conv_module.force_schedule(schedule, data_derivative="col2im"):
+        y = nn.conv(x, w, b, pad=1)
+        dy = random(rng, y.shape)
+        expected = nn.conv(x, w, b, pad=1, dzdy=dy)
+        per_image = 3 * 9 * 36 * 8
+        monkeypatch.setattr(schedules_module, "PATCH_BUFFER_BYTES", 2 * per_image)  # 2 images
+        geometry = conv_module.conv_geometry("conv", x, w, b, 1, 1, 1)
+        assert [n for _, n in schedules_module._chunks(geometry, 8)] == [2, 2, 2, 1]
+        np.testing.assert_allclose(nn.conv(x, w, b, pad=1), y, rtol=1e-12)
+        for got, want in zip(nn.conv(x, w, b, pad=1, dzdy=dy), expected):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -410,23 +555,30 @@ def conv_geometries(draw):
                 pad=pad, dilate=(dh, dw), seed=draw(st.integers(0, 2**16)))
 
 
-@pytest.mark.parametrize("path", ["direct", "units", "one GEMM"])
+@pytest.mark.parametrize("schedule", GENERAL_SCHEDULES)
 @settings(max_examples=40, deadline=None)
 @given(geometry=conv_geometries())
-def test_conv_fuzz_matches_formula_and_its_backward_is_the_adjoint(path, geometry):
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        use_cpu_path(monkeypatch, path)
-        check_conv_fuzz_case(geometry)
+def test_conv_fuzz_matches_formula_and_its_backward_is_the_adjoint(schedule, geometry):
+    check_conv_fuzz_case(geometry, schedule)
 
 
-def check_conv_fuzz_case(geometry):
+def check_conv_fuzz_case(geometry, schedule):
+    """conv under the forced schedule against the loops; the direct schedules take conv's dx
+    from the direct kernel too wherever it is a convolution (stride 1), the others from col2im."""
     rng = np.random.default_rng(geometry["seed"])
     x, w = random(rng, geometry["x"]), random(rng, geometry["w"])
     options = {k: geometry[k] for k in ("stride", "pad", "dilate")}
-    y = nn.conv(x, w, **options)
+    shape = conv_module.conv_geometry("conv", x, w, None, *options.values())
+    direct_dx = (schedule.startswith("direct")
+                 and schedules_module.transposed_geometry(shape) is not None)
+    with conv_module.force_schedule(schedule,
+                                    data_derivative="direct" if direct_dx else "col2im"):
+        y = nn.conv(x, w, **options)
+        dy = random(rng, y.shape)
+        dx, dw, _ = nn.conv(x, w, dzdy=dy, **options)
     np.testing.assert_allclose(y, conv_reference(x, w, None, **options), rtol=1e-9, atol=1e-9)
-    dy = random(rng, y.shape)
-    dx, dw, _ = nn.conv(x, w, dzdy=dy, **options)
+    for got, want in zip((dx, dw), conv_reference_derivatives(x, w, dy, **options)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
     # conv is linear in x and in w: <conv(x, w), dy> = <x, dx> = <w, dw>
     inner = np.vdot(y, dy)
     np.testing.assert_allclose(np.vdot(x, dx), inner, rtol=1e-9, atol=1e-9)
