@@ -1,16 +1,27 @@
-"""Turn a tape into straight-line Python: the fast way to walk it.
+"""Turn a tape into straight-line Python: the fast way to walk it, and the only one.
 
 A loop over step objects pays, per step, for list indexing, attribute lookups and argument
 packing; for small arrays that costs more than the arithmetic. This module writes the same steps
 as one Python function per pass, with every slot a local variable and every step function a
 closure variable, so a step costs one call. The generated source is the tape, spelled out
-(``print(net.tape.python_source())`` shows it); it is regenerated whenever the tape is edited.
-An error inside it is mapped back, through its line number, to the step that raised it.
+(``print(net.tape.python_source())`` shows it); :class:`autonn.Net` regenerates it when its tape
+is edited. An error inside it is mapped back, through its line number, to the step that raised.
+
+A forward step is ``v3 = f0(v1, v2, **o0)``. A backward step calls the derivative functions its
+op made for it (:meth:`autonn.ops.Op.derivative_functions`, stored in the step's ``calls``) and
+does only what an executor must: skip the step when its output received no derivative, add each
+result into its target slot, free what ``conserve_memory`` planned::
+
+    if d3 is not None:
+        u0 = b0_0(d3, v3, v1, v2, **o0)
+        if u0 is not None: d1 = u0 if d1 is None else d1 + u0
+
+With ``trace`` (``AUTONN_DEBUG=1``), the same code also calls ``trace(step, results)`` after
+every step, :func:`trace_step` by default: debugging runs the very steps a normal run does.
 """
 
-import numpy as np
-
-from .backend import array_module
+import sys
+import time
 
 
 class GeneratedPass:
@@ -31,8 +42,9 @@ class GeneratedPass:
         return None, {}
 
 
-def forward_pass(steps, test):
-    """``run(values)``: the forward steps, reading and writing the slot list ``values``."""
+def forward_pass(steps, test, trace=None):
+    """``run(values)``: the forward steps, reading and writing the slot list ``values``;
+    ``trace(step, outputs)`` is called after each step when given."""
     writer = _Writer()
     produced = {o for step in steps for o in step.outputs}
     read = sorted({i for step in steps for i in step.inputs} - produced)
@@ -44,6 +56,9 @@ def forward_pass(steps, test):
             args += (", " if args else "") + f"**{writer.closure(f'o{k}', step.options)}"
         targets = ", ".join(f"v{o}" for o in step.outputs)
         body.append((f"{targets} = {function}({args})", step))
+        if trace is not None:
+            body.append((_trace_call(writer, trace, k, step, [f"v{o}" for o in step.outputs]),
+                         step))
         for slot in (step.free_test if test else step.free):
             body.append((f"v{slot} = None", step))
     lines = [f"v{i} = values[{i}]" for i in read]
@@ -54,8 +69,9 @@ def forward_pass(steps, test):
     return writer.build("forward", "values", lines_with_steps)
 
 
-def backward_pass(steps):
-    """``run(values, ders)``: the backward steps, accumulating into the slot list ``ders``."""
+def backward_pass(steps, trace=None):
+    """``run(values, ders)``: the backward steps, accumulating into the slot list ``ders``;
+    ``trace(step, derivatives)`` is called after each step that ran, when given."""
     writer = _Writer()
     value_slots, der_slots = set(), set()
     body = []
@@ -63,42 +79,29 @@ def backward_pass(steps):
         value_slots.update(step.inputs)
         value_slots.update(step.outputs)
         der_slots.update(step.outputs)
-        der_slots.update(slot for _, _, slot in step.grads)
-        args = ", ".join(f"v{i}" for i in step.inputs)
+        der_slots.update(slot for _, slot in step.targets)
+        args = "".join(f", v{i}" for i in step.inputs)
         options = f", **{writer.closure(f'o{k}', step.options)}" if step.options else ""
-        if len(step.outputs) == 1:
-            out = step.outputs[0]
-            body.append((f"g = d{out}", step))
-            body.append(("if g is not None:", step))
-            y = f"v{out}"
+        if step.multiple_outputs:
+            body.append(("if " + " or ".join(f"d{o} is not None" for o in step.outputs) + ":",
+                         step))
+            dzdy = _tuple_text([f"d{o}" for o in step.outputs])
+            y = _tuple_text([f"v{o}" for o in step.outputs])
         else:
-            zeros = writer.closure("zeros_like", _zeros_like)
-            ders = ", ".join(f"d{o}" for o in step.outputs)
-            body.append((f"if any(d is not None for d in ({ders},)):", step))
-            body.append(("    g = (" + ", ".join(
-                f"d{o} if d{o} is not None else {zeros}(v{o})" for o in step.outputs) + ",)",
-                step))
-            y = "(" + ", ".join(f"v{o}" for o in step.outputs) + ",)"
-        if step.uses_backward:
-            backward = writer.closure(f"b{k}", step.op.backward_fn)
-            extra = ""
-            if step.pass_output:
-                extra += f", y={y}"
-            if step.op.backward_accepts_need:
-                extra += f", need={writer.closure(f'n{k}', step.need)}"
-            sep = ", " if args else ""
-            body.append((f"    t = {backward}({args}{sep}g{options}{extra})", step))
-            body.append(("    if type(t) is not tuple and type(t) is not list: t = (t,)", step))
-            for _, position, slot in step.grads:
-                body.append((f"    u = t[{position}]", step))
-                body.append((f"    if u is not None: d{slot} = u if d{slot} is None "
-                              f"else d{slot} + u", step))
-        else:
-            for j, (rule, position, slot) in enumerate(step.grads):
-                rule_name = writer.closure(f"r{k}_{j}", rule)
-                sep = ", " if args else ""
-                body.append((f"    u = {rule_name}(g, {y}{sep}{args}{options})", step))
-                body.append((f"    d{slot} = u if d{slot} is None else d{slot} + u", step))
+            body.append((f"if d{step.outputs[0]} is not None:", step))
+            dzdy, y = f"d{step.outputs[0]}", f"v{step.outputs[0]}"
+        results = []
+        for j, (function, targets) in enumerate(step.calls):
+            function = writer.closure(f"b{k}_{j}", function)
+            names = [f"u{len(results) + t}" for t in range(len(targets))]
+            assign = f"{', '.join(names)} = " if names else ""
+            body.append((f"    {assign}{function}({dzdy}, {y}{args}{options})", step))
+            for u, (_, slot) in zip(names, targets):
+                add = f"    if {u} is not None: d{slot} = {u} if d{slot} is None else d{slot} + {u}"
+                body.append((add, step))
+            results += names
+        if trace is not None:
+            body.append(("    " + _trace_call(writer, trace, k, step, results), step))
         for slot in step.free_values:
             body.append((f"v{slot} = None", step))
         for slot in step.free_ders:
@@ -110,6 +113,31 @@ def backward_pass(steps):
     lines += [(f"values[{s}] = v{s}", None) for s in freed_values]
     lines += [(f"ders[{s}] = d{s}", None) for s in sorted(der_slots)]
     return writer.build("backward", "values, ders", lines)
+
+
+def trace_step(step, results):
+    """The ``AUTONN_DEBUG`` trace: a timestamp, the step and its results' shapes, on stderr."""
+    shapes = ", ".join(describe_value(r) for r in results)
+    print(f"[autonn {time.perf_counter():.6f}] {step!r} -> {shapes}", file=sys.stderr)
+
+
+def describe_value(value):
+    """``float32[2, 3]`` for an array, ``None``, or the repr of anything else."""
+    if value is None:
+        return "None"
+    if hasattr(value, "shape"):
+        return f"{getattr(value, 'dtype', '')}{list(value.shape)}"
+    return repr(value)
+
+
+def _trace_call(writer, trace, k, step, results):
+    trace_name = writer.closure("trace", trace)
+    step_name = writer.closure(f"s{k}", step)
+    return f"{trace_name}({step_name}, {_tuple_text(results)})"
+
+
+def _tuple_text(names):
+    return "(" + ", ".join(names) + ("," if len(names) == 1 else "") + ")"
 
 
 class _Writer:
@@ -136,7 +164,3 @@ class _Writer:
         exec(compile(source, f"<autonn {name} pass>", "exec"), namespace)  # noqa: S102
         function = namespace["make"](*[self.closures[n] for n in names])
         return GeneratedPass(function, source, line_steps)
-
-
-def _zeros_like(value):
-    return array_module(value).zeros_like(value) if value is not None else np.zeros(())

@@ -129,16 +129,13 @@ def _backward_steps(forward, requires_der, output_slots):
     for step in reversed(forward):
         if not any(o in receives for o in step.outputs) or not step.op.differentiable:
             continue
-        grads = []
-        for position, slot in enumerate(step.inputs):
-            if requires_der[slot] and step.op.has_derivative(position):
-                rule = step.op.vjp_for(position)
-                grads.append((rule, position, slot))
-        if not grads:
+        targets = [(position, slot) for position, slot in enumerate(step.inputs)
+                   if requires_der[slot] and step.op.has_derivative(position)]
+        if not targets:
             continue
         steps.append(BackwardStep(step.name, step.op, step.inputs, step.outputs, step.options,
-                                  step.source, grads))
-        receives.update(slot for _, _, slot in grads)
+                                  step.source, targets))
+        receives.update(slot for _, slot in targets)
     return steps
 
 

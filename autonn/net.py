@@ -1,12 +1,21 @@
 """``Net``: the runtime. It compiles an implicit graph into a tape once
 (:func:`autonn.compiler.compile_graph`), then evaluates it many times: :meth:`Net.eval` is a
 tight loop over the tape's flat lists of steps, run as generated Python
-(:mod:`autonn.codegen`).
+(:mod:`autonn.codegen`). Every backward step calls the derivative functions its op made
+(:meth:`autonn.ops.Op.derivative_functions`); the net only adds the results up.
+
+The generated passes are cached and made again only when this net's own tape was edited
+(:attr:`autonn.tape.Tape.edits`) or the debug switch changed.
+
+Debugging: ``AUTONN_DEBUG=1`` in the environment (read at import into the module attribute
+``autonn.net.DEBUG``, which may also be set at run time, e.g. with ``monkeypatch``) runs the same
+generated code with a call after every forward and backward step that prints the step and the
+shapes of its results, with a timestamp, to stderr (:func:`autonn.codegen.trace_step`). In both
+modes an exception inside a step is re-raised naming the op, the layer, the line that created it
+and the shapes of the step's inputs.
 """
 
 import os
-import sys
-import time
 
 import numpy as np
 
@@ -16,10 +25,9 @@ from .layer import Input, Layer, Param, first_user_frame, sequential_names, topo
 from .layer import workspace_names
 from .receptive_fields import net_receptive_fields
 from .summary import net_summary
-from .tape import edit_count
 
 MODES = ("normal", "test", "forward", "backward")
-# AUTONN_DEBUG=1: interpret the tape step by step, printing each step and its results.
+# Trace every step of every Net as it runs (see the module docstring).
 DEBUG = os.environ.get("AUTONN_DEBUG", "") not in ("", "0")
 
 
@@ -131,13 +139,12 @@ class Net:
         return given
 
     def _run_forward(self, test):
-        if DEBUG:
-            return self._interpret_forward(test)
         generated = self._generated_passes()["test" if test else "normal"]
         try:
             generated.function(self._values)
         except Exception as error:
             step, frame_locals = generated.step_at(error.__traceback__)
+            _keep_slots(frame_locals, "v", self._values)
             _reraise_at(step, error, [frame_locals.get(f"v{i}") for i in step.inputs]
                         if step else [])
 
@@ -150,16 +157,14 @@ class Net:
         self._pending_ders = {}
         if der_output is not None:
             self._seed(der_output)
-        if DEBUG:
-            self._interpret_backward()
-        else:
-            generated = self._generated_passes()["backward"]
-            try:
-                generated.function(self._values, ders)
-            except Exception as error:
-                step, frame_locals = generated.step_at(error.__traceback__)
-                _reraise_at(step, error, [frame_locals.get(f"v{i}") for i in step.inputs]
-                            if step else [], backward=True)
+        generated = self._generated_passes()["backward"]
+        try:
+            generated.function(self._values, ders)
+        except Exception as error:
+            step, frame_locals = generated.step_at(error.__traceback__)
+            _keep_slots(frame_locals, "d", ders)
+            _reraise_at(step, error, [frame_locals.get(f"v{i}") for i in step.inputs]
+                        if step else [], backward=True)
         for param, slot in self._param_slots:
             der = ders[slot]
             if der is None:
@@ -169,74 +174,19 @@ class Net:
             param.der = der
 
     def _generated_passes(self):
-        """The tape as generated Python (see :mod:`autonn.codegen`), redone after any edit."""
-        if self._generated is None or self._generated_at != edit_count():
+        """The tape as generated Python (see :mod:`autonn.codegen`), made again when this
+        net's tape was edited (or replaced) or the debug switch changed."""
+        tape = self.tape
+        if (self._generated is None or self._generated_at[0] is not tape
+                or self._generated_at[1] != tape.edits or self._generated_at[2] != DEBUG):
+            trace = codegen.trace_step if DEBUG else None
             self._generated = {
-                "normal": codegen.forward_pass(self.tape.forward, test=False),
-                "test": codegen.forward_pass(self.tape.forward, test=True),
-                "backward": codegen.backward_pass(self.tape.backward),
+                "normal": codegen.forward_pass(tape.forward, test=False, trace=trace),
+                "test": codegen.forward_pass(tape.forward, test=True, trace=trace),
+                "backward": codegen.backward_pass(tape.backward, trace=trace),
             }
-            self._generated_at = edit_count()
+            self._generated_at = (tape, tape.edits, DEBUG)
         return self._generated
-
-    # The interpreted loops below do what the generated passes do, one step object at a time;
-    # AUTONN_DEBUG=1 selects them and prints every step as it runs.
-    def _interpret_forward(self, test):
-        values = self._values
-        step = None
-        try:
-            for step in self.tape.forward:
-                function = step.function_test if test else step.function
-                out = function(*[values[i] for i in step.inputs], **step.options)
-                _store(values, step, out)
-                _debug_print(step, [values[o] for o in step.outputs])
-                for slot in (step.free_test if test else step.free):
-                    values[slot] = None
-        except Exception as error:
-            _reraise_at(step, error, [values[i] for i in step.inputs])
-
-    def _interpret_backward(self):
-        values, ders = self._values, self._ders
-        step = None
-        try:
-            for step in self.tape.backward:
-                if step.multiple_outputs:
-                    dzdy = [ders[o] for o in step.outputs]
-                    if all(d is None for d in dzdy):
-                        continue
-                    dzdy = tuple(d if d is not None else _zeros_like(values[o])
-                                 for d, o in zip(dzdy, step.outputs))
-                    y = tuple(values[o] for o in step.outputs)
-                else:
-                    dzdy = ders[step.outputs[0]]
-                    if dzdy is None:
-                        continue
-                    y = values[step.outputs[0]]
-                args = [values[i] for i in step.inputs]
-                if step.uses_backward:
-                    extra = {}
-                    if step.pass_output:
-                        extra["y"] = y
-                    if step.op.backward_accepts_need:
-                        extra["need"] = step.need
-                    result = step.op.backward_fn(*args, dzdy, **step.options, **extra)
-                    if type(result) is not tuple and type(result) is not list:
-                        result = (result,)
-                    contributions = [(result[position], slot) for _, position, slot in step.grads]
-                else:
-                    contributions = [(rule(dzdy, y, *args, **step.options), slot)
-                                     for rule, _, slot in step.grads]
-                for d, slot in contributions:
-                    if d is not None:
-                        current = ders[slot]
-                        ders[slot] = d if current is None else current + d
-                _debug_print(step, [d for d, _ in contributions])
-                for slot in step.free_values:
-                    values[slot] = None
-                for slot in step.free_ders:
-                    ders[slot] = None
-        except Exception as error:
-            _reraise_at(step, error, [values[i] for i in step.inputs], backward=True)
 
     def _seed(self, der_output):
         if isinstance(der_output, (list, tuple)):
@@ -409,26 +359,19 @@ registration.provide("traced_derivatives", traced_derivatives)
 
 
 # ---------------------------------------------------------------------- helpers
-def _store(values, step, out):
-    if step.multiple_outputs:
-        if len(out) != len(step.outputs):
-            raise ValueError(f"returned {len(out)} outputs, expected {len(step.outputs)}")
-        for slot, value in zip(step.outputs, out):
-            values[slot] = value
-    else:
-        values[step.outputs[0]] = out
-
-
-def _debug_print(step, results):
-    shapes = ", ".join(_describe_value(r) for r in results)
-    print(f"[autonn {time.perf_counter():.6f}] {step!r} -> {shapes}", file=sys.stderr)
+def _keep_slots(frame_locals, prefix, slots):
+    """After an error, keep what the steps before it computed (``v3``/``d3`` locals of the
+    generated pass), so ``net.value``/``net.der`` show how far the pass got."""
+    for name, value in frame_locals.items():
+        if name[:1] == prefix and name[1:].isdigit():
+            slots[int(name[1:])] = value
 
 
 def _reraise_at(step, error, args, backward=False):
     """Re-raise an error from inside a step with the Layer's name, source line and shapes."""
     if step is None:
         raise error
-    shapes = ", ".join(_describe_value(a) for a in args)
+    shapes = ", ".join(codegen.describe_value(a) for a in args)
     phase = "backward of " if backward else ""
     message = (f"{phase}{step.op.name} layer '{step.name}' (created at {step.source}) with "
                f"inputs ({shapes}): {error}")
@@ -437,14 +380,6 @@ def _reraise_at(step, error, args, backward=False):
     except Exception:
         new_error = RuntimeError(message)
     raise new_error.with_traceback(error.__traceback__) from None
-
-
-def _describe_value(value):
-    if value is None:
-        return "None"
-    if hasattr(value, "shape"):
-        return f"{getattr(value, 'dtype', '')}{list(value.shape)}"
-    return repr(value)
 
 
 def _zeros_like(value):

@@ -6,7 +6,9 @@ An :class:`Op` bundles everything the rest of autonn needs to know about an oper
 - the derivative, given either as one ``backward(*inputs, dzdy, **options)`` returning a
   derivative per input (MatConvNet's projected derivative), or as per-input rules
   ``vjps[i](dzdy, y, *inputs, **options)`` (the style of HIPS autograd) so the tape computes only
-  the derivatives somebody needs;
+  the derivatives somebody needs; whichever form, :meth:`Op.derivative_functions` turns it into
+  the one convention that the compiled tape, eager ``dzdy=`` calls and the reference executor
+  all call;
 - which inputs the backward reads (``backward_needs_inputs``) and whether it reads the output
   (``backward_needs_output``): the compiler frees everything else under ``conserve_memory``;
 - an optional shape rule and an optional test-mode forward (dropout, batch normalisation).
@@ -22,17 +24,24 @@ are its options. Nothing here knows about the tape: the compiler in :mod:`autonn
 attributes once, at compile time.
 """
 
+import functools
 import inspect
 
 import numpy as np
 
 from . import registration
+from .backend import array_module
 
 REGISTRY = {}
 
 
 class Op:
     """An operation: forward, derivative, shape rule and what the backward pass needs.
+
+    The derivative is stated as ``backward`` or as per-input ``vjps``/``vjp``; the op alone
+    knows how to call either (the ``y=``/``need=`` extras, bare or tuple results, zeros for the
+    missing derivatives of a multi-output op, the count check): :meth:`derivative_functions`
+    gives the functions every executor calls and only adds up.
 
     Parameters
     ----------
@@ -60,7 +69,23 @@ class Op:
     forward_test : callable, optional
         Forward used in test mode; defaults to ``forward``.
     shape : callable, optional
-        ``shape(*input_shapes, **options)`` giving the output shape without computing it.
+        ``shape(*input_shapes, **options)`` giving the output shape without computing it (a
+        tuple of shapes for a multi-output op). Arrays come as their shapes, numbers as
+        themselves, absent inputs as ``None``. Every built-in op has one; without it
+        :meth:`output_shape` runs the forward on zeros.
+    receptive_field : str or callable, optional
+        How output pixels depend on input pixels (MatConvNet manual, ch. 5), read by
+        :mod:`autonn.receptive_fields`: ``'elementwise'`` (pixel i of the output reads pixel i
+        of each input: a 1 x 1 window), ``'none'`` (no sliding-window form: matmul, reshape,
+        sums over space) or ``rule(node)`` of the graph node (a Layer), returning one of those
+        two or a tuple with one entry per input: a ``ReceptiveField`` (the window through which
+        the output reads that input), ``'none'`` (read whole, as filters are) or ``None`` (only
+        its shape is read). Every built-in op has one; ``None`` (not declared: a custom op)
+        leaves the receptive field unknown.
+    matconvnet_types : tuple of str, optional
+        The MatConvNet blocks this op implements, spelt as MatConvNet's files spell them: SimpleNN
+        layer types (``'conv'``, ``'lrn'``) and DagNN block types (``'dagnn.Conv'``).
+        :mod:`autonn.simplenn` and :mod:`autonn.dagnn` find their blocks through them.
     input_names : tuple of str, optional
         Names of the inputs, used to name Params (``conv1_filters``); taken from the signature
         of ``forward`` when not given.
@@ -68,8 +93,8 @@ class Op:
 
     def __init__(self, name, forward, backward=None, *, vjps=None, vjp=None, num_outputs=1,
                  differentiable=True, backward_needs_inputs=None, backward_needs_output=False,
-                 backward_accepts_need=False, forward_test=None, shape=None, input_names=None,
-                 doc=None):
+                 backward_accepts_need=False, forward_test=None, shape=None, receptive_field=None,
+                 matconvnet_types=(), input_names=None, doc=None):
         if sum(f is not None for f in (backward, vjps, vjp)) > 1:
             raise TypeError(f"Op {name!r}: give only one of backward, vjps or vjp")
         self.name = name
@@ -85,6 +110,11 @@ class Op:
         self.backward_accepts_need = backward_accepts_need
         self.forward_test = forward_test or forward
         self.shape_rule = shape
+        if not (receptive_field in (None, "elementwise", "none") or callable(receptive_field)):
+            raise ValueError(f"Op {name!r}: receptive_field must be 'elementwise', 'none' or a "
+                             f"function of the node, got {receptive_field!r}")
+        self.receptive_field = receptive_field
+        self.matconvnet_types = tuple(matconvnet_types)
         self.__doc__ = doc or getattr(forward, "__doc__", None)
         self._signature = _signature_or_none(forward)
         self.input_names = tuple(input_names) if input_names else _positional_names(self._signature)
@@ -110,7 +140,11 @@ class Op:
         if need is None:
             need = tuple(x is not None for x in inputs)
         self._check_dzdy_dtype(inputs, dzdy)
-        y = self.forward(*inputs, **options) if self.backward_needs_output else None
+        # y is computed only when the backward reads it, or to size the zeros standing in for
+        # the missing dzdy of an op with several outputs.
+        missing = (self.num_outputs > 1 and type(dzdy) in (tuple, list)
+                   and any(d is None for d in dzdy))
+        y = self.forward(*inputs, **options) if self.backward_needs_output or missing else None
         ders = self.compute_derivatives(inputs, y, dzdy, options, need)
         return ders[0] if len(inputs) == 1 else ders
 
@@ -132,27 +166,54 @@ class Op:
             return
 
     def compute_derivatives(self, inputs, y, dzdy, options, need):
-        """All the needed input derivatives as a tuple (the reference executor uses this)."""
+        """The needed input derivatives, one entry per input (None where ``need`` is False or
+        the input has no derivative), through :meth:`derivative_functions` like the tape: eager
+        ``dzdy=`` calls and the reference executor use this."""
+        ders = [None] * len(inputs)
         if not self.differentiable:
-            return tuple(None for _ in inputs)
-        if self.vjps is not None or self.vjp is not None:
-            return tuple(self.vjp_for(i)(dzdy, y, *inputs, **options)
-                         if wanted and self.has_derivative(i) else None
-                         for i, wanted in enumerate(need))
-        if self.backward_fn is None:
+            return tuple(ders)
+        if self.backward_fn is None and self.vjps is None and self.vjp is None:
             raise NotImplementedError(f"op {self.name!r} has no derivative")
-        extra = {}
-        if self.backward_needs_output:
-            extra["y"] = y
-        if self.backward_accepts_need:
-            extra["need"] = tuple(need)
-        ders = self.backward_fn(*inputs, dzdy, **options, **extra)
-        if not isinstance(ders, (tuple, list)):
-            ders = (ders,)
-        if len(ders) != len(inputs):
-            raise ValueError(f"{self.name} backward: returned {len(ders)} derivatives for "
-                             f"{len(inputs)} inputs")
-        return tuple(d if wanted else None for d, wanted in zip(ders, need))
+        for positions, run in self.derivative_functions(need):
+            result = run(dzdy, y, *inputs, **options)
+            for position, der in zip(positions, (result,) if len(positions) == 1 else result):
+                ders[position] = der
+        return tuple(ders)
+
+    def derivative_functions(self, need):
+        """The one backward convention: how the retained values and ``dzdy`` become the
+        derivatives of the inputs ``need`` selects (a bool per input; inputs without a
+        derivative are left out).
+
+        Returns ``((positions, run), ...)``: ``run(dzdy, y, *inputs, **options)`` gives the
+        derivatives of the inputs at ``positions`` — bare for one position, a tuple in that
+        order for several. ``y`` is the forward output and ``dzdy`` its derivative: tuples for
+        an op with several outputs, where a missing derivative (None) counts as zeros shaped
+        like its output. Every executor calls these and only adds the results up: the
+        generated tape, eager ``dzdy=`` calls and the reference executor. How the op states its
+        derivative stays here:
+
+        - per-input rules: one ``run`` per needed input, the rule itself (no extra call on the
+          hot path); for several outputs, one ``run`` filling the missing ``dzdy`` first;
+        - one ``backward``: a single ``run`` calling it once, with ``y=``/``need=`` when the op
+          asks for them, making its bare result a tuple and checking that it gave one derivative
+          per input (a ValueError naming the op otherwise).
+        """
+        positions = tuple(i for i, wanted in enumerate(need) if wanted and self.has_derivative(i))
+        if not positions:
+            return ()
+        if self.vjps is not None or self.vjp is not None:
+            rules = tuple(self.vjp_for(i) for i in positions)
+            if self.num_outputs == 1:
+                return tuple(((p,), rule) for p, rule in zip(positions, rules))
+            run = _call_rules(rules)
+        elif self.backward_fn is not None:
+            run = _call_backward(self, positions, len(need))
+        else:
+            raise NotImplementedError(f"op {self.name!r} has no derivative")
+        if self.num_outputs > 1:
+            run = _fill_missing_dzdy(run, self.name, self.num_outputs)
+        return ((positions, run),)
 
     def vjp_for(self, index):
         """The rule ``f(dzdy, y, *inputs, **options)`` giving the derivative of input ``index``,
@@ -160,8 +221,7 @@ class Op:
         if self.vjps is not None:
             return self.vjps[index] if index < len(self.vjps) else None
         if self.vjp is not None:
-            vjp = self.vjp
-            return lambda dzdy, y, *inputs, **options: vjp(index, dzdy, y, *inputs, **options)
+            return functools.partial(self.vjp, index)  # a C-level call: cheaper than a lambda
         return None
 
     def has_derivative(self, index):
@@ -192,13 +252,14 @@ class Op:
     def output_shape(self, *input_shapes, **options):
         """The output shape(s) for the given input shapes (``None`` for absent inputs).
 
-        Uses the op's shape rule when it has one, and otherwise runs the forward on zeros.
+        Uses the op's shape rule when it has one, and otherwise (a custom op) runs the forward
+        on zeros. Shapes are tuples; anything else (a number, a constant) passes as itself.
         """
         if self.shape_rule is not None:
             return self.shape_rule(*input_shapes, **options)
-        dummies = [None if s is None else (s if _is_number(s) else np.zeros(s, np.float64))
-                   for s in input_shapes]
-        y = self.forward(*dummies, **options)
+        dummies = [np.zeros(s, np.float64) if isinstance(s, tuple) else s for s in input_shapes]
+        with np.errstate(all="ignore"):  # zeros make 0/0 and log(0): only the shape matters
+            y = self.forward(*dummies, **options)
         if self.num_outputs > 1:
             return tuple(np.shape(v) for v in y)
         return np.shape(y)
@@ -272,6 +333,65 @@ def op(function=None, *, name=None):
     return wrap(function) if function is not None else wrap
 
 
+# --------------------------------------------------------------------- the backward convention
+def _call_rules(rules):
+    """Per-input rules as one derivative function (see :meth:`Op.derivative_functions`)."""
+    if len(rules) == 1:
+        return rules[0]
+
+    def run(dzdy, y, *inputs, **options):
+        return tuple([rule(dzdy, y, *inputs, **options) for rule in rules])
+    return run
+
+
+def _call_backward(op, positions, num_inputs):
+    """An op's one ``backward(*inputs, dzdy, **options)`` as a derivative function: the
+    ``y=``/``need=`` extras it asks for, its result normalised to a tuple and counted."""
+    backward, name, needs_y = op.backward_fn, op.name, op.backward_needs_output
+    need = tuple(i in positions for i in range(num_inputs)) if op.backward_accepts_need else None
+    single = positions[0] if len(positions) == 1 else None
+    every = positions == tuple(range(num_inputs))
+
+    def run(dzdy, y, *inputs, **options):
+        # options is the fresh dict of this call's **options: adding to it is safe
+        if needs_y:
+            options["y"] = y
+        if need is not None:
+            options["need"] = need
+        ders = backward(*inputs, dzdy, **options)
+        if type(ders) is not tuple:
+            ders = tuple(ders) if type(ders) is list else (ders,)
+        if len(ders) != num_inputs:
+            raise ValueError(f"{name} backward: returned {len(ders)} derivatives for "
+                             f"{num_inputs} inputs")
+        if single is not None:
+            return ders[single]
+        return ders if every else tuple([ders[p] for p in positions])
+    return run
+
+
+def _fill_missing_dzdy(run, name, num_outputs):
+    """For an op with several outputs: a missing output derivative (None) becomes zeros."""
+    def run_with_zeros(dzdy, y, *inputs, **options):
+        if type(dzdy) not in (tuple, list) or len(dzdy) != num_outputs:
+            raise ValueError(f"{name} backward: dzdy must be a tuple with one derivative per "
+                             f"output ({num_outputs}), got {_describe(dzdy)}")
+        if any(d is None for d in dzdy):
+            dzdy = tuple(_zeros_like(v) if d is None else d for d, v in zip(dzdy, y))
+        return run(dzdy, y, *inputs, **options)
+    return run_with_zeros
+
+
+def _zeros_like(value):
+    return array_module(value).zeros_like(value) if value is not None else np.zeros(())
+
+
+def _describe(value):
+    if type(value) in (tuple, list):
+        return f"{type(value).__name__} of {len(value)}"
+    return f"{type(value).__name__} of shape {tuple(np.shape(value))}"
+
+
 # --------------------------------------------------------------------- helpers
 def contains_layer(values):
     """Whether any of ``values`` (or of a list or tuple among them, as ``concat`` takes) is a
@@ -285,10 +405,6 @@ def contains_layer(values):
         if type(value) in (list, tuple) and any(isinstance(v, layer) for v in value):
             return True
     return False
-
-
-def _is_number(value):
-    return isinstance(value, (int, float, complex, bool, np.number))
 
 
 def _signature_or_none(function):

@@ -3,7 +3,9 @@
 No slots, no optimisation, no memory planning: each Layer's value is computed from its inputs'
 values, then derivatives flow back in reverse topological order and add up where a variable fans
 out. It is slow and obviously right, which makes it the oracle the compiled tape is tested
-against.
+against. Derivatives come from the ops through the same convention as the tape's
+(:meth:`autonn.ops.Op.compute_derivatives`, built on ``Op.derivative_functions``), so what this
+checks is the compilation: slots, optimisation, accumulation and memory planning.
 """
 
 from .backend import array_module
@@ -61,14 +63,13 @@ def _backpropagate(layer, ders, values):
 
 
 def _accumulate_selector(selector, ders, values):
-    """Gather a selector's derivative into the tuple derivative of its multi-output node."""
+    """Gather a selector's derivative into the tuple derivative of its multi-output node (None
+    for outputs nobody differentiated: the op's derivative function makes those zeros)."""
     node = selector.inputs[0]
-    outputs = values[id(node)]
-    current = ders.get(id(node))
-    if current is None:
-        current = tuple(0 * _ones_like(v) for v in outputs)
-    current = list(current)
-    current[selector.index] = current[selector.index] + ders[id(selector)]
+    current = list(ders.get(id(node)) or [None] * len(values[id(node)]))
+    der = ders[id(selector)]
+    previous = current[selector.index]
+    current[selector.index] = der if previous is None else previous + der
     ders[id(node)] = tuple(current)
 
 

@@ -1,51 +1,108 @@
 """The compiled form of a network: flat lists of steps over numbered variable slots.
 
-``Tape.forward`` and ``Tape.backward`` are plain Python lists of :class:`ForwardStep` and
+``Tape.forward`` and ``Tape.backward`` are lists of :class:`ForwardStep` and
 :class:`BackwardStep`; a :class:`autonn.Net` only walks them. They are public on purpose: print a
 tape to read what a network does, or edit a step (swap its function, change an option) to
 experiment without rebuilding the graph.
 
 Slot ``k`` holds the value ``values[k]`` and the derivative ``ders[k]`` of one variable;
 ``names[k]`` says which. Constants live in slots too, so every step reads its inputs the same way.
+
+A backward step holds the derivative functions its op made for it
+(:meth:`autonn.ops.Op.derivative_functions`) and the slots their results are added into: how an
+op states its derivative (per-input rules, one ``backward``, several outputs) never reaches the
+executors.
+
+Each tape counts its own edits (:attr:`Tape.edits`): assigning a step's attribute, changing a
+list of steps or replacing one. A step knows the tapes whose lists it was put in (weakly, so a
+tape is still freed as soon as its net is), and a :class:`autonn.Net` regenerates the Python it
+runs only when its own tape's count moved: editing or compiling another net costs it nothing.
 """
+
+import weakref
 
 import numpy as np
 
 from . import codegen
 
-# Edits to any tape (a step's attribute, a list of steps) bump this count, so a Net knows when
-# the Python it generated from its tape is stale.
-_edits = [0]
-
-
-def edit_count():
-    return _edits[0]
-
 
 class StepList(list):
-    """A list of steps that records edits."""
+    """A tape's list of steps: every change counts as an edit of that tape, and the steps put
+    in it learn which tape to tell when they are edited."""
 
-    def _edited(method):
+    _tape = None  # weak reference to the owning Tape (None for a list no tape owns)
+
+    def __init__(self, steps=(), tape=None):
+        super().__init__(steps)
+        self._tape = weakref.ref(tape) if tape is not None else None
+        for step in self:
+            step._join(tape)
+
+    def _edited(self, new_steps=()):
+        tape = self._tape() if self._tape is not None else None
+        if tape is not None:
+            for step in new_steps:
+                step._join(tape)
+            tape._edited()
+
+    def __setitem__(self, index, value):
+        value = list(value) if isinstance(index, slice) else value
+        super().__setitem__(index, value)
+        self._edited(value if isinstance(index, slice) else (value,))
+
+    def __iadd__(self, steps):
+        steps = list(steps)
+        super().__iadd__(steps)
+        self._edited(steps)
+        return self
+
+    def append(self, step):
+        super().append(step)
+        self._edited((step,))
+
+    def extend(self, steps):
+        steps = list(steps)
+        super().extend(steps)
+        self._edited(steps)
+
+    def insert(self, index, step):
+        super().insert(index, step)
+        self._edited((step,))
+
+    def _removing(method):
         def wrapper(self, *args, **kwargs):
-            _edits[0] += 1
-            return method(self, *args, **kwargs)
+            result = method(self, *args, **kwargs)
+            self._edited()
+            return result
         wrapper.__name__ = method.__name__
         return wrapper
 
-    for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend",
-                  "insert", "pop", "remove", "clear", "sort", "reverse"):
-        locals()[_name] = _edited(getattr(list, _name))
-    del _name, _edited
+    # Steps taken out keep their tape: at worst it regenerates once more than it must.
+    for _name in ("__delitem__", "__imul__", "pop", "remove", "clear", "sort", "reverse"):
+        locals()[_name] = _removing(getattr(list, _name))
+    del _name, _removing
 
 
 class _Step:
-    """Base of the step classes: any attribute assignment counts as an edit."""
+    """Base of the step classes: assigning any attribute is an edit of the step's tapes."""
 
-    __slots__ = ()
+    __slots__ = ("_tapes",)
+
+    def __init__(self):
+        object.__setattr__(self, "_tapes", ())
 
     def __setattr__(self, name, value):
-        _edits[0] += 1
         object.__setattr__(self, name, value)
+        for ref in getattr(self, "_tapes", ()):  # unset while copy.copy restores a step
+            tape = ref()
+            if tape is not None:
+                tape._edited()
+
+    def _join(self, tape):
+        """Record that ``tape`` holds this step (a step copied into a second tape tells both)."""
+        if tape is not None and all(ref() is not tape for ref in self._tapes):
+            live = tuple(ref for ref in self._tapes if ref() is not None)
+            object.__setattr__(self, "_tapes", live + (weakref.ref(tape),))
 
 
 class ForwardStep(_Step):
@@ -59,6 +116,7 @@ class ForwardStep(_Step):
                  "source", "free", "free_test", "multiple_outputs")
 
     def __init__(self, name, op, inputs, outputs, options, source, function=None):
+        super().__init__()
         self.name = name
         self.op = op
         self.function = function or op.forward
@@ -84,35 +142,43 @@ class ForwardStep(_Step):
 class BackwardStep(_Step):
     """Derivatives of one forward step's inputs from the derivative of its output(s).
 
-    ``grads`` lists ``(rule, input_position, der_slot)``: with per-input rules (``vjp``),
-    ``rule(dzdy, y, *inputs, **options)`` is added into ``ders[der_slot]``; when the op has one
-    ``backward`` for all inputs, ``rule`` is None and that backward is called once with ``need``.
-    After the step, the value slots ``free_values`` and derivative slots ``free_ders`` are
-    released (``conserve_memory``).
+    ``calls`` lists ``(function, targets)`` pairs, the op's derivative functions
+    (:meth:`autonn.ops.Op.derivative_functions`) for the inputs this step differentiates;
+    ``targets`` holds ``(input_position, der_slot)`` pairs. The step runs
+    ``function(dzdy, y, *values[inputs], **options)``, which returns the derivatives of those
+    inputs (bare for one target, a tuple in order for several), and adds each into
+    ``ders[der_slot]``. ``dzdy`` and ``y`` are the output's derivative and value (tuples for
+    several outputs); the step is skipped when no output received a derivative. After the step,
+    the value slots ``free_values`` and derivative slots ``free_ders`` are released
+    (``conserve_memory``).
     """
 
-    __slots__ = ("name", "op", "inputs", "outputs", "options", "source", "grads",
-                 "uses_backward", "need", "pass_output", "free_values", "free_ders",
-                 "multiple_outputs")
+    __slots__ = ("name", "op", "inputs", "outputs", "options", "source", "calls",
+                 "free_values", "free_ders", "multiple_outputs")
 
-    def __init__(self, name, op, inputs, outputs, options, source, grads):
+    def __init__(self, name, op, inputs, outputs, options, source, targets):
+        super().__init__()
         self.name = name
         self.op = op
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
         self.options = options
         self.source = source
-        self.grads = tuple(grads)
-        self.uses_backward = grads[0][0] is None
-        positions = {position for _, position, _ in grads}
-        self.need = tuple(i in positions for i in range(len(self.inputs)))
-        self.pass_output = op.backward_needs_output
+        slot_of = dict(targets)
+        need = tuple(i in slot_of for i in range(len(self.inputs)))
+        self.calls = tuple((function, tuple((p, slot_of[p]) for p in positions))
+                           for positions, function in op.derivative_functions(need))
         self.free_values = ()
         self.free_ders = ()
         self.multiple_outputs = len(self.outputs) > 1
 
+    @property
+    def targets(self):
+        """Every ``(input_position, der_slot)`` this step adds a derivative into."""
+        return tuple(target for _, targets in self.calls for target in targets)
+
     def __repr__(self):
-        targets = ", ".join(f"d{slot}" for _, _, slot in self.grads)
+        targets = ", ".join(f"d{slot}" for _, slot in self.targets)
         douts = ", ".join(f"d{o}" for o in self.outputs)
         text = f"{targets} += {self.op.name}'({douts})"
         freed = [f"v{i}" for i in self.free_values] + [f"d{i}" for i in self.free_ders]
@@ -122,24 +188,42 @@ class BackwardStep(_Step):
 
 
 class Tape:
-    """The forward and backward step lists, the slot names and the constants."""
+    """The forward and backward step lists, the slot names and the constants.
+
+    ``edits`` counts the changes made to this tape since it was built (see the module
+    docstring); assigning ``forward`` or ``backward`` copies the steps into a new list of this
+    tape.
+    """
 
     def __init__(self, forward, backward, names, constants):
-        self.forward = StepList(forward)
-        self.backward = StepList(backward)
+        object.__setattr__(self, "_edits", 0)  # counted from here, restarted once built
+        self.forward = forward
+        self.backward = backward
         self.names = names
         self.constants = constants  # list of (slot, value) loaded before every evaluation
+        object.__setattr__(self, "_edits", 0)
+
+    @property
+    def edits(self):
+        """How many times this tape (its lists, its steps, its attributes) was edited."""
+        return self._edits
+
+    def _edited(self):
+        object.__setattr__(self, "_edits", self._edits + 1)
 
     def __setattr__(self, name, value):
-        if name in ("forward", "backward") and not isinstance(value, StepList):
-            value = StepList(value)
-        _edits[0] += 1
+        if name in ("forward", "backward"):
+            value = StepList(value, self)
         object.__setattr__(self, name, value)
+        self._edited()
 
-    def python_source(self):
-        """The Python that :class:`autonn.Net` generates from this tape and runs."""
-        return "\n".join(p.source for p in (codegen.forward_pass(self.forward, test=False),
-                                             codegen.backward_pass(self.backward)))
+    def python_source(self, debug=False):
+        """The Python that :class:`autonn.Net` generates from this tape and runs (with
+        ``debug``, as ``AUTONN_DEBUG=1`` runs it: a trace call after every step)."""
+        trace = codegen.trace_step if debug else None
+        return "\n".join(p.source for p in (
+            codegen.forward_pass(self.forward, test=False, trace=trace),
+            codegen.backward_pass(self.backward, trace=trace)))
 
     def __repr__(self):
         lines = ["forward:"]

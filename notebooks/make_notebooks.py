@@ -1082,8 +1082,8 @@ print("g per filter:    ", np.round(g.value.ravel(), 4)[:6])
 `print(net.tape)` lists the steps: `v7 = conv(v0, v5, v6, ...)` reads slots and writes one; the
 backward steps add into derivative slots (`d…`). Chains of `+`, `-` and scalar `*` are merged
 into one `weighted_sum`. The tape runs as generated straight-line Python, which
-`net.tape.python_source()` shows (set `AUTONN_DEBUG=1` to interpret it step by step instead,
-printing every step).
+`net.tape.python_source()` shows (set `AUTONN_DEBUG=1` to run the same code with a trace line
+after every step, printing each step and its result shapes).
 '''),
     code('''
 print(net.tape)

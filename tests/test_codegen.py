@@ -1,0 +1,109 @@
+"""The generated passes: AUTONN_DEBUG traces the very code a normal run executes, and errors in
+a step name its layer in both modes."""
+
+import re
+
+import numpy as np
+import pytest
+
+import autonn as an
+from autonn.ops import Op
+
+X = np.array([[0.1, 0.2], [-0.3, 0.4], [0.5, -0.6]])
+TRACE_LINE = re.compile(r"^\[autonn (\d+\.\d+)\] (.*) -> (.*)$")
+
+
+def small_net():
+    x = an.Input("x")
+    w = an.Param(np.array([[1.0, -2.0], [0.5, 3.0]]), name="w")
+    hidden = np.tanh(x @ w)
+    return an.Net((hidden * hidden).sum() + np.exp(x).mean()), w
+
+
+def results(net, w):
+    return net.value(net.outputs[0]), net.der("x").copy(), w.der.copy()
+
+
+def trace_lines(text):
+    return [TRACE_LINE.match(line) for line in text.splitlines() if line.startswith("[autonn")]
+
+
+def test_debug_traces_every_forward_and_backward_step_in_order(monkeypatch, capsys):
+    net, w = small_net()
+    net.eval({"x": X})
+    plain = results(net, w)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(an.net, "DEBUG", True)
+    net.eval({"x": X})
+    lines = trace_lines(capsys.readouterr().err)
+    steps = list(net.tape.forward) + list(net.tape.backward)
+    assert len(lines) == len(steps) and all(lines)
+    assert [m.group(2) for m in lines] == [repr(step) for step in steps]
+    times = [float(m.group(1)) for m in lines]
+    assert times == sorted(times)
+    assert lines[0].group(3) == "float64[3, 2]"   # x @ w
+    traced = results(net, w)
+    for a, b in zip(plain, traced):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_debug_runs_the_same_step_code_as_a_normal_run():
+    net, _ = small_net()
+    plain = net.tape.python_source()
+    traced = net.tape.python_source(debug=True)
+    assert "trace(" not in plain and traced.count("trace(s") == (len(net.tape.forward)
+                                                                  + len(net.tape.backward))
+    without_trace = [line for line in traced.splitlines() if "trace(s" not in line]
+    strip = [re.sub(r", s\d+|, trace|trace, ", "", line) for line in without_trace]
+    assert strip == plain.splitlines()
+
+
+def test_switching_debug_on_and_off_regenerates_the_passes(monkeypatch, capsys):
+    net, _ = small_net()
+    net.eval({"x": X})
+    monkeypatch.setattr(an.net, "DEBUG", True)
+    net.eval({"x": X}, mode="forward")
+    assert len(trace_lines(capsys.readouterr().err)) == len(net.tape.forward)
+    monkeypatch.setattr(an.net, "DEBUG", False)
+    net.eval({"x": X})
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_forward_error_names_the_layer_in_both_modes(monkeypatch, capsys, debug):
+    monkeypatch.setattr(an.net, "DEBUG", debug)
+    net, _ = small_net()
+    with pytest.raises(ValueError, match=r"matmul layer '.*' \(created at .*test_codegen.py:\d+\) "
+                                         r"with inputs \(float64\[3, 5\], float64\[2, 2\]\)"):
+        net.eval({"x": np.ones((3, 5))})
+
+
+failing = Op("test_codegen.failing", lambda x: 2 * x,
+             backward=lambda x, dzdy: (_ for _ in ()).throw(ArithmeticError("no derivative here")))
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_backward_error_names_the_layer_in_both_modes(monkeypatch, capsys, debug):
+    monkeypatch.setattr(an.net, "DEBUG", debug)
+    x = an.Input("x")
+    broken = failing(x)
+    net = an.Net(broken.sum())
+    with pytest.raises(ArithmeticError, match=r"backward of test_codegen.failing layer 'broken' "
+                                              r"\(created at .*test_codegen.py:\d+\) with inputs "
+                                              r"\(float64\[3, 2\]\): no derivative here"):
+        net.eval({"x": X})
+    if debug:  # every step up to the failing one ran and was traced
+        traced = [m.group(2) for m in trace_lines(capsys.readouterr().err)]
+        steps = list(net.tape.forward) + list(net.tape.backward)
+        assert traced == [repr(step) for step in steps[:-1]]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_values_computed_before_a_failing_step_stay_readable(monkeypatch, capsys, debug):
+    monkeypatch.setattr(an.net, "DEBUG", debug)
+    x = an.Input("x")
+    hidden = np.tanh(x)
+    net = an.Net((hidden @ np.ones((2, 2))).sum())
+    with pytest.raises(ValueError, match="matmul layer"):
+        net.eval({"x": np.ones((3, 5))})
+    np.testing.assert_array_equal(net.value("hidden"), np.tanh(np.ones((3, 5))))
