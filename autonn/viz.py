@@ -13,14 +13,14 @@ import html
 import math
 import shutil
 import subprocess
-import warnings
 
 import numpy as np
 
 from . import registration
+from .formatting import shape_text
 from .layer import Input, Layer, Param, Selector, topological_order
 from .net import Net
-from .summary import _inferred_shapes
+from .shapes import net_slot_shapes, variable_shapes
 
 __all__ = ["graph_svg", "imarraysc", "tile"]
 
@@ -103,31 +103,26 @@ def _graph_of(outputs, input_sizes):
 def _graph_of_layers(outputs, input_sizes):
     """One node per Layer; constants are left out (their values are not part of the graph)."""
     graph = _Graph()
-    shapes = {}
-    for layer in topological_order(outputs):
+    order = topological_order(outputs)
+    shapes = variable_shapes(outputs, {layer: input_sizes[layer.name] for layer in order
+                                       if isinstance(layer, Input)
+                                       and layer.name in input_sizes}, strict=False)
+    for layer in order:
         key = id(layer)
         if isinstance(layer, Input):
-            shape = input_sizes.get(layer.name)
-            shapes[key] = tuple(shape) if shape is not None else None
-            graph.add(_Node(key, "input", layer.name or "Input", _shape_label(shapes[key])))
+            graph.add(_Node(key, "input", layer.name or "Input", shape_text(shapes.get(layer))))
             continue
         if isinstance(layer, Param):
-            shapes[key] = tuple(np.shape(layer.value))
-            graph.add(_Node(key, "param", layer.name or "Param", _shape_label(shapes[key])))
+            graph.add(_Node(key, "param", layer.name or "Param", shape_text(shapes.get(layer))))
             continue
         if isinstance(layer, Selector):
             source = layer.inputs[0]
-            shape = shapes.get(id(source))
-            shapes[key] = shape[layer.index] if isinstance(shape, tuple) and shape and \
-                isinstance(shape[0], tuple) else None
             title = layer.name or f"output {layer.index}"
-            graph.add(_Node(key, "op", title, _shape_label(shapes[key])))
+            graph.add(_Node(key, "op", title, shape_text(shapes.get(layer))))
             graph.edges.append((id(source), key))
             continue
-        shapes[key] = _infer_shape(layer, shapes)
         title = f"{layer.name} = {layer.op.name}" if layer.name else layer.op.name
-        shape = shapes[key]
-        detail = _shape_label(shape) if layer.op.num_outputs == 1 else ""
+        detail = shape_text(shapes.get(layer)) if layer.op.num_outputs == 1 else ""
         graph.add(_Node(key, "op", title, detail))
         for x in layer.inputs:
             if isinstance(x, Layer) and id(x) in graph.index:
@@ -141,9 +136,7 @@ def _graph_of_tape(net, input_sizes):
     constants = {slot for slot, _ in tape.constants}
     layers = net._compiled.layer_at
     values = getattr(net, "_values", None) or [None] * len(tape.names)
-    inferred = {}
-    if input_sizes:
-        inferred = _inferred_shapes(net, input_sizes)
+    inferred = net_slot_shapes(net, input_sizes) if input_sizes else {}
 
     def shape_of(slot):
         value = values[slot] if slot < len(values) else None
@@ -163,14 +156,14 @@ def _graph_of_tape(net, input_sizes):
             continue
         # Neither a constant nor computed by a step: a Param, or a value fed from outside.
         kind = "param" if isinstance(layer, Param) else "input"
-        graph.add(_Node(("slot", slot), kind, name, _shape_label(shape_of(slot))))
+        graph.add(_Node(("slot", slot), kind, name, shape_text(shape_of(slot))))
         producer[slot] = ("slot", slot)
     for number, step in enumerate(tape.forward):
         key = ("step", number)
         names = ", ".join(tape.names[o] for o in step.outputs)
         shapes = [shape_of(o) for o in step.outputs]
         known = any(s is not None for s in shapes)
-        detail = ", ".join(_shape_label(s) or "?" for s in shapes) if known else ""
+        detail = ", ".join(shape_text(s) or "?" for s in shapes) if known else ""
         graph.add(_Node(key, "op", f"{names} = {step.op.name}", detail))
         for slot in step.inputs:
             if slot in producer:
@@ -178,31 +171,6 @@ def _graph_of_tape(net, input_sizes):
         for slot in step.outputs:
             producer[slot] = key
     return _unique_edges(graph)
-
-
-def _infer_shape(layer, shapes):
-    """The output shape of an op node from its inputs' shapes, or None when unknown."""
-    args = []
-    for x in layer.inputs:
-        if hasattr(x, "op"):           # a Layer
-            shape = shapes.get(id(x))
-            if shape is None:
-                return None
-            args.append(shape)
-        elif x is None or np.ndim(x) == 0:
-            args.append(x)             # numbers pass as themselves, as the shape rules expect
-        else:
-            args.append(tuple(np.shape(x)))
-    try:
-        # Ops without a shape rule run their forward on zeros: silence 0/0 and log(0) warnings.
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            shape = layer.op.output_shape(*args, **layer.options)
-    except Exception:  # a shape rule that cannot work from shapes alone: leave it unknown
-        return None
-    if layer.op.num_outputs > 1:
-        return tuple(tuple(s) for s in shape)
-    return tuple(shape)
 
 
 def _unique_edges(graph):
@@ -213,12 +181,6 @@ def _unique_edges(graph):
             edges.append(edge)
     graph.edges = edges
     return graph
-
-
-def _shape_label(shape):
-    if shape is None:
-        return ""
-    return "×".join(str(n) for n in shape) if len(shape) else "scalar"
 
 
 # ---------------------------------------------------------------------- Graphviz

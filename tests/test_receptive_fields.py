@@ -125,6 +125,18 @@ def test_reshape_has_no_sliding_window():
     assert fields["r"] == ReceptiveField((1, 1), (1, 1), (0, 0))
 
 
+def test_expm1_and_log1p_are_element_wise():
+    x = an.Input("x")
+    y = nn.conv(x, positive_filters(1, 1, 3, 3), None, stride=2)
+    outputs = {"expm1": np.expm1(y), "log1p": np.log1p(y), "spatial_concat":
+               np.concatenate([y, y], axis=3), "aggregate": nn.pdist(y, y * 2, 2, aggregate=True)}
+    for name, layer in outputs.items():
+        layer.name = name
+    fields = an.Net(*outputs.values()).receptive_fields("x")
+    assert fields["expm1"] == fields["log1p"] == ReceptiveField((3, 3), (2, 2), (1, 1))
+    assert fields["spatial_concat"] is None and fields["aggregate"] is None
+
+
 def test_wrappers_agree_with_the_net():
     w1 = RNG.standard_normal((4, 3, 5, 5)).astype(np.float32)
     w2 = RNG.standard_normal((6, 4, 3, 3)).astype(np.float32)

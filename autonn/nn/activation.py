@@ -122,6 +122,7 @@ def relu_backward(x, dzdy, *, y, leak=0.0):
 
 relu_op = Op("relu", relu_forward, relu_backward, backward_needs_inputs=(),
              backward_needs_output=True, shape=lambda x_shape, **options: tuple(x_shape),
+             receptive_field="elementwise", matconvnet_types=("relu", "dagnn.ReLU"),
              input_names=("x",), doc=relu.__doc__)
 
 
@@ -136,6 +137,7 @@ def sigmoid_backward(x, dzdy, *, y):
 
 sigmoid_op = Op("sigmoid", sigmoid_forward, sigmoid_backward, backward_needs_inputs=(),
                 backward_needs_output=True, shape=lambda x_shape: tuple(x_shape),
+                receptive_field="elementwise", matconvnet_types=("sigmoid", "dagnn.Sigmoid"),
                 input_names=("x",), doc=sigmoid.__doc__)
 
 
@@ -159,4 +161,5 @@ def softmax_backward(x, dzdy, *, y):
 
 softmax_op = Op("softmax", softmax_forward, softmax_backward, backward_needs_inputs=(),
                 backward_needs_output=True, shape=lambda x_shape: tuple(x_shape),
+                receptive_field="elementwise", matconvnet_types=("softmax", "dagnn.SoftMax"),
                 input_names=("x",), doc=softmax.__doc__)

@@ -124,4 +124,6 @@ def pdist_backward(x, x0, *rest, p=2.0, no_root=False, epsilon=1e-6, aggregate=F
 pdist_op = Op("pdist", pdist_forward, pdist_backward,
               shape=lambda x_shape, x0_shape, *rest, aggregate=False, **options:
               () if aggregate else (x_shape[0], 1) + tuple(x_shape[2:]),
+              receptive_field=lambda node: "none" if node.options.get("aggregate") else
+              "elementwise", matconvnet_types=("pdist", "dagnn.PDist"),
               input_names=("x", "x0", "instance_weights"), doc=pdist.__doc__)

@@ -285,5 +285,6 @@ def _loss_backward(x, c, *rest, **options):
 
 
 loss_op = Op("loss", loss_forward, _loss_backward, backward_needs_inputs=None,
-             shape=lambda *shapes, **options: (), input_names=("x", "c", "instance_weights"),
-             doc=loss.__doc__)
+             shape=lambda *shapes, **options: (), receptive_field="none",
+             matconvnet_types=("softmaxloss", "loss", "dagnn.Loss"),
+             input_names=("x", "c", "instance_weights"), doc=loss.__doc__)

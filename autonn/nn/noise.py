@@ -68,6 +68,7 @@ def dropout_mask_forward_test(x, *, rate=0.5):
 dropout_mask_op = Op("dropout_mask", dropout_mask_forward, differentiable=False,
                      forward_test=dropout_mask_forward_test, input_names=("x",),
                      shape=lambda x_shape, **options: tuple(x_shape),
+                     receptive_field="elementwise",
                      doc="The scaled random mask of inverted dropout (test mode: 1).")
 
 
@@ -86,5 +87,6 @@ def dropout_apply_backward(x, mask, dzdy):
 
 dropout_op = Op("dropout", dropout_apply_forward, dropout_apply_backward,
                 backward_needs_inputs=(1,), forward_test=dropout_apply_forward_test,
-                shape=lambda x_shape, mask_shape: tuple(x_shape), input_names=("x", "mask"),
+                shape=lambda x_shape, mask_shape: tuple(x_shape), receptive_field="elementwise",
+                matconvnet_types=("dropout", "dagnn.DropOut"), input_names=("x", "mask"),
                 doc=dropout.__doc__)

@@ -12,6 +12,7 @@ from .. import kernels
 from ..backend import array_module, is_gpu_array
 from ..layer import Param
 from ..ops import Op
+from ..receptive_fields import filter_field
 from ._arguments import (
     any_layer,
     as_real,
@@ -80,7 +81,8 @@ def normalize_backward(x, dzdy, *, param):
 
 
 normalize_op = Op("normalize", normalize_forward, normalize_backward,
-                  shape=lambda x_shape, **options: tuple(x_shape), input_names=("x",),
+                  shape=lambda x_shape, **options: tuple(x_shape), receptive_field="elementwise",
+                  matconvnet_types=("normalize", "lrn", "dagnn.LRN"), input_names=("x",),
                   doc=normalize.__doc__)
 
 
@@ -268,7 +270,7 @@ def bnorm_backward(x, g, b, dzdy, *, epsilon=1e-4):
 
 bnorm_op = Op("bnorm", bnorm_forward, bnorm_backward, backward_needs_inputs=(0, 1),
               shape=lambda x_shape, g_shape=None, b_shape=None, **options: tuple(x_shape),
-              input_names=("x", "g", "b"), doc=bnorm.__doc__)
+              receptive_field="elementwise", input_names=("x", "g", "b"), doc=bnorm.__doc__)
 
 
 def bnorm_given_moments_forward(x, g, b, moments):
@@ -287,7 +289,7 @@ def bnorm_given_moments_backward(x, g, b, moments, dzdy):
 bnorm_given_moments_op = Op(
     "bnorm_given_moments", bnorm_given_moments_forward, bnorm_given_moments_backward,
     backward_needs_inputs=(0, 1, 3),
-    shape=lambda x_shape, *shapes: tuple(x_shape),
+    shape=lambda x_shape, *shapes: tuple(x_shape), receptive_field="elementwise",
     input_names=("x", "g", "b", "moments"), doc=bnorm.__doc__)
 
 
@@ -310,7 +312,9 @@ def bnorm_train_forward(x, g, b, moments, *, epsilon=1e-4):
 bnorm_train_op = Op(
     "bnorm_train", bnorm_train_forward, bnorm_train_backward,
     backward_needs_inputs=(0, 1), forward_test=bnorm_train_forward_test,
-    shape=lambda x_shape, *shapes, **options: tuple(x_shape),
+    shape=lambda x_shape, *shapes, **options: tuple(x_shape), receptive_field="elementwise",
+    # the op the wrappers build for MatConvNet's bnorm (test mode: bnorm_given_moments)
+    matconvnet_types=("bnorm", "dagnn.BatchNorm"),
     input_names=("x", "g", "b", "moments"), doc=bnorm.__doc__)
 
 
@@ -366,7 +370,12 @@ def spnorm_backward(x, dzdy, *, param):
 
 
 spnorm_op = Op("spnorm", spnorm_forward, spnorm_backward,
-               shape=lambda x_shape, **options: tuple(x_shape), input_names=("x",),
+               shape=lambda x_shape, **options: tuple(x_shape),
+               # a ph x pw window at stride 1, from floor((k-1)/2) pixels before each pixel
+               receptive_field=lambda node: (filter_field(
+                   node.options["param"][:2], (1, 1),
+                   tuple((k - 1) // 2 for k in node.options["param"][:2])),),
+               matconvnet_types=("spnorm", "dagnn.SpatialNorm"), input_names=("x",),
                doc=spnorm.__doc__)
 
 
@@ -407,8 +416,10 @@ def normalizelp_backward(x, dzdy, *, p=2.0, epsilon=0.01, spatial=False):
 
 
 normalizelp_op = Op("normalizelp", normalizelp_forward, normalizelp_backward,
-                    shape=lambda x_shape, **options: tuple(x_shape), input_names=("x",),
-                    doc=normalizelp.__doc__)
+                    shape=lambda x_shape, **options: tuple(x_shape),
+                    # over the channels: per pixel; over space: every pixel reads them all
+                    receptive_field=lambda node: "none" if node.options.get("spatial") else
+                    "elementwise", input_names=("x",), doc=normalizelp.__doc__)
 
 
 # =========================================================================== noffset
@@ -444,8 +455,8 @@ def noffset_backward(x, dzdy, *, param):
 
 
 noffset_op = Op("noffset", noffset_forward, noffset_backward,
-                shape=lambda x_shape, **options: tuple(x_shape), input_names=("x",),
-                doc=noffset.__doc__)
+                shape=lambda x_shape, **options: tuple(x_shape), receptive_field="elementwise",
+                input_names=("x",), doc=noffset.__doc__)
 
 
 __all__ = ["bnorm", "lrn", "noffset", "normalize", "normalizelp", "spnorm"]

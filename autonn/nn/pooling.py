@@ -7,6 +7,7 @@ whole plane and adds each window's derivative where it belongs, so no atomics ar
 from .. import kernels
 from ..backend import array_module
 from ..ops import Op
+from ..receptive_fields import filter_field
 from ._arguments import any_layer, as_pair, as_quad, check_devices, check_float_array
 
 METHODS = ("max", "avg")
@@ -77,7 +78,10 @@ def pool_shape(x_shape, *, size, method="max", stride=1, pad=0):
 
 
 pool_op = Op("pool", pool_forward, pool_backward, backward_needs_inputs=(0,),
-             shape=pool_shape, input_names=("x",))
+             shape=pool_shape,
+             receptive_field=lambda node: (filter_field(
+                 node.options["size"], node.options["stride"], node.options["pad"][::2]),),
+             matconvnet_types=("pool", "dagnn.Pooling"), input_names=("x",))
 
 
 def pool_geometry(x, size, method, stride, pad):

@@ -157,4 +157,5 @@ roipool_op = Op("roipool", roipool_forward, roipool_backward,
                 shape=lambda x_shape, rois_shape, *, subdivisions=(1, 1), **options:
                 (rois_shape[0] if rois_shape[-1] == 5 else rois_shape[1], x_shape[1])
                 + tuple(subdivisions),
+                receptive_field="none", matconvnet_types=("dagnn.ROIPooling",),
                 input_names=("x", "rois"), doc=roipool.__doc__)

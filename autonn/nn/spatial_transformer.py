@@ -86,6 +86,7 @@ def bilinearsampler_backward(x, grid, dzdy):
 bilinearsampler_op = Op("bilinearsampler", bilinearsampler_forward, bilinearsampler_backward,
                         shape=lambda x_shape, grid_shape: (grid_shape[0], x_shape[1],
                                                            grid_shape[1], grid_shape[2]),
+                        receptive_field="none", matconvnet_types=("dagnn.BilinearSampler",),
                         input_names=("x", "grid"), doc=bilinearsampler.__doc__)
 
 
@@ -159,4 +160,5 @@ def affinegrid_backward(theta, dzdy, *, size):
 affinegrid_op = Op("affinegrid", affinegrid_forward, affinegrid_backward,
                    backward_needs_inputs=(0,),
                    shape=lambda theta_shape, *, size: (theta_shape[0],) + tuple(size) + (2,),
+                   receptive_field="none", matconvnet_types=("dagnn.AffineGridGenerator",),
                    input_names=("theta",), doc=affinegrid.__doc__)

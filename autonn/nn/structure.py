@@ -1,7 +1,9 @@
 """Blocks that only move data: ``crop`` (``vl_nncrop``) and ``concat`` (``vl_nnconcat``)."""
 
 from ..backend import array_module
+from ..math_ops import concatenation_field
 from ..ops import Op
+from ..receptive_fields import ReceptiveField
 from ._arguments import (
     any_layer,
     as_quad,
@@ -51,7 +53,11 @@ def crop_backward(x, dzdy, *, crop):
 
 
 crop_op = Op("crop", crop_forward, crop_backward, backward_needs_inputs=(),
-             shape=_crop_shape, input_names=("x",), doc=crop.__doc__)
+             shape=_crop_shape,
+             # a 1 x 1 window, shifted by the top and left crop
+             receptive_field=lambda node: (ReceptiveField((1, 1), (1, 1),
+                                                          node.options["crop"][::2]),),
+             input_names=("x",), doc=crop.__doc__)
 
 
 def concat(xs, axis=1, *, dzdy=None):
@@ -108,4 +114,5 @@ def _concat_shape(*shapes, axis=1):
 
 
 concat_op = Op("concat", concat_forward, vjp=concat_vjp, shape=_concat_shape,
+               receptive_field=concatenation_field, matconvnet_types=("dagnn.Concat",),
                input_names=("xs",), doc=concat.__doc__)
