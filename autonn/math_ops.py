@@ -5,6 +5,13 @@ for the derivative of ``<dzdy, f(inputs)>`` with respect to that input (``None``
 derivative). Broadcasting is undone in one place, :func:`unbroadcast`. The forwards are NumPy's
 own functions, which CuPy arrays also accept, so the same table serves both devices.
 
+The rest of what autonn needs to know about an op is given per family, in one place each:
+the shape rules (``Op(..., shape=)``: NumPy broadcasting for the element-wise ops, and one
+rule each for reductions, reshape, transpose, squeeze, expand_dims, concatenate, stack, where,
+clip, getitem and matmul) and the receptive-field rules (``Op(..., receptive_field=)``:
+``'elementwise'`` for the element-wise ops, ``'none'`` for the ones that move pixels or mix
+them over space). :mod:`autonn.shapes` and :mod:`autonn.receptive_fields` only read them.
+
 ``Layer`` maps its operators and ``__array_ufunc__`` / ``__array_function__`` onto these ops
 (see :data:`UFUNC_OPS` and :data:`FUNCTION_OPS`).
 """
@@ -12,7 +19,7 @@ own functions, which CuPy arrays also accept, so the same table serves both devi
 import numpy as np
 
 from .backend import array_module
-from .ops import Op
+from .ops import Op, contains_layer
 
 
 def unbroadcast(dzdy, x):
@@ -30,13 +37,66 @@ def unbroadcast(dzdy, x):
     return dzdy
 
 
-def _defmath(name, forward, *vjps, needs_inputs=None, needs_output=False):
+# ------------------------------------------------------------------ shape rules, per family
+# A shape rule receives the shapes of array inputs as tuples and numbers as themselves (see Op).
+def _shape_of(argument):
+    return tuple(argument) if isinstance(argument, tuple) else ()
+
+
+def _broadcast_shape(*inputs, **options):
+    """Element-wise ops: NumPy broadcasting of the inputs (numbers are scalars)."""
+    return np.broadcast_shapes(*(_shape_of(x) for x in inputs))
+
+
+def _checked_axes(name, axis, ndim):
+    """``axis`` (None, an int or a tuple) as sorted non-negative axes of an ``ndim`` array."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name}: axis {a} is out of range for an array of rank {ndim}")
+    return tuple(sorted(int(a) % ndim for a in axes))
+
+
+def _reduced_shape(name):
+    def shape(x, *, axis=None, keepdims=False):
+        x = _shape_of(x)
+        axes = _checked_axes(name, axis, len(x))
+        if keepdims:
+            return tuple(1 if i in axes else n for i, n in enumerate(x))
+        return tuple(n for i, n in enumerate(x) if i not in axes)
+    return shape
+
+
+def _matmul_shape(a, b):
+    a, b = _shape_of(a), _shape_of(b)
+    if not a or not b:
+        raise ValueError(f"matmul: operands must have at least one dimension, got shapes {a} "
+                         f"and {b}")
+    # 1-D operands act as a row (a) or a column (b), which the result then drops
+    a2 = (1,) + a if len(a) == 1 else a
+    b2 = b + (1,) if len(b) == 1 else b
+    if a2[-1] != b2[-2]:
+        raise ValueError(f"matmul: shapes {a} and {b} do not match ({a2[-1]} != {b2[-2]})")
+    shape = np.broadcast_shapes(a2[:-2], b2[:-2]) + (a2[-2], b2[-1])
+    if len(a) == 1:
+        shape = shape[:-2] + shape[-1:]
+    if len(b) == 1:
+        shape = shape[:-1]
+    return shape
+
+
+def _defmath(name, forward, *vjps, needs_inputs=None, needs_output=False,
+             shape=_broadcast_shape, receptive_field="elementwise"):
     return Op(name, forward, vjps=vjps, backward_needs_inputs=needs_inputs,
-              backward_needs_output=needs_output)
+              backward_needs_output=needs_output, shape=shape, receptive_field=receptive_field)
 
 
-def _nondifferentiable(name, forward):
-    return Op(name, forward, differentiable=False, backward_needs_inputs=())
+def _nondifferentiable(name, forward, *, shape=_broadcast_shape,
+                       receptive_field="elementwise"):
+    return Op(name, forward, differentiable=False, backward_needs_inputs=(), shape=shape,
+              receptive_field=receptive_field)
 
 
 # ------------------------------------------------------------------ elementwise, binary
@@ -110,7 +170,8 @@ def _matmul_vjp_right(g, y, a, b):
     return unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2).reshape(b.shape)
 
 
-matmul = _defmath("matmul", np.matmul, _matmul_vjp_left, _matmul_vjp_right)
+matmul = _defmath("matmul", np.matmul, _matmul_vjp_left, _matmul_vjp_right,
+                  shape=_matmul_shape, receptive_field="none")
 
 # ------------------------------------------------------------------ elementwise, unary
 negative = _defmath("negative", np.negative, lambda g, y, x: -g, needs_inputs=())
@@ -147,8 +208,17 @@ sign = _nondifferentiable("sign", np.sign)
 floor = _nondifferentiable("floor", np.floor)
 ceil = _nondifferentiable("ceil", np.ceil)
 rint = _nondifferentiable("rint", np.rint)
-argmax = _nondifferentiable("argmax", lambda x, *, axis=None: np.argmax(x, axis=axis))
-argmin = _nondifferentiable("argmin", lambda x, *, axis=None: np.argmin(x, axis=axis))
+
+
+def _argextremum_shape(name):
+    reduced = _reduced_shape(name)
+    return lambda x, *, axis=None: reduced(x, axis=axis)
+
+
+argmax = _nondifferentiable("argmax", lambda x, *, axis=None: np.argmax(x, axis=axis),
+                            shape=_argextremum_shape("argmax"), receptive_field="none")
+argmin = _nondifferentiable("argmin", lambda x, *, axis=None: np.argmin(x, axis=axis),
+                            shape=_argextremum_shape("argmin"), receptive_field="none")
 
 
 # ------------------------------------------------------------------ reductions
@@ -226,10 +296,16 @@ def _min_forward(x, *, axis=None, keepdims=False):
     return np.min(x, axis=axis, keepdims=keepdims)
 
 
-sum = Op("sum", _sum_forward, vjps=(_sum_vjp,))  # noqa: A001 (NumPy's name, on purpose)
-mean = Op("mean", _mean_forward, vjps=(_mean_vjp,))
-max = Op("max", _max_forward, vjps=(_extremum_vjp(lambda a, axis: a.argmax(axis=axis)),))  # noqa
-min = Op("min", _min_forward, vjps=(_extremum_vjp(lambda a, axis: a.argmin(axis=axis)),))  # noqa
+sum = Op("sum", _sum_forward, vjps=(_sum_vjp,),  # noqa: A001 (NumPy's name, on purpose)
+         shape=_reduced_shape("sum"), receptive_field="none")
+mean = Op("mean", _mean_forward, vjps=(_mean_vjp,), shape=_reduced_shape("mean"),
+          receptive_field="none")
+max = Op("max", _max_forward,  # noqa: A001
+         vjps=(_extremum_vjp(lambda a, axis: a.argmax(axis=axis)),),
+         shape=_reduced_shape("max"), receptive_field="none")
+min = Op("min", _min_forward,  # noqa: A001
+         vjps=(_extremum_vjp(lambda a, axis: a.argmin(axis=axis)),),
+         shape=_reduced_shape("min"), receptive_field="none")
 
 
 # ------------------------------------------------------------------ shape manipulation
@@ -259,10 +335,54 @@ def _back_to_shape(g, y, x, **options):
     return g.reshape(np.shape(x))
 
 
-reshape = Op("reshape", _reshape_forward, vjps=(_back_to_shape,))
-transpose = Op("transpose", _transpose_forward, vjps=(_transpose_vjp,), backward_needs_inputs=())
-squeeze = Op("squeeze", _squeeze_forward, vjps=(_back_to_shape,))
-expand_dims = Op("expand_dims", _expand_dims_forward, vjps=(_back_to_shape,))
+def _reshape_shape(x, *, shape):
+    x = _shape_of(x)
+    size = int(np.prod(x, dtype=np.int64))
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
+    known = int(np.prod([n for n in shape if n != -1], dtype=np.int64))
+    if shape.count(-1) == 1 and known and size % known == 0:
+        shape = tuple(size // known if n == -1 else n for n in shape)
+    if shape.count(-1) or int(np.prod(shape, dtype=np.int64)) != size:
+        raise ValueError(f"reshape: cannot reshape an array of shape {x} into shape {shape}")
+    return shape
+
+
+def _transpose_shape(x, *, axes=None):
+    x = _shape_of(x)
+    if axes is None:
+        return x[::-1]
+    if len(axes) != len(x) or sorted(int(a) % len(x) for a in axes) != list(range(len(x))):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the axes of an "
+                         f"array of shape {x}")
+    return tuple(x[a] for a in axes)
+
+
+def _squeeze_shape(x, *, axis=None):
+    x = _shape_of(x)
+    if axis is None:
+        return tuple(n for n in x if n != 1)
+    axes = _checked_axes("squeeze", axis, len(x))
+    if any(x[a] != 1 for a in axes):
+        raise ValueError(f"squeeze: axis {axis} of an array of shape {x} does not have size 1")
+    return tuple(n for i, n in enumerate(x) if i not in axes)
+
+
+def _expand_dims_shape(x, *, axis):
+    x = _shape_of(x)
+    count = 1 if isinstance(axis, (int, np.integer)) else len(axis)
+    axes = _checked_axes("expand_dims", axis, len(x) + count)
+    rest = iter(x)
+    return tuple(1 if i in axes else next(rest) for i in range(len(x) + count))
+
+
+reshape = Op("reshape", _reshape_forward, vjps=(_back_to_shape,), shape=_reshape_shape,
+             receptive_field="none")
+transpose = Op("transpose", _transpose_forward, vjps=(_transpose_vjp,), backward_needs_inputs=(),
+               shape=_transpose_shape, receptive_field="none")
+squeeze = Op("squeeze", _squeeze_forward, vjps=(_back_to_shape,), shape=_squeeze_shape,
+             receptive_field="none")
+expand_dims = Op("expand_dims", _expand_dims_forward, vjps=(_back_to_shape,),
+                 shape=_expand_dims_shape, receptive_field="none")
 
 
 def _concatenate_forward(*xs, axis=0):
@@ -287,8 +407,37 @@ def _stack_vjp(index, g, y, *xs, axis=0):
     return array_module(g).take(g, index, axis=axis)
 
 
-concatenate = Op("concatenate", _concatenate_forward, vjp=_concatenate_vjp)
-stack = Op("stack", _stack_forward, vjp=_stack_vjp, backward_needs_inputs=())
+def _concatenate_shape(*xs, axis=0):
+    shapes = [_shape_of(x) for x in xs]
+    first = shapes[0]
+    (axis,) = _checked_axes("concatenate", axis, len(first))
+    for shape in shapes[1:]:
+        if len(shape) != len(first) or any(a != b for k, (a, b) in enumerate(zip(shape, first))
+                                           if k != axis):
+            raise ValueError(f"concatenate: shapes {shapes} differ other than along axis {axis}")
+    # (sum, max and min are ops in this module)
+    return first[:axis] + (int(np.sum([shape[axis] for shape in shapes])),) + first[axis + 1:]
+
+
+def concatenation_field(node):
+    """Receptive-field rule of concatenations (``concatenate``, ``nn.concat``): along the
+    batch or the channel axis every pixel stays where it was (element-wise); along a spatial
+    axis pixels move, which no sliding window describes."""
+    return "elementwise" if node.options.get("axis", 0) in (0, 1, -4, -3) else "none"
+
+
+def _stack_shape(*xs, axis=0):
+    shapes = [_shape_of(x) for x in xs]
+    if any(shape != shapes[0] for shape in shapes):
+        raise ValueError(f"stack: all inputs must have the same shape, got {shapes}")
+    (axis,) = _checked_axes("stack", axis, len(shapes[0]) + 1)
+    return shapes[0][:axis] + (len(shapes),) + shapes[0][axis:]
+
+
+concatenate = Op("concatenate", _concatenate_forward, vjp=_concatenate_vjp,
+                 shape=_concatenate_shape, receptive_field=concatenation_field)
+stack = Op("stack", _stack_forward, vjp=_stack_vjp, backward_needs_inputs=(),
+           shape=_stack_shape, receptive_field="none")
 
 
 def _where_forward(condition, a, b):
@@ -298,7 +447,8 @@ def _where_forward(condition, a, b):
 where = Op("where", _where_forward, vjps=(
     None,
     lambda g, y, c, a, b: unbroadcast(g * c, a),
-    lambda g, y, c, a, b: unbroadcast(g * np.logical_not(c), b)))
+    lambda g, y, c, a, b: unbroadcast(g * np.logical_not(c), b)),
+    shape=_broadcast_shape, receptive_field="elementwise")
 
 
 def _clip_forward(x, *, a_min=None, a_max=None):
@@ -314,7 +464,13 @@ def _clip_vjp(g, y, x, *, a_min=None, a_max=None):
     return g * inside
 
 
-clip = Op("clip", _clip_forward, vjps=(_clip_vjp,))
+def _clip_shape(x, *, a_min=None, a_max=None):
+    return np.broadcast_shapes(_shape_of(x), np.shape(a_min) if a_min is not None else (),
+                               np.shape(a_max) if a_max is not None else ())
+
+
+clip = Op("clip", _clip_forward, vjps=(_clip_vjp,), shape=_clip_shape,
+          receptive_field="elementwise")
 
 
 # ------------------------------------------------------------------ indexing
@@ -341,7 +497,14 @@ def _is_basic_index(index):
                for p in parts)
 
 
-getitem = Op("getitem", _getitem_forward, vjps=(_getitem_vjp,))
+def _getitem_shape(x, *, index):
+    # Index a zero-strided stand-in: basic indexing costs nothing, and advanced indexing (or a
+    # boolean mask, whose result size depends on its values) one byte per output element.
+    return np.broadcast_to(np.zeros((), np.int8), _shape_of(x))[index].shape
+
+
+getitem = Op("getitem", _getitem_forward, vjps=(_getitem_vjp,), shape=_getitem_shape,
+             receptive_field="none")
 
 
 # ------------------------------------------------------------------ the optimiser's op
@@ -358,6 +521,7 @@ def _weighted_sum_vjp(index, g, y, *xs, weights):
 
 
 weighted_sum = Op("weighted_sum", _weighted_sum_forward, vjp=_weighted_sum_vjp,
+                  shape=_broadcast_shape, receptive_field="elementwise",
                   doc="y = Σ_i weights[i]·x_i (what the compiler merges chains of +, − and "
                       "scalar × into).")
 
@@ -440,8 +604,46 @@ def _where_call(condition, x, y):
 
 
 def _dot_call(a, b, **unsupported):
+    """``np.dot`` on Layers, made of multiply, matmul, expand_dims and squeeze.
+
+    NumPy's dot multiplies by a scalar, and otherwise sums over the last axis of a and the
+    second-to-last of b (the only one of a 1-D b): ``dot(a, b)[i..., j..., m] = sum_k
+    a[i..., k] b[j..., k, m]``, shaped ``a.shape[:-1] + b.shape[:-2] + b.shape[-1:]``. That is
+    matmul when b has at most 2 axes or a has 1. When b has more, each row of a becomes a
+    1 x K matrix with ``b.ndim - 2`` axes of size 1 before it, which matmul broadcasts against
+    b's leading axes (rather than pairing them with a's), and the row axis is dropped again.
+
+    The choice needs b's number of axes when the graph is built. Arrays, numbers, Params and
+    reshapes have one; any other Layer's shape is known only when a Net runs, so dot of such
+    a b is refused (unless a is known to be a vector) instead of guessed.
+    """
     _refuse("dot", unsupported)
-    return matmul(a, b)
+    rank_a, rank_b = _known_rank(a), _known_rank(b)
+    if rank_a == 0 or rank_b == 0:
+        return multiply(a, b)
+    if rank_a == 1 or (rank_b is not None and rank_b <= 2):
+        return matmul(a, b)
+    if rank_b is None:
+        raise TypeError("dot: np.dot(a, b) on Layers needs the number of axes of b when the "
+                        "graph is built (dot and matmul differ when b has more than 2), and b "
+                        "is a Layer whose shape is known only when a Net runs; write a @ b "
+                        "(np.matmul) if b has at most 2 axes, or give b a known rank: an "
+                        "array, a Param or b.reshape(...)")
+    rows = expand_dims(a, axis=tuple(range(-2, -rank_b - 1, -1)))
+    return squeeze(matmul(rows, b), axis=-2)
+
+
+def _known_rank(x):
+    """The number of axes of ``x`` while a graph is built: an array's or a number's, a Param's
+    value's, a reshape's target's; None for other Layers (their shapes come with a Net)."""
+    if not contains_layer([x]):
+        return np.ndim(x)
+    if x.op is None:
+        value = getattr(x, "value", None)  # a Param has one, an Input none
+        return None if value is None else np.ndim(value)
+    if x.op is reshape:
+        return len(x.options["shape"])
+    return None
 
 
 def _argmax_call(a, axis=None, **unsupported):

@@ -109,9 +109,9 @@ def test_binary_operation_broadcasts_like_numpy(name, f, shapes):
                                               ((2, 1, 3, 4), (5, 4, 2))])
 def test_matmul_matches_numpy_for_every_rank(shape_a, shape_b):
     a, b = normal(*shape_a), normal(*shape_b)
-    np.testing.assert_allclose(evaluate(lambda x, y: x @ y, a, b), a @ b, rtol=1e-12)
-    an.gradcheck(lambda x, y: x @ y, a, b)
-    an.gradcheck(lambda x, y: np.dot(x, y), a, b) if a.ndim <= 2 and b.ndim <= 2 else None
+    for f in (lambda x, y: x @ y, np.matmul):
+        np.testing.assert_allclose(evaluate(f, a, b), a @ b, rtol=1e-12)
+        an.gradcheck(f, a, b)
 
 
 def test_reflected_operators_with_arrays_on_the_left():
@@ -175,3 +175,137 @@ def test_unsupported_numpy_function_on_a_layer_raises_type_error():
         np.linalg.svd(x)
     with pytest.raises(TypeError, match="not supported"):
         np.add(x, 1, where=True)
+
+
+# ------------------------------------------------------------------ np.dot: NumPy's semantics
+def dot_through_a_net(a, b, g):
+    """Value of np.dot on two Params (whose ranks a graph knows) and the derivatives of
+    <g, dot(a, b)>, through a compiled Net; the Net too, for gradcheck."""
+    pa, pb = an.Param(a, name="a"), an.Param(b, name="b")
+    y = np.dot(pa, pb)
+    y.name = "y"
+    net = an.Net((y * g).sum())
+    net.eval({})
+    return net.value("y"), pa.der, pb.der, net
+
+
+def dot_derivatives_by_numpy(a, b, g):
+    """The derivatives of <g, np.dot(a, b)>, one element at a time with NumPy's own dot
+    (dot is linear in each argument: the derivative along e_i is <g, dot(e_i, b)>)."""
+    def along(shape, product):
+        d = np.zeros(shape)
+        for index in np.ndindex(*shape):
+            e = np.zeros(shape)
+            e[index] = 1
+            d[index] = np.sum(g * product(e))
+        return d
+    return along(np.shape(a), lambda e: np.dot(e, b)), along(np.shape(b), lambda e: np.dot(a, e))
+
+
+DOT_SHAPES = [((4,), (4,)), ((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)),
+              ((4,), (2, 4, 3)), ((2, 3, 4), (4,)), ((2, 3, 4), (4, 5)), ((2, 3, 4), (2, 4, 5)),
+              ((3, 4), (2, 3, 4, 2)), ((2, 1, 4), (3, 4, 2)), ((), (3, 4)), ((2, 3), ())]
+
+
+@pytest.mark.parametrize("shape_a, shape_b", DOT_SHAPES, ids=str)
+def test_dot_follows_numpy_for_every_rank(shape_a, shape_b):
+    # N-D: sums the last axis of a with the second-to-last of b, giving
+    # a.shape[:-1] + b.shape[:-2] + b.shape[-1:] (not matmul's broadcast batch); scalars multiply
+    a, b = normal(*shape_a), normal(*shape_b)
+    expected = np.dot(a, b)
+    g = normal(*np.shape(expected))
+    value, da, db = dot_through_a_net(a, b, g)[:3]
+    assert np.shape(value) == np.shape(expected)
+    np.testing.assert_allclose(value, expected, rtol=1e-12)
+    da_numpy, db_numpy = dot_derivatives_by_numpy(a, b, g)
+    np.testing.assert_allclose(da, da_numpy, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, db_numpy, rtol=1e-12, atol=1e-12)
+    an.gradcheck(dot_through_a_net(a, b, g)[3], {})
+
+
+@pytest.mark.parametrize("shape_a, shape_b", [((2, 3, 4), (2, 4, 5)), ((3, 4), (4, 5)),
+                                              ((4,), (2, 4, 5)), ((2, 3, 4), (4,))], ids=str)
+def test_dot_of_an_input_and_an_array_follows_numpy(shape_a, shape_b):
+    # the Input's rank is unknown when the graph is built: b's (an array's) is enough
+    a, b = normal(*shape_a), normal(*shape_b)
+    np.testing.assert_allclose(evaluate(lambda x: np.dot(x, b), a), np.dot(a, b), rtol=1e-12)
+    an.gradcheck(lambda x: np.dot(x, b), a)
+    if a.ndim == 1:  # a vector a makes dot matmul whatever b's rank
+        np.testing.assert_allclose(evaluate(lambda y: np.dot(a, y), b), np.dot(a, b),
+                                   rtol=1e-12)
+        an.gradcheck(lambda y: np.dot(a, y), b)
+
+
+def test_dot_refuses_a_second_argument_of_unknown_rank():
+    x, y = an.Input("x"), an.Input("y")
+    with pytest.raises(TypeError, match=r"dot: .*number of axes of b .*a @ b"):
+        np.dot(x, y)
+    with pytest.raises(TypeError, match=r"dot: .*number of axes of b"):
+        np.dot(np.ones((2, 3)), y)
+    # a reshape gives b a rank
+    b, c = normal(2, 3, 4), normal(2, 4, 5)
+    np.testing.assert_allclose(
+        evaluate(lambda u, v: np.dot(u, v.reshape(2, 4, 5)), b, c.reshape(8, 5)), np.dot(b, c),
+        rtol=1e-12)
+
+
+# ------------------------------------------------------------------ tie rules
+# At a tie exactly one input receives the derivative: the first argument of maximum/minimum,
+# the first extremum (row-major over the reduced axes) of max/min. MatConvNet's max pooling
+# does the same; gradcheck cannot see it (a tie is a kink), so these pin it.
+def ders(expression, *arrays):
+    inputs = [an.Input(f"x{i}") for i in range(len(arrays))]
+    net = an.Net(expression(*inputs).sum())
+    net.eval({f"x{i}": a for i, a in enumerate(arrays)})
+    return [net.der(f"x{i}") for i in range(len(arrays))]
+
+
+def test_maximum_and_minimum_send_a_tie_to_their_first_argument():
+    a = np.array([1.0, 2.0, 3.0, 4.0])
+    b = np.array([1.0, 0.0, 3.0, 5.0])          # ties at 0 and 2
+    da, db = ders(np.maximum, a, b)
+    np.testing.assert_array_equal(da, [1, 1, 1, 0])
+    np.testing.assert_array_equal(db, [0, 0, 0, 1])
+    db, da = ders(np.maximum, b, a)
+    np.testing.assert_array_equal(db, [1, 0, 1, 1])
+    np.testing.assert_array_equal(da, [0, 1, 0, 0])
+    da, db = ders(np.minimum, a, b)
+    np.testing.assert_array_equal(da, [1, 0, 1, 1])
+    np.testing.assert_array_equal(db, [0, 1, 0, 0])
+    db, da = ders(np.minimum, b, a)
+    np.testing.assert_array_equal(db, [1, 1, 1, 0])
+    np.testing.assert_array_equal(da, [0, 0, 0, 1])
+
+
+def test_maximum_with_a_constant_at_a_tie_follows_the_argument_order():
+    x = np.array([-1.0, 0.0, 2.0])
+    (dx,) = ders(lambda v: np.maximum(v, 0), x)     # x first: the tie at 0 is x's
+    np.testing.assert_array_equal(dx, [0, 1, 1])
+    (dx,) = ders(lambda v: np.maximum(0, v), x)     # the constant first: it keeps the tie
+    np.testing.assert_array_equal(dx, [0, 0, 1])
+    (dx,) = ders(lambda v: np.minimum(v, 0), x)
+    np.testing.assert_array_equal(dx, [1, 1, 0])
+
+
+@pytest.mark.parametrize("method", ["max", "min"])
+def test_max_and_min_reductions_send_a_tie_to_the_first_extremum_in_row_major_order(method):
+    sign = 1.0 if method == "max" else -1.0
+    x = sign * np.array([[3.0, 1.0, 3.0], [3.0, 3.0, 2.0]])
+    def reduce(axis):
+        return lambda v: getattr(v, method)(axis=axis)
+    (dx,) = ders(reduce(None), x)
+    np.testing.assert_array_equal(dx, [[1, 0, 0], [0, 0, 0]])
+    (dx,) = ders(reduce(0), x)
+    np.testing.assert_array_equal(dx, [[1, 0, 1], [0, 1, 0]])
+    (dx,) = ders(reduce(1), x)
+    np.testing.assert_array_equal(dx, [[1, 0, 0], [1, 0, 0]])
+    # over axes (0, 2) of a 2 x 2 x 2 array: the extremum at (0, j, 1) and (1, j, 0), the
+    # first of them in row-major order over (i, k) is (0, j, 1)
+    y = np.zeros((2, 2, 2))
+    y[0, :, 1] = y[1, :, 0] = sign
+    (dy,) = ders(reduce((0, 2)), y)
+    expected = np.zeros((2, 2, 2))
+    expected[0, :, 1] = 1
+    np.testing.assert_array_equal(dy, expected)
+    (dy,) = ders(lambda v: getattr(np, method)(v, axis=(2, 0), keepdims=True), y)
+    np.testing.assert_array_equal(dy, expected)
