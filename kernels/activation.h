@@ -7,7 +7,12 @@
  *             y_k = exp(x_k - m) / sum_t exp(x_t - m), m = max_t x_t;
  *             dx_d = y_d (dy_d - sum_k dy_k y_k)
  * Channel k of position (n, s) sits at n*C*S + k*S + s.
+ *
+ * fast_exp comes from the helper _fast_exp.h; the softmax work items (blocks of positions) and
+ * the exponentials of a block from _softmax.h, which loss.h includes too.
  */
+#include "_fast_exp.h"
+#include "_softmax.h"
 
 /* Element-wise kernels work on chunks of `chunk` consecutive elements per work item: on the CPU
  * a chunk of a few thousand elements is an inner loop that gcc vectorises (a select such as
@@ -64,68 +69,6 @@ AN_KERNEL_SIZED(sigmoid_backward, (n + chunk - 1) / chunk, n,
           (const REAL *y, const REAL *dy, REAL *dx, index_t n, index_t chunk),
           AN(sigmoid_backward_chunk)(i, y, dy, dx, n, chunk))
 
-
-/* exp(v) with only arithmetic, so that loops calling it vectorise on the CPU (the C library's
- * exp is a function call, one element at a time): v = k ln2 + r with |r| <= ln2/2 (ln2 split in
- * two parts, Cody-Waite), e^r by a polynomial, 2^k built in the exponent bits (adding 1.5 * 2^23
- * or 1.5 * 2^52 puts the integer k in the low mantissa bits). float uses Cephes' expf
- * polynomial in float arithmetic (8 lanes per AVX vector; relative error ~1e-7), double the
- * Taylor series to degree 11 (below double rounding). Arguments below -87 (float) or -708
- * (double) give 0, large ones saturate at exp(88) or exp(709). The GPU uses its own exp.
- * Also used by loss.h (included after this file). */
-AN_INLINE REAL AN(fast_exp)(REAL value)
-{
-#if defined(__CUDACC__)
-    return exp(value);
-#else
-    if (sizeof(REAL) == sizeof(float)) {
-        float v = (float)value > 88.0f ? 88.0f : (float)value;
-        v = v < -87.0f ? -87.0f : v;
-        const float k = floorf(v * 1.44269504088896341f + 0.5f);
-        const float r = (v - k * 0.693359375f) + k * 2.12194440e-4f;
-        float p = 1.9875691500e-4f;
-        p = p * r + 1.3981999507e-3f;
-        p = p * r + 8.3334519073e-3f;
-        p = p * r + 4.1665795894e-2f;
-        p = p * r + 1.6666665459e-1f;
-        p = p * r + 5.0000001201e-1f;
-        p = p * r * r + r + 1.0f;
-        const float magic = 12582912.0f, shifted = k + magic;
-        int32_t shifted_bits, magic_bits;
-        __builtin_memcpy(&shifted_bits, &shifted, sizeof(float));
-        __builtin_memcpy(&magic_bits, &magic, sizeof(float));
-        const int32_t scale_bits = (shifted_bits - magic_bits + 127) << 23;
-        float scale;
-        __builtin_memcpy(&scale, &scale_bits, sizeof(float));
-        return value < -87 ? (REAL)0 : (REAL)(p * scale);
-    }
-    double v = value < -708.0 ? -708.0 : (double)value;
-    v = v > 709.0 ? 709.0 : v;
-    const double k = floor(v * 1.4426950408889634 + 0.5);
-    const double r = (v - k * 0.693145751953125) - k * 1.4286068203094172321e-6;
-    double p = 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    const double magic = 6755399441055744.0, shifted = k + magic;
-    int64_t shifted_bits, magic_bits;
-    __builtin_memcpy(&shifted_bits, &shifted, sizeof(double));
-    __builtin_memcpy(&magic_bits, &magic, sizeof(double));
-    const int64_t scale_bits = (shifted_bits - magic_bits + 1023) << 52;
-    double scale;
-    __builtin_memcpy(&scale, &scale_bits, sizeof(double));
-    return value < -708 ? (REAL)0 : (REAL)(p * scale);
-#endif
-}
-
 AN_INLINE void AN(sigmoid_forward_chunk)(index_t item, const REAL *AN_RESTRICT x,
                                          REAL *AN_RESTRICT y, index_t n, index_t chunk)
 {
@@ -140,94 +83,6 @@ AN_INLINE void AN(sigmoid_forward_chunk)(index_t item, const REAL *AN_RESTRICT x
 AN_KERNEL_SIZED(sigmoid_forward, (n + chunk - 1) / chunk, n,
           (const REAL *x, REAL *y, index_t n, index_t chunk),
           AN(sigmoid_forward_chunk)(i, x, y, n, chunk))
-
-/* Softmax work items are blocks of up to `block` consecutive positions s of one image n (at
- * most AN_SOFTMAX_BLOCK): the loops run over channels outside and positions inside, which are
- * contiguous, so they vectorise; the GPU uses block = 1, and a block of width 1 walks its
- * channels directly. For (N, C) scores (S = 1) a work item is instead `block` whole rows, each
- * contiguous, so that small batches stay on one thread (waking threads costs more than the
- * work) and large ones are shared. */
-#ifndef AN_SOFTMAX_BLOCK
-#if defined(__CUDACC__)
-#define AN_SOFTMAX_BLOCK 1      /* one position per thread: keeps the per-thread arrays small */
-#else
-#define AN_SOFTMAX_BLOCK 128
-#endif
-#endif
-
-AN_INLINE index_t AN(softmax_block)(index_t item, index_t C, index_t S, index_t block,
-                                    index_t *width)
-{
-    const index_t per_image = (S + block - 1) / block;
-    const index_t n = item / per_image, s0 = (item % per_image) * block;
-    *width = S - s0 < block ? S - s0 : block;
-    return n * C * S + s0;
-}
-
-/* out_k = exp(x_k - m) for k < C, m = max_k x_k; returns sum_k out_k (one position). */
-AN_INLINE double AN(softmax_exp_position)(const REAL *x, REAL *out, index_t C, index_t S,
-                                          REAL *maximum)
-{
-    if (S == 1) {   /* (N, C) scores: unit stride, which the compiler vectorises */
-        /* Four running maxima: a single one is a chain of dependent compares. */
-        REAL m0 = x[0], m1 = x[0], m2 = x[0], m3 = x[0];
-        index_t k = 0;
-        for (; k + 4 <= C; k += 4) {
-            m0 = x[k] > m0 ? x[k] : m0;
-            m1 = x[k + 1] > m1 ? x[k + 1] : m1;
-            m2 = x[k + 2] > m2 ? x[k + 2] : m2;
-            m3 = x[k + 3] > m3 ? x[k + 3] : m3;
-        }
-        for (; k < C; ++k)
-            m0 = x[k] > m0 ? x[k] : m0;
-        m0 = m1 > m0 ? m1 : m0;
-        m2 = m3 > m2 ? m3 : m2;
-        const REAL m = m2 > m0 ? m2 : m0;
-        for (index_t k = 0; k < C; ++k)
-            out[k] = AN(fast_exp)(x[k] - m);
-        /* Summed apart from the exponentials so that their loop vectorises; four partial
-           sums break the chain of dependent additions. */
-        double t0 = 0, t1 = 0, t2 = 0, t3 = 0;
-        for (k = 0; k + 4 <= C; k += 4) {
-            t0 += out[k];
-            t1 += out[k + 1];
-            t2 += out[k + 2];
-            t3 += out[k + 3];
-        }
-        for (; k < C; ++k)
-            t0 += out[k];
-        *maximum = m;
-        return (t0 + t1) + (t2 + t3);
-    }
-    REAL m = x[0];
-    for (index_t k = 1; k < C; ++k)
-        m = x[k * S] > m ? x[k * S] : m;
-    double total = 0;
-    for (index_t k = 0; k < C; ++k) {
-        const REAL e = AN(fast_exp)(x[k * S] - m);
-        out[k * S] = e;
-        total += e;
-    }
-    *maximum = m;
-    return total;
-}
-
-/* The same for `width` positions at once; maximum[j] and total[j] per position. */
-AN_INLINE void AN(softmax_exp_block)(const REAL *AN_RESTRICT x, REAL *AN_RESTRICT out,
-                                     index_t C, index_t S, index_t width, REAL *maximum,
-                                     double *total)
-{
-    for (index_t j = 0; j < width; ++j) { maximum[j] = x[j]; total[j] = 0; }
-    for (index_t k = 1; k < C; ++k)
-        for (index_t j = 0; j < width; ++j)
-            maximum[j] = x[k * S + j] > maximum[j] ? x[k * S + j] : maximum[j];
-    for (index_t k = 0; k < C; ++k)
-        for (index_t j = 0; j < width; ++j) {
-            const REAL e = AN(fast_exp)(x[k * S + j] - maximum[j]);
-            out[k * S + j] = e;
-            total[j] += e;
-        }
-}
 
 /* One position (channels at stride S from x + base), e.g. a row of (N, C) scores. */
 AN_INLINE void AN(softmax_forward_position)(index_t base, const REAL *x, REAL *y, index_t C,

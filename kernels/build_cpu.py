@@ -83,9 +83,10 @@ def make_ffibuilder():
     compile_args, link_args = compile_flags()
     builder = FFI()
     builder.cdef(sources.cdef(HERE))
+    headers = ([sources.PORTABLE_HEADER] + sources.family_headers(HERE)
+               + sources.helper_headers(HERE))     # the families include the helpers
     builder.set_source("autonn._kernels_cpu", sources.translation_unit(HERE),
-                       include_dirs=[HERE], depends=[os.path.join(HERE, h) for h in
-                                                     sources.family_headers(HERE)],
+                       include_dirs=[HERE], depends=[os.path.join(HERE, h) for h in headers],
                        extra_compile_args=compile_args, extra_link_args=link_args)
     return builder
 

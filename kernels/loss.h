@@ -9,9 +9,11 @@
  *   backward  dx_k = scale w (softmax(x)_k - [k == c])
  *
  * Work items are those of the softmax kernels (blocks of positions, or of rows for (N, C)
- * scores), and the exponentials use fast_exp, both from activation.h (included before this
- * file).
+ * scores), from the helper _softmax.h, which activation.h includes too; the exponentials use
+ * fast_exp, from the helper _fast_exp.h. This family needs no other family.
  */
+#include "_fast_exp.h"
+#include "_softmax.h"
 
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options

@@ -26,6 +26,29 @@
  *                    organises its own OpenMP loop (and may call the BLAS); it returns 0 on
  *                    success. Families put such drivers under `#ifndef __CUDACC__`.
  *   index_t          the integer type of sizes and indices (64-bit: tensors can exceed 2^31).
+ *
+ * Helper headers. Code that several families share (fast_exp, the softmax work items) lives in a
+ * helper header, kernels/_<name>.h: the leading underscore is what tells it from a family
+ * (autonn/kernel_sources.py skips such names), so the translation unit does not include it;
+ * every family that uses it does, with #include "_<name>.h" (found beside the family, or through
+ * -I kernels/, on both targets; no other #include is allowed in a family: NVRTC has no C
+ * library). A family thus never relies on another family having been included before it. A
+ * helper's AN() functions are REAL-typed, so it must be defined once per REAL pass even when two
+ * families of that pass include it; the translation unit defines AN_REAL_IS_DOUBLE (0 in the
+ * float pass, 1 in the double pass) next to REAL, and a helper guards itself per pass:
+ *
+ *   #if (AN_REAL_IS_DOUBLE && !defined(AN_NAME_F64)) \
+ *       || (!AN_REAL_IS_DOUBLE && !defined(AN_NAME_F32))
+ *   #if AN_REAL_IS_DOUBLE
+ *   #define AN_NAME_F64
+ *   #else
+ *   #define AN_NAME_F32
+ *   #endif
+ *   ... AN_INLINE functions, macros under #ifndef ...
+ *   #endif
+ *
+ * (with an #error first where AN_REAL_IS_DOUBLE is undefined). Helpers hold AN_INLINE code and
+ * macros only: an AN_KERNEL or AN_CPU_FUNCTION in a helper would not be declared to cffi.
  */
 #ifndef AUTONN_PORTABLE_H
 #define AUTONN_PORTABLE_H
