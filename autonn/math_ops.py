@@ -19,7 +19,7 @@ them over space). :mod:`autonn.shapes` and :mod:`autonn.receptive_fields` only r
 import numpy as np
 
 from .backend import array_module
-from .ops import Op, contains_layer
+from .ops import Op
 
 
 def unbroadcast(dzdy, x):
@@ -172,6 +172,45 @@ def _matmul_vjp_right(g, y, a, b):
 
 matmul = _defmath("matmul", np.matmul, _matmul_vjp_left, _matmul_vjp_right,
                   shape=_matmul_shape, receptive_field="none")
+
+
+# np.dot is not matmul beyond 2-D: it multiplies by a scalar, and otherwise sums over the last
+# axis of a and the second-to-last of b (the only one of a 1-D b), pairing every leading axis
+# of a with every leading axis of b: dot(a, b)[i..., j..., m] = sum_k a[i..., k] b[j..., k, m].
+# The rules below follow that at run time, whatever the ranks, with tensordot.
+def _dot_shape(a, b):
+    a, b = _shape_of(a), _shape_of(b)
+    if not a or not b:
+        return np.broadcast_shapes(a, b)
+    k = b[-2] if len(b) > 1 else b[0]
+    if a[-1] != k:
+        raise ValueError(f"dot: shapes {a} and {b} do not match (last axis of a {a[-1]} != "
+                         f"{'second-to-last' if len(b) > 1 else 'only'} axis of b {k})")
+    return a[:-1] + b[:-2] + b[-1:] if len(b) > 1 else a[:-1]
+
+
+def _dot_vjp_left(g, y, a, b):
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return unbroadcast(g * b, a)
+    xp = array_module(g)
+    if b.ndim == 1:
+        return xp.multiply.outer(g, b)
+    # g's axes: a's leading ones, then b's except the contracted one
+    return xp.tensordot(g, b, axes=(tuple(range(a.ndim - 1, g.ndim)),
+                                    tuple(i for i in range(b.ndim) if i != b.ndim - 2)))
+
+
+def _dot_vjp_right(g, y, a, b):
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return unbroadcast(g * a, b)
+    xp = array_module(g)
+    leading = tuple(range(a.ndim - 1))
+    product = xp.tensordot(a, g, axes=(leading, leading))   # (k, b's other axes...)
+    return product if b.ndim == 1 else xp.moveaxis(product, 0, -2)
+
+
+dot = _defmath("dot", np.dot, _dot_vjp_left, _dot_vjp_right, shape=_dot_shape,
+               receptive_field="none")
 
 # ------------------------------------------------------------------ elementwise, unary
 negative = _defmath("negative", np.negative, lambda g, y, x: -g, needs_inputs=())
@@ -604,46 +643,8 @@ def _where_call(condition, x, y):
 
 
 def _dot_call(a, b, **unsupported):
-    """``np.dot`` on Layers, made of multiply, matmul, expand_dims and squeeze.
-
-    NumPy's dot multiplies by a scalar, and otherwise sums over the last axis of a and the
-    second-to-last of b (the only one of a 1-D b): ``dot(a, b)[i..., j..., m] = sum_k
-    a[i..., k] b[j..., k, m]``, shaped ``a.shape[:-1] + b.shape[:-2] + b.shape[-1:]``. That is
-    matmul when b has at most 2 axes or a has 1. When b has more, each row of a becomes a
-    1 x K matrix with ``b.ndim - 2`` axes of size 1 before it, which matmul broadcasts against
-    b's leading axes (rather than pairing them with a's), and the row axis is dropped again.
-
-    The choice needs b's number of axes when the graph is built. Arrays, numbers, Params and
-    reshapes have one; any other Layer's shape is known only when a Net runs, so dot of such
-    a b is refused (unless a is known to be a vector) instead of guessed.
-    """
     _refuse("dot", unsupported)
-    rank_a, rank_b = _known_rank(a), _known_rank(b)
-    if rank_a == 0 or rank_b == 0:
-        return multiply(a, b)
-    if rank_a == 1 or (rank_b is not None and rank_b <= 2):
-        return matmul(a, b)
-    if rank_b is None:
-        raise TypeError("dot: np.dot(a, b) on Layers needs the number of axes of b when the "
-                        "graph is built (dot and matmul differ when b has more than 2), and b "
-                        "is a Layer whose shape is known only when a Net runs; write a @ b "
-                        "(np.matmul) if b has at most 2 axes, or give b a known rank: an "
-                        "array, a Param or b.reshape(...)")
-    rows = expand_dims(a, axis=tuple(range(-2, -rank_b - 1, -1)))
-    return squeeze(matmul(rows, b), axis=-2)
-
-
-def _known_rank(x):
-    """The number of axes of ``x`` while a graph is built: an array's or a number's, a Param's
-    value's, a reshape's target's; None for other Layers (their shapes come with a Net)."""
-    if not contains_layer([x]):
-        return np.ndim(x)
-    if x.op is None:
-        value = getattr(x, "value", None)  # a Param has one, an Input none
-        return None if value is None else np.ndim(value)
-    if x.op is reshape:
-        return len(x.options["shape"])
-    return None
+    return dot(a, b)
 
 
 def _argmax_call(a, axis=None, **unsupported):
@@ -663,5 +664,5 @@ FUNCTION_OPS = {
     np.reshape: _reshape_call, np.transpose: _transpose_call,
     np.concatenate: _concatenate_call, np.stack: _stack_call, np.squeeze: _squeeze_call,
     np.expand_dims: _expand_dims_call, np.clip: _clip_call, np.where: _where_call,
-    np.dot: _dot_call, np.matmul: _dot_call, np.argmax: _argmax_call, np.argmin: _argmin_call,
+    np.dot: _dot_call, np.argmax: _argmax_call, np.argmin: _argmin_call,
 }

@@ -46,9 +46,12 @@ def crop_forward(x, *, crop):
 
 
 def crop_backward(x, dzdy, *, crop):
-    xp = array_module(dzdy)
-    dx = xp.zeros(x.shape, dtype=dzdy.dtype)
-    dx[_crop_window(x.shape, crop)] = dzdy
+    # x's size follows from dzdy's and the crop, so the tape may have released x
+    # (backward_needs_inputs=())
+    top, bottom, left, right = crop
+    N, C, Ho, Wo = dzdy.shape
+    dx = array_module(dzdy).zeros((N, C, Ho + top + bottom, Wo + left + right), dzdy.dtype)
+    dx[:, :, top:top + Ho, left:left + Wo] = dzdy
     return dx
 
 

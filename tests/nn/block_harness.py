@@ -1,6 +1,7 @@
 """One declaration per block case, every check run from it (the idea of Chainer's
 ``FunctionTestCase``): see :class:`BlockCase` for what a case declares, and the ``check_*``
-functions for what is checked. ``tests/nn/test_blocks.py`` holds the table of cases.
+functions for what is checked. ``tests/nn/block_cases.py`` holds the table of cases and
+``tests/nn/test_blocks.py`` runs every check on every case.
 
 A case's ``call(*inputs, dzdy=None)`` is the block with its options bound; its ``inputs(rng)``
 are float64 arrays (and integer labels, or None for an absent input), cast here to each dtype
@@ -15,7 +16,10 @@ import numpy as np
 import pytest
 
 import autonn as an
-from autonn import backend
+from autonn import backend, reference
+from autonn.layer import topological_order
+from autonn.receptive_fields import receptive_fields
+from autonn.shapes import variable_shapes
 
 DEVICES = ("cpu", pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(
     not an.gpu_available(), reason="no GPU (CuPy with a CUDA device)")]))
@@ -176,8 +180,88 @@ def check_in_graph(case, conserve_memory, computed_inputs):
     """
     if case.in_graph is not None:
         pytest.skip(case.in_graph)
+    graph = build_graph(case, computed_inputs)
+    y, values = graph.output, graph.values
+    y.name = "y"
+    expected = case.call(*values)
+    dzdy = projection(expected)
+    objective = y * dzdy if np.ndim(dzdy) == 0 else (y * dzdy).sum()
+    net = an.Net(objective, conserve_memory=conserve_memory)
+    net.eval({x.name: values[i] for i, x in graph.inputs.items()}, mode="normal")
+    tol = {"rtol": 1e-10, "atol": 1e-12}
+    _assert_close(net.value(objective), np.sum(expected * dzdy), f"{case.name} objective", **tol)
+    if not conserve_memory:
+        _assert_close(net.value("y"), expected, f"{case.name} value", **tol)
+    for i, der in case.derivatives(values, dzdy).items():
+        node = graph.nodes[i]
+        got = node.der if isinstance(node, an.Param) else net.der(graph.inputs[i])
+        _assert_close(got, der, f"{case.name} derivative of input {i}", **tol)
+
+
+def check_shape_rules_in_graph(case):
+    """On the graph of :func:`check_in_graph` (nothing compiled), shape inference gives every
+    node the shape of its forward, and every op has a receptive-field rule that runs: see
+    :func:`check_shape_rules`."""
+    if case.in_graph is not None:
+        pytest.skip(case.in_graph)
+    graph = build_graph(case)
+    check_shape_rules([graph.output], {x: graph.values[i] for i, x in graph.inputs.items()})
+
+
+def check_shape_rules(outputs, feed):
+    """``autonn.shapes.variable_shapes`` of the graph ending in ``outputs``, from the shapes of
+    the values in ``feed`` ({Input: array}), gives every node the shape of the value the
+    reference executor computes for it (each op's forward); every op of the graph has a
+    receptive-field rule, and the rules run against each Input."""
+    values, _ = reference.evaluate(outputs, feed, mode="forward")
+    shapes = variable_shapes(outputs, {x: np.shape(value) for x, value in feed.items()})
+    for layer in topological_order(outputs):
+        if isinstance(layer, an.Input):
+            continue
+        value = values[id(layer)]
+        is_op = type(layer) is an.Layer
+        expected = (tuple(np.shape(v) for v in value) if is_op and layer.op.num_outputs > 1
+                    else np.shape(value))
+        what = layer.op.name if is_op else type(layer).__name__
+        assert shapes.get(layer) == expected, \
+            f"{what} '{layer.name}': inferred shape {shapes.get(layer)}, forward {expected}"
+    ops = graph_ops(outputs)
+    assert sorted(op.name for op in ops if op.receptive_field is None) == []
+    for x in feed:
+        receptive_fields(outputs, x)
+
+
+def ops_checked_in_graph(cases):
+    """The names of the ops whose shape and receptive-field rules
+    :func:`check_shape_rules_in_graph` checks on the graphs of ``cases`` (those it does not skip
+    and that are not expected to fail)."""
+    return {op.name for case in cases if case.in_graph is None and case.xfail is None
+            for op in graph_ops([build_graph(case).output])}
+
+
+def graph_ops(outputs):
+    """The ops of the nodes of the graph ending in ``outputs``."""
+    return {layer.op for layer in topological_order(outputs) if type(layer) is an.Layer}
+
+
+@dataclass
+class Graph:
+    """A case's block on graph nodes: ``output`` the Layer it builds; ``values`` the case's
+    inputs; ``nodes[i]`` what stands for input i (an Input, ``Input + 0``, a Param or None);
+    ``inputs`` {i: Input}, named ``input{i}``."""
+
+    output: object
+    values: tuple
+    nodes: list
+    inputs: dict
+
+
+def build_graph(case, computed_inputs=False):
+    """The block of ``case`` called on Input Layers, Params at the positions of
+    ``case.graph_params`` and None for absent inputs; ``Input + 0`` instead of each Input with
+    ``computed_inputs``."""
     values = case.make_inputs()
-    feed, nodes, inputs = {}, [], {}
+    nodes, inputs = [], {}
     for i, value in enumerate(values):
         if value is None:
             nodes.append(None)
@@ -185,23 +269,10 @@ def check_in_graph(case, conserve_memory, computed_inputs):
             nodes.append(an.Param(value, name=f"param{i}"))
         else:
             inputs[i] = an.Input(name=f"input{i}")
-            feed[f"input{i}"] = value
             nodes.append(inputs[i] + 0 if computed_inputs else inputs[i])
     y = case.call(*nodes)
     assert isinstance(y, an.Layer), f"{case.name}: a call on Layers must build a Layer"
-    y.name = "y"
-    expected = case.call(*values)
-    dzdy = projection(expected)
-    objective = y * dzdy if np.ndim(dzdy) == 0 else (y * dzdy).sum()
-    net = an.Net(objective, conserve_memory=conserve_memory)
-    net.eval(feed, mode="normal")
-    tol = {"rtol": 1e-10, "atol": 1e-12}
-    _assert_close(net.value(objective), np.sum(expected * dzdy), f"{case.name} objective", **tol)
-    if not conserve_memory:
-        _assert_close(net.value("y"), expected, f"{case.name} value", **tol)
-    for i, der in case.derivatives(values, dzdy).items():
-        got = nodes[i].der if isinstance(nodes[i], an.Param) else net.der(inputs[i])
-        _assert_close(got, der, f"{case.name} derivative of input {i}", **tol)
+    return Graph(y, values, nodes, inputs)
 
 
 def check_refuses_float16_and_integer_inputs(case):

@@ -1,10 +1,14 @@
 """Loop references for every block of ``autonn.nn``, written from the MatConvNet manual's
-formulas (chapters 4 and 6, H x W x C x N renamed NCHW) and sharing no code with autonn.
+formulas (chapters 4 and 6, H x W x C x N renamed NCHW) and sharing no code with autonn. The
+block harness (block_harness, test_blocks) and the per-block tests use these same functions.
 
 Each function takes NumPy arrays (any float dtype; the sums run in float64 Python scalars or
 float64 arrays) and returns the block's forward output as a float64 array (a float for the
-scalar losses). They are slow on purpose: one output element at a time, exactly as the formula
-reads, so that a mistake in the vectorised kernels cannot be repeated here.
+scalar losses); the ``*_derivatives_reference`` functions return derivatives, by the same
+loops. They are slow on purpose: one output element at a time, exactly as the formula reads,
+so that a mistake in the vectorised kernels cannot be repeated here. conv and convt alone
+take the batch and the channel sum as array products, so that the kernels' tests can afford
+them at the sizes that reach every code path of the kernels.
 """
 
 import math
@@ -16,32 +20,54 @@ def _f64(a):
     return None if a is None else np.asarray(a, dtype=np.float64)
 
 
+def _nchw(a):
+    """``a`` with trailing axes of size 1 up to 4 (an (N, C) array is (N, C, 1, 1))."""
+    return np.reshape(a, np.shape(a) + (1,) * (4 - np.ndim(a)))
+
+
 # ----------------------------------------------------------------------------- conv (4.1)
 def conv_reference(x, w, b=None, stride=(1, 1), pad=(0, 0, 0, 0), dilate=(1, 1)):
     """y[n,k,oy,ox] = b[k] + sum_{c,i,j} w[k,c,i,j] x[n, g*C/G + c, oy*sh-pt+i*dh, ox*sw-pl+j*dw]
     with x zero outside the image and g = k // (K/G) the group of filter k (manual 4.1)."""
     x, w, b = _f64(x), _f64(w), _f64(b)
+    padded, output_size, taps = _conv_taps(x, w, stride, pad, dilate)
+    y = np.zeros((x.shape[0], w.shape[0]) + output_size)
+    for k, channels, oy, ox, i, j, u, v in taps:
+        y[:, k, oy, ox] += padded[:, channels, u, v] @ w[k, :, i, j]
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
+def conv_derivatives_reference(x, w, dy, stride=(1, 1), pad=(0, 0, 0, 0), dilate=(1, 1)):
+    """dx and dw of <dy, conv(x, w)>, by the loops of conv_reference: each output's derivative
+    goes back to the input values and the filter taps that made it."""
+    x, w, dy = _f64(x), _f64(w), _f64(dy)
+    padded, _, taps = _conv_taps(x, w, stride, pad, dilate)
+    dpadded, dw = np.zeros(padded.shape), np.zeros(w.shape)
+    for k, channels, oy, ox, i, j, u, v in taps:
+        dpadded[:, channels, u, v] += np.outer(dy[:, k, oy, ox], w[k, :, i, j])
+        dw[k, :, i, j] += dy[:, k, oy, ox] @ padded[:, channels, u, v]
+    pt, _, pl, _ = pad
+    return dpadded[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]], dw
+
+
+def _conv_taps(x, w, stride, pad, dilate):
+    """x zero-padded, the output size (Ho, Wo), and an iterator over the taps
+    (k, channels, oy, ox, i, j, u, v): at output pixel (oy, ox), tap (i, j) of filter k reads
+    the padded pixel (u, v) of its group's channels (a slice)."""
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
-    G, (sh, sw), (pt, pb, pl, pr), (dh, dw) = C // Cg, stride, pad, dilate
-    Kg = K // G
+    (sh, sw), (pt, pb, pl, pr), (dh, dw) = stride, pad, dilate
+    padded = np.zeros((N, C, H + pt + pb, W + pl + pr))
+    padded[:, :, pt:pt + H, pl:pl + W] = x
     Ho = (H + pt + pb - (dh * (kh - 1) + 1)) // sh + 1
     Wo = (W + pl + pr - (dw * (kw - 1) + 1)) // sw + 1
-    y = np.zeros((N, K, Ho, Wo))
-    for n in range(N):
-        for k in range(K):
-            g = k // Kg
-            for oy in range(Ho):
-                for ox in range(Wo):
-                    total = 0.0 if b is None else b[k]
-                    for c in range(Cg):
-                        for i in range(kh):
-                            for j in range(kw):
-                                u, v = oy * sh - pt + i * dh, ox * sw - pl + j * dw
-                                if 0 <= u < H and 0 <= v < W:
-                                    total += w[k, c, i, j] * x[n, g * Cg + c, u, v]
-                    y[n, k, oy, ox] = total
-    return y
+    filters_per_group = K // (C // Cg)
+    taps = ((k, slice(g * Cg, (g + 1) * Cg), oy, ox, i, j, oy * sh + i * dh, ox * sw + j * dw)
+            for k in range(K) for g in [k // filters_per_group]
+            for oy in range(Ho) for ox in range(Wo) for i in range(kh) for j in range(kw))
+    return padded, (Ho, Wo), taps
 
 
 def conv_identity_reference(x, b=None, stride=(1, 1), pad=(0, 0, 0, 0)):
@@ -65,28 +91,23 @@ def conv_identity_reference(x, b=None, stride=(1, 1), pad=(0, 0, 0, 0)):
 # ----------------------------------------------------------------------------- convt (4.2)
 def convt_reference(x, w, b=None, upsample=(1, 1), crop=(0, 0, 0, 0), num_groups=1):
     """The transpose of conv, as a scatter: every input pixel adds x[n,c,y,x] w[c,k,i,j] to
-    out[n, g*K+k, y*uh - ct + i, x*uw - cl + j], g = c // (C/G); then the crop and the bias."""
+    out[n, g*K+k, y*uh + i, x*uw + j], g = c // (C/G); then the crop (top, bottom, left,
+    right) and the bias."""
     x, w, b = _f64(x), _f64(w), _f64(b)
     N, C, H, W = x.shape
     _, K, kh, kw = w.shape
     (uh, uw), (ct, cb, cl, cr), G = upsample, crop, num_groups
-    Ho, Wo = uh * (H - 1) + kh - ct - cb, uw * (W - 1) + kw - cl - cr
-    y = np.zeros((N, K * G, Ho, Wo))
-    for n in range(N):
-        for c in range(C):
-            g = c // (C // G)
-            for yy in range(H):
-                for xx in range(W):
-                    for k in range(K):
-                        for i in range(kh):
-                            for j in range(kw):
-                                u, v = yy * uh - ct + i, xx * uw - cl + j
-                                if 0 <= u < Ho and 0 <= v < Wo:
-                                    y[n, g * K + k, u, v] += x[n, c, yy, xx] * w[c, k, i, j]
-    if b is not None:
-        for k in range(K * G):
-            y[:, k] += b[k]
-    return y
+    full = np.zeros((N, K * G, uh * (H - 1) + kh, uw * (W - 1) + kw))
+    for c in range(C):
+        g = c // (C // G)
+        for yy in range(H):
+            for xx in range(W):
+                for i in range(kh):
+                    for j in range(kw):
+                        full[:, g * K:(g + 1) * K, yy * uh + i, xx * uw + j] += np.outer(
+                            x[:, c, yy, xx], w[c, :, i, j])
+    y = full[:, :, ct:full.shape[2] - cb, cl:full.shape[3] - cr]
+    return y if b is None else y + b.reshape(1, -1, 1, 1)
 
 
 # ----------------------------------------------------------------------------- pool (4.3)
@@ -94,20 +115,42 @@ def pool_reference(x, size, method="max", stride=(1, 1), pad=(0, 0, 0, 0)):
     """Max or mean over each window clipped to the input: padding takes no part (max pads with
     -inf, avg divides by the number of unpadded elements, manual 4.3)."""
     x = _f64(x)
-    N, C, H, W = x.shape
+    windows, output_shape = _pool_windows(x.shape, size, stride, pad)
+    y = np.zeros(output_shape)
+    for out, rows, cols in windows:
+        window = x[out[:2] + (rows, cols)]
+        y[out] = window.max() if method == "max" else window.mean()
+    return y
+
+
+def pool_derivatives_reference(x, dzdy, size, method="max", stride=(1, 1), pad=(0, 0, 0, 0)):
+    """dx of <dzdy, pool(x)>: max credits each output's derivative to the first maximum of
+    its window in row-major order (MatConvNet's tie rule), avg shares it out over the
+    window's unpadded elements."""
+    x, dzdy = _f64(x), _f64(dzdy)
+    windows, _ = _pool_windows(x.shape, size, stride, pad)
+    dx = np.zeros(x.shape)
+    for out, rows, cols in windows:
+        n, c = out[:2]
+        window = x[n, c, rows, cols]
+        if method == "max":
+            r, s = np.unravel_index(np.argmax(window), window.shape)
+            dx[n, c, rows.start + r, cols.start + s] += dzdy[out]
+        else:
+            dx[n, c, rows, cols] += dzdy[out] / window.size
+    return dx
+
+
+def _pool_windows(shape, size, stride, pad):
+    """Every ((n, c, oy, ox), rows, cols), the slices of the window of output (oy, ox) clipped
+    to the image, and the output shape."""
+    N, C, H, W = shape
     (ph, pw), (sh, sw), (pt, pb, pl, pr) = size, stride, pad
     Ho, Wo = (H + pt + pb - ph) // sh + 1, (W + pl + pr - pw) // sw + 1
-    y = np.zeros((N, C, Ho, Wo))
-    for n in range(N):
-        for c in range(C):
-            for oy in range(Ho):
-                for ox in range(Wo):
-                    cells = [x[n, c, u, v]
-                             for u in range(oy * sh - pt, oy * sh - pt + ph)
-                             for v in range(ox * sw - pl, ox * sw - pl + pw)
-                             if 0 <= u < H and 0 <= v < W]
-                    y[n, c, oy, ox] = max(cells) if method == "max" else sum(cells) / len(cells)
-    return y
+    windows = [((n, c, oy, ox), slice(max(oy * sh - pt, 0), min(oy * sh - pt + ph, H)),
+                slice(max(ox * sw - pl, 0), min(ox * sw - pl + pw, W)))
+               for n in range(N) for c in range(C) for oy in range(Ho) for ox in range(Wo)]
+    return windows, (N, C, Ho, Wo)
 
 
 # ----------------------------------------------------------------------------- activations (4.4)
@@ -125,7 +168,7 @@ def sigmoid_reference(x):
 def softmax_reference(x):
     """y_k = e^(x_k - m) / sum_t e^(x_t - m) over the channels, m = max_t x_t (manual 6.5.4)."""
     x = _f64(x)
-    x4 = x.reshape(x.shape + (1,) * (4 - x.ndim))
+    x4 = _nchw(x)
     y = np.zeros(x4.shape)
     for n in range(x4.shape[0]):
         for i in range(x4.shape[2]):
@@ -154,19 +197,15 @@ def lrn_reference(x, depth, kappa, alpha, beta):
 
 
 def bnorm_reference(x, g=None, b=None, moments=None, epsilon=1e-4):
-    """y = g_k (x - mu_k) / sqrt(sigma_k^2 + epsilon) + b_k with the batch mean and (biased)
-    variance of channel k over N, H, W (manual 4.5.2); given moments [mu, sigma] replace them."""
-    x, g, b, moments = _f64(x), _f64(g), _f64(b), _f64(moments)
-    x4 = x.reshape(x.shape + (1,) * (4 - x.ndim))
+    """y = g_k (x - mu_k) / sigma_k + b_k, with the batch moments of
+    :func:`bnorm_moments_reference` (manual 4.5.2) or the given moments [mu, sigma]."""
+    x, g, b = _f64(x), _f64(g), _f64(b)
+    moments = bnorm_moments_reference(x, epsilon) if moments is None else _f64(moments)
+    x4 = _nchw(x)
     N, C, H, W = x4.shape
     y = np.zeros(x4.shape)
     for k in range(C):
-        if moments is None:
-            values = [x4[n, k, i, j] for n in range(N) for i in range(H) for j in range(W)]
-            mu = sum(values) / len(values)
-            sigma = math.sqrt(sum((v - mu) ** 2 for v in values) / len(values) + epsilon)
-        else:
-            mu, sigma = moments[k]
+        mu, sigma = moments[k]
         gain = 1.0 if g is None else g[k]
         bias = 0.0 if b is None else b[k]
         for n in range(N):
@@ -174,6 +213,19 @@ def bnorm_reference(x, g=None, b=None, moments=None, epsilon=1e-4):
                 for j in range(W):
                     y[n, k, i, j] = gain * (x4[n, k, i, j] - mu) / sigma + bias
     return y.reshape(x.shape)
+
+
+def bnorm_moments_reference(x, epsilon=1e-4):
+    """(C, 2) [mu_k, sigma_k]: the mean of channel k over N, H, W and sigma_k =
+    sqrt(var_k + epsilon), var_k the biased variance."""
+    x4 = _nchw(_f64(x))
+    N, C, H, W = x4.shape
+    moments = np.zeros((C, 2))
+    for k in range(C):
+        values = [x4[n, k, i, j] for n in range(N) for i in range(H) for j in range(W)]
+        mu = sum(values) / len(values)
+        moments[k] = mu, math.sqrt(sum((v - mu) ** 2 for v in values) / len(values) + epsilon)
+    return moments
 
 
 def spnorm_reference(x, ph, pw, alpha, beta):
@@ -199,7 +251,7 @@ def normalizelp_reference(x, p=2, epsilon=0.01, spatial=False):
     """y = x / (sum x^p + epsilon)^(1/p), the sum over the channels of each pixel, or over the
     pixels of each channel when spatial (vl_nnnormalizelp)."""
     x = _f64(x)
-    x4 = x.reshape(x.shape + (1,) * (4 - x.ndim))
+    x4 = _nchw(x)
     N, C, H, W = x4.shape
     y = np.zeros(x4.shape)
     for n in range(N):
@@ -219,7 +271,7 @@ def normalizelp_reference(x, p=2, epsilon=0.01, spatial=False):
 def noffset_reference(x, a, b):
     """y = x - a L^b with L = max(sum_c x_c^2, 1e-8) at each pixel (vl_nnnoffset)."""
     x = _f64(x)
-    x4 = x.reshape(x.shape + (1,) * (4 - x.ndim))
+    x4 = _nchw(x)
     N, C, H, W = x4.shape
     y = np.zeros(x4.shape)
     for n in range(N):
@@ -271,9 +323,9 @@ def per_location_loss(kind, scores, c, topk=5, threshold=0.0):
 
 def loss_reference(kind, x, c, weights=None, normalise=True, **options):
     """Sum over the locations of weight x per-location loss (ignored labels, c < 0 or attribute
-    0, add nothing), divided by N when normalise."""
-    x = _f64(x)
-    x = x.reshape(x.shape + (1,) * (4 - x.ndim))
+    0, add nothing), divided by N when normalise. The weights broadcast against (N, 1, H, W)
+    (classes) or x (attributes) once given trailing axes to 4-D, so (N,) weighs whole images."""
+    x = _nchw(_f64(x))
     N, C, H, W = x.shape
     total = 0.0
     for n in range(N):
@@ -284,12 +336,12 @@ def loss_reference(kind, x, c, weights=None, normalise=True, **options):
                     if label < 0:
                         continue
                     w = 1.0 if weights is None else float(
-                        np.broadcast_to(weights, (N, 1, H, W))[n, 0, i, j])
+                        np.broadcast_to(_nchw(weights), (N, 1, H, W))[n, 0, i, j])
                     total += w * per_location_loss(kind, x[n, :, i, j], label, **options)
                 else:
                     labels = np.reshape(c, x.shape)
                     w = (np.ones(C) if weights is None else
-                         np.broadcast_to(np.reshape(weights, x.shape), x.shape)[n, :, i, j])
+                         np.broadcast_to(_nchw(weights), x.shape)[n, :, i, j])
                     terms = per_location_loss(kind, x[n, :, i, j], labels[n, :, i, j], **options)
                     total += sum(wk * t for wk, t in zip(w, terms))
     return total / N if normalise else total

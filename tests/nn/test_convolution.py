@@ -1,11 +1,12 @@
-"""conv and convt against direct loops over the manual's formulas, their derivatives, and their
-argument checks. The references below share no code with the im2col/GEMM implementation."""
+"""conv and convt against direct loops over the manual's formulas (block_references, sharing no
+code with the im2col/GEMM implementation), their derivatives, and their argument checks."""
 
 import importlib
 import threading
 
 import numpy as np
 import pytest
+from block_references import conv_derivatives_reference, conv_reference, convt_reference
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -18,77 +19,6 @@ DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 DEVICES = ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(
     not backend.gpu_available(), reason="no GPU")])]
-
-
-# ----------------------------------------------------------------------------- references
-def conv_reference(x, w, b=None, stride=(1, 1), pad=(0, 0, 0, 0), dilate=(1, 1)):
-    """y[n,k,oy,ox] = b[k] + sum_{c,i,j} w[k,c,i,j] x[n, g*C/G + c, oy*sh-pt+i*dh, ox*sw-pl+j*dw]."""
-    N, C, H, W = x.shape
-    K, Cg, kh, kw = w.shape
-    G, (sh, sw), (pt, pb, pl, pr), (dh, dw) = C // Cg, stride, pad, dilate
-    Kg = K // G
-    padded = np.zeros((N, C, H + pt + pb, W + pl + pr), dtype=np.float64)
-    padded[:, :, pt:pt + H, pl:pl + W] = x
-    Ho = (H + pt + pb - (dh * (kh - 1) + 1)) // sh + 1
-    Wo = (W + pl + pr - (dw * (kw - 1) + 1)) // sw + 1
-    y = np.zeros((N, K, Ho, Wo))
-    for k in range(K):
-        g = k // Kg
-        for oy in range(Ho):
-            for ox in range(Wo):
-                for i in range(kh):
-                    for j in range(kw):
-                        y[:, k, oy, ox] += padded[:, g * Cg:(g + 1) * Cg, oy * sh + i * dh,
-                                                  ox * sw + j * dw] @ w[k, :, i, j]
-    if b is not None:
-        y += np.asarray(b, np.float64).reshape(1, K, 1, 1)
-    return y
-
-
-def conv_reference_derivatives(x, w, dy, stride=(1, 1), pad=(0, 0, 0, 0), dilate=(1, 1)):
-    """dx and dw of <dy, conv(x, w)>, by the loops of conv_reference: each output's derivative
-    goes back to the input values and the filter taps that made it."""
-    N, C, H, W = x.shape
-    K, Cg, kh, kw = w.shape
-    G, (sh, sw), (pt, pb, pl, pr), (dh, dw) = C // Cg, stride, pad, dilate
-    Kg = K // G
-    padded = np.zeros((N, C, H + pt + pb, W + pl + pr), dtype=np.float64)
-    padded[:, :, pt:pt + H, pl:pl + W] = x
-    dpadded = np.zeros_like(padded)
-    dfilters = np.zeros(w.shape)
-    Ho, Wo = dy.shape[2:]
-    for k in range(K):
-        g = k // Kg
-        for oy in range(Ho):
-            for ox in range(Wo):
-                for i in range(kh):
-                    for j in range(kw):
-                        row, column = oy * sh + i * dh, ox * sw + j * dw
-                        dpadded[:, g * Cg:(g + 1) * Cg, row, column] += np.outer(dy[:, k, oy, ox],
-                                                                                 w[k, :, i, j])
-                        dfilters[k, :, i, j] += dy[:, k, oy, ox] @ padded[:, g * Cg:(g + 1) * Cg,
-                                                                          row, column]
-    return dpadded[:, :, pt:pt + H, pl:pl + W], dfilters
-
-
-def convt_reference(x, w, b=None, upsample=(1, 1), crop=(0, 0, 0, 0), num_groups=1):
-    """out[n, g*K+k, y*uh - ct + i, x*uw - cl + j] += x[n,c,y,x] w[c,k,i,j], g = c // (C/G)."""
-    N, C, H, W = x.shape
-    _, K, kh, kw = w.shape
-    (uh, uw), (ct, cb, cl, cr), G = upsample, crop, num_groups
-    full = np.zeros((N, K * G, uh * (H - 1) + kh, uw * (W - 1) + kw))
-    for c in range(C):
-        g = c // (C // G)
-        for yy in range(H):
-            for xx in range(W):
-                for i in range(kh):
-                    for j in range(kw):
-                        full[:, g * K:(g + 1) * K, yy * uh + i, xx * uw + j] += (
-                            x[:, c, yy, xx][:, None] * w[c, :, i, j][None, :])
-    y = full[:, :, ct:full.shape[2] - cb, cl:full.shape[3] - cr]
-    if b is not None:
-        y = y + np.asarray(b, np.float64).reshape(1, -1, 1, 1)
-    return y
 
 
 def random(rng, shape, dtype=np.float64):
@@ -158,7 +88,7 @@ def test_every_schedule_gives_the_formula_and_its_derivatives(schedule, case, da
     x, w, b = random(rng, x_shape, dtype), random(rng, w_shape, dtype), random(rng, (6,), dtype)
     y_reference = conv_reference(x, w, b, **options)
     dy = random(rng, y_reference.shape, dtype)
-    dx_reference, dw_reference = conv_reference_derivatives(x, w, dy, **options)
+    dx_reference, dw_reference = conv_derivatives_reference(x, w, dy, **options)
     geometry = conv_module.conv_geometry("conv", x, w, b, *options.values())
     with conv_module.force_schedule(schedule, data_derivative=data_derivative):
         assert conv_module.choose_schedule(geometry, dtype).name == schedule
@@ -190,7 +120,7 @@ def test_the_single_product_schedules_give_the_formula_and_its_derivatives(sched
         y = nn.conv(x, w, b)
         dx, dw, db = nn.conv(x, w, b, dzdy=dy)
     np.testing.assert_allclose(y, y_reference, **TOL[dtype])
-    for got, want in zip((dx, dw, db), (*conv_reference_derivatives(x, w, dy),
+    for got, want in zip((dx, dw, db), (*conv_derivatives_reference(x, w, dy),
                                         dy.sum(axis=(0, 2, 3)))):
         np.testing.assert_allclose(got, want, **TOL[dtype])
 
@@ -288,7 +218,7 @@ def test_without_a_blas_for_c_small_images_take_numpys_matmul(monkeypatch, x_sha
                                conv_reference(x, w, b, pad=(pad,) * 4), **TOL[np.float32])
     dy = random(rng, (geometry.N, geometry.K, geometry.Ho, geometry.Wo), np.float32)
     for got, want in zip(nn.conv(x, w, dzdy=dy, pad=pad)[:2],
-                         conv_reference_derivatives(x, w, dy, pad=(pad,) * 4)):
+                         conv_derivatives_reference(x, w, dy, pad=(pad,) * 4)):
         np.testing.assert_allclose(got, want, **TOL[np.float32])
 
 
@@ -577,7 +507,7 @@ def check_conv_fuzz_case(geometry, schedule):
         dy = random(rng, y.shape)
         dx, dw, _ = nn.conv(x, w, dzdy=dy, **options)
     np.testing.assert_allclose(y, conv_reference(x, w, None, **options), rtol=1e-9, atol=1e-9)
-    for got, want in zip((dx, dw), conv_reference_derivatives(x, w, dy, **options)):
+    for got, want in zip((dx, dw), conv_derivatives_reference(x, w, dy, **options)):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
     # conv is linear in x and in w: <conv(x, w), dy> = <x, dx> = <w, dw>
     inner = np.vdot(y, dy)

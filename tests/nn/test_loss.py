@@ -1,10 +1,11 @@
-"""The ten loss types of vl_nnloss against a per-location loop, label forms, instance weights,
-ignored labels, derivatives and argument checks."""
+"""The ten loss types of vl_nnloss against a per-location loop (block_references), label forms,
+instance weights, ignored labels, derivatives and argument checks."""
 
 import math
 
 import numpy as np
 import pytest
+from block_references import loss_reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,59 +14,6 @@ from autonn import nn
 from autonn.nn.losses import ATTRIBUTE, CATEGORICAL
 
 RNG = np.random.default_rng(2)
-
-
-def per_location_loss(kind, scores, c, topk=5, threshold=0.0):
-    """The loss at one location: scores (C,) and label c (class) or c (C,) (attributes)."""
-    if kind == "classerror":
-        return float(int(np.argmax(scores)) != c)
-    if kind == "topkerror":
-        order = sorted(range(len(scores)), key=lambda k: (-scores[k], k))
-        return float(c not in order[:topk])
-    if kind == "log":
-        return -math.log(max(scores[c], 1e-8))
-    if kind == "softmaxlog":
-        m = max(scores)
-        return m + math.log(sum(math.exp(v - m) for v in scores)) - scores[c]
-    if kind == "mhinge":
-        return max(0.0, 1 - scores[c])
-    if kind == "mshinge":
-        others = [v for k, v in enumerate(scores) if k != c]
-        return max(0.0, 1 - scores[c] + max(others)) if others else 0.0
-    terms = []
-    for x, a in zip(scores, c):
-        if a == 0:
-            terms.append(0.0)
-        elif kind == "binaryerror":
-            terms.append(float(np.sign(x - threshold) != a))
-        elif kind == "binarylog":
-            terms.append(-math.log(max(a * (x - 0.5) + 0.5, 1e-8)))
-        elif kind == "logistic":
-            terms.append(math.log1p(math.exp(-a * x)))
-        else:
-            terms.append(max(0.0, 1 - a * x))
-    return terms
-
-
-def loss_reference(kind, x, c, weights=None, normalise=True, **options):
-    N, C, H, W = x.shape
-    total = 0.0
-    for n in range(N):
-        for i in range(H):
-            for j in range(W):
-                if kind in CATEGORICAL:
-                    label = int(c[n]) if c.ndim == 1 else int(c.reshape(N, H, W)[n, i, j])
-                    if label < 0:
-                        continue
-                    w = 1.0 if weights is None else float(
-                        np.broadcast_to(weights, (N, 1, H, W))[n, 0, i, j])
-                    total += w * per_location_loss(kind, x[n, :, i, j], label, **options)
-                else:
-                    w = (np.ones(C) if weights is None else
-                         np.broadcast_to(weights, x.shape)[n, :, i, j])
-                    total += float(np.dot(w, per_location_loss(kind, x[n, :, i, j],
-                                                               c[n, :, i, j], **options)))
-    return total / N if normalise else total
 
 
 def categorical_labels(shape, classes, ignore=True):

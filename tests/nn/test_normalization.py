@@ -1,10 +1,17 @@
-"""LRN, bnorm, spnorm, normalizelp and noffset against direct loops over the manual's formulas,
-their derivatives, graph use (bnorm's Params and test mode) and argument checks."""
-
-import math
+"""LRN, bnorm, spnorm, normalizelp and noffset against direct loops over the manual's formulas
+(block_references), their derivatives, graph use (bnorm's Params and test mode) and argument
+checks."""
 
 import numpy as np
 import pytest
+from block_references import (
+    bnorm_moments_reference,
+    bnorm_reference,
+    lrn_reference,
+    noffset_reference,
+    normalizelp_reference,
+    spnorm_reference,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,66 +19,6 @@ import autonn as an
 from autonn import nn
 
 RNG = np.random.default_rng(1)
-
-
-# ----------------------------------------------------------------------------- references
-def lrn_reference(x, depth, kappa, alpha, beta):
-    N, C, H, W = x.shape
-    y = np.zeros(x.shape)
-    for k in range(C):
-        lo, hi = k - (depth - 1) // 2, k + math.ceil((depth - 1) / 2)
-        for n in range(N):
-            for i in range(H):
-                for j in range(W):
-                    s = sum(x[n, t, i, j] ** 2 for t in range(max(lo, 0), min(hi, C - 1) + 1))
-                    y[n, k, i, j] = x[n, k, i, j] * (kappa + alpha * s) ** (-beta)
-    return y
-
-
-def bnorm_reference(x, g, b, epsilon):
-    N, C, H, W = x.shape
-    y = np.zeros(x.shape)
-    moments = np.zeros((C, 2))
-    for k in range(C):
-        values = [x[n, k, i, j] for n in range(N) for i in range(H) for j in range(W)]
-        mu = sum(values) / len(values)
-        var = sum((v - mu) ** 2 for v in values) / len(values)
-        sigma = math.sqrt(var + epsilon)
-        moments[k] = mu, sigma
-        y[:, k] = g[k] * (x[:, k] - mu) / sigma + b[k]
-    return y, moments
-
-
-def spnorm_reference(x, ph, pw, alpha, beta):
-    N, C, H, W = x.shape
-    y = np.zeros(x.shape)
-    top, left = (ph - 1) // 2, (pw - 1) // 2
-    for n in range(N):
-        for c in range(C):
-            for i in range(H):
-                for j in range(W):
-                    cells = [x[n, c, u, v] ** 2 for u in range(i - top, i - top + ph)
-                             for v in range(j - left, j - left + pw) if 0 <= u < H and 0 <= v < W]
-                    n2 = sum(cells) / len(cells)
-                    y[n, c, i, j] = x[n, c, i, j] * (1 + alpha * n2) ** (-beta)
-    return y
-
-
-def normalizelp_reference(x, p, epsilon, spatial):
-    y = np.zeros(x.shape)
-    N, C, H, W = x.shape
-    for n in range(N):
-        if spatial:
-            for c in range(C):
-                mass = (sum(x[n, c, i, j] ** p for i in range(H) for j in range(W))
-                        + epsilon) ** (1 / p)
-                y[n, c] = x[n, c] / mass
-        else:
-            for i in range(H):
-                for j in range(W):
-                    mass = (sum(x[n, c, i, j] ** p for c in range(C)) + epsilon) ** (1 / p)
-                    y[n, :, i, j] = x[n, :, i, j] / mass
-    return y
 
 
 # ----------------------------------------------------------------------------- LRN
@@ -104,7 +51,8 @@ def test_bnorm_matches_the_manual_and_returns_moments():
     x = RNG.standard_normal((3, 4, 2, 3)) * 3 + 1
     g, b = RNG.standard_normal(4), RNG.standard_normal(4)
     y, moments = nn.bnorm(x, g, b, epsilon=1e-3, return_moments=True)
-    y_ref, moments_ref = bnorm_reference(x, g, b, 1e-3)
+    y_ref = bnorm_reference(x, g, b, epsilon=1e-3)
+    moments_ref = bnorm_moments_reference(x, epsilon=1e-3)
     np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(moments, moments_ref, rtol=1e-12)
     np.testing.assert_allclose(nn.bnorm(x, g, b, moments=moments_ref, epsilon=1e-3), y_ref,
@@ -180,8 +128,7 @@ def test_normalizelp_matches_the_definition(spatial, p):
 
 def test_noffset_matches_the_definition():
     x = RNG.standard_normal((2, 3, 2, 2))
-    energy = (x ** 2).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(nn.noffset(x, (0.5, 0.7)), x - 0.5 * energy ** 0.7)
+    np.testing.assert_allclose(nn.noffset(x, (0.5, 0.7)), noffset_reference(x, 0.5, 0.7))
     an.gradcheck(lambda v, dzdy=None: nn.noffset(v, (0.5, 0.7), dzdy=dzdy), x)
 
 
@@ -206,7 +153,7 @@ def test_bnorm_over_shapes_including_one_value_per_channel(n, c, h, w, seed):
     x = rng.standard_normal((n, c, h, w)) * 2 + 3
     g, b = rng.standard_normal(c), rng.standard_normal(c)
     y, moments = nn.bnorm(x, g, b, return_moments=True)
-    y_ref, moments_ref = bnorm_reference(x, g, b, 1e-4)
+    y_ref, moments_ref = bnorm_reference(x, g, b), bnorm_moments_reference(x)
     np.testing.assert_allclose(y, y_ref, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(moments, moments_ref, rtol=1e-9, atol=1e-12)
     dx, dg, _ = nn.bnorm(x, g, b, dzdy=np.ones_like(x))

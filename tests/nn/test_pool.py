@@ -1,7 +1,9 @@
-"""pool against a direct loop over its windows, its derivatives, and its argument checks."""
+"""pool against a direct loop over its windows (block_references), its derivatives, and its
+argument checks."""
 
 import numpy as np
 import pytest
+from block_references import pool_derivatives_reference, pool_reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,33 +15,6 @@ DEVICES = ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif
     not backend.gpu_available(), reason="no GPU")])]
 
 
-def pool_reference(x, size, method="max", stride=(1, 1), pad=(0, 0, 0, 0)):
-    """Max or mean over each window clipped to the input (padding takes no part), and the
-    derivative of sum(y * dzdy) for dzdy = ones: max credits the first maximum in row-major
-    order, avg each element 1/|window|."""
-    N, C, H, W = x.shape
-    (ph, pw), (sh, sw), (pt, pb, pl, pr) = size, stride, pad
-    Ho, Wo = (H + pt + pb - ph) // sh + 1, (W + pl + pr - pw) // sw + 1
-    y = np.zeros((N, C, Ho, Wo))
-    dx = np.zeros(x.shape)
-    for n in range(N):
-        for c in range(C):
-            for oy in range(Ho):
-                for ox in range(Wo):
-                    y0, x0 = oy * sh - pt, ox * sw - pl
-                    rows = slice(max(y0, 0), min(y0 + ph, H))
-                    cols = slice(max(x0, 0), min(x0 + pw, W))
-                    window = x[n, c, rows, cols]
-                    if method == "max":
-                        y[n, c, oy, ox] = window.max()
-                        r, s = np.unravel_index(np.argmax(window), window.shape)
-                        dx[n, c, rows.start + r, cols.start + s] += 1
-                    else:
-                        y[n, c, oy, ox] = window.mean()
-                        dx[n, c, rows, cols] += 1 / window.size
-    return y, dx
-
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("method", ["max", "avg"])
@@ -48,13 +23,15 @@ def test_pool_matches_the_window_loop(device, dtype, method):
     x = rng.standard_normal((2, 3, 7, 6)).astype(dtype)
     options = dict(stride=(2, 1), pad=(1, 0, 2, 1))
     y = nn.pool(backend.to_device(x, device), (3, 3), method=method, **options)
-    expected, dx_expected = pool_reference(x.astype(np.float64), (3, 3), method, (2, 1),
-                                           (1, 0, 2, 1))
+    expected = pool_reference(x, (3, 3), method, (2, 1), (1, 0, 2, 1))
     assert y.dtype == dtype and y.shape == expected.shape
     np.testing.assert_allclose(backend.to_numpy(y), expected, rtol=1e-6, atol=1e-6)
+    ones = np.ones(y.shape, dtype)
     dx = nn.pool(backend.to_device(x, device), (3, 3), method=method,
-                 dzdy=backend.to_device(np.ones(y.shape, dtype), device), **options)
-    np.testing.assert_allclose(backend.to_numpy(dx), dx_expected, rtol=1e-6)
+                 dzdy=backend.to_device(ones, device), **options)
+    np.testing.assert_allclose(backend.to_numpy(dx),
+                               pool_derivatives_reference(x, ones, (3, 3), method, (2, 1),
+                                                          (1, 0, 2, 1)), rtol=1e-6)
 
 
 def test_max_ties_send_the_whole_derivative_to_one_input():
@@ -95,10 +72,11 @@ def test_pool_fuzz_matches_the_window_loop(data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     x = rng.standard_normal((2, 2, H, W))
     y = nn.pool(x, (ph, pw), method=method, stride=stride, pad=pad)
-    expected, dx_expected = pool_reference(x, (ph, pw), method, stride, pad)
-    np.testing.assert_allclose(y, expected, rtol=1e-12)
-    dx = nn.pool(x, (ph, pw), method=method, stride=stride, pad=pad, dzdy=np.ones(y.shape))
-    np.testing.assert_allclose(dx, dx_expected, rtol=1e-12)
+    np.testing.assert_allclose(y, pool_reference(x, (ph, pw), method, stride, pad), rtol=1e-12)
+    ones = np.ones(y.shape)
+    dx = nn.pool(x, (ph, pw), method=method, stride=stride, pad=pad, dzdy=ones)
+    np.testing.assert_allclose(dx, pool_derivatives_reference(x, ones, (ph, pw), method, stride,
+                                                              pad), rtol=1e-12)
 
 
 def test_pool_builds_a_graph_node_with_a_shape_rule():
