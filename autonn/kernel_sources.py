@@ -5,25 +5,28 @@ This module has no dependencies beyond the standard library: the cffi build scri
 (:mod:`autonn.kernels`) uses it at run time.
 
 A *kernel family* is every ``kernels/*.h`` except ``portable.h`` and the *helper headers*, whose
-names start with an underscore (``_fast_exp.h``, ``_softmax.h``: code that several families
-share). The translation unit includes ``portable.h`` once, then every family twice: with
+names start with an underscore (``_fast_exp.h``, ``_softmax.h``, ``_conv_geometry.h``,
+``_cblas.h``: code and types that several families share). The translation unit includes ``portable.h`` once, then every family twice: with
 ``REAL`` = ``float``, names suffixed ``_f32`` and ``AN_REAL_IS_DOUBLE`` = 0, and with ``REAL`` =
 ``double``, names suffixed ``_f64`` and ``AN_REAL_IS_DOUBLE`` = 1. Adding a header to
 ``kernels/`` is therefore all it takes for its kernels to be built for both types on both targets.
 A helper is not included by the translation unit: each family that uses it includes it
 (``#include "_fast_exp.h"``), so that no family depends on the order of the families, and the
-helper guards itself once per REAL pass with ``AN_REAL_IS_DOUBLE`` (see ``portable.h``). Helpers
-hold inline code only; kernels and drivers are read from the families alone.
+helper guards its ``AN()`` definitions once per REAL pass with ``AN_REAL_IS_DOUBLE`` (see
+``portable.h``) and what does not depend on REAL (a struct, constants) once per translation unit
+with an ordinary include guard. Helpers hold inline code, macros and types only; kernels and
+drivers are read from the families alone.
 
 Kernels are declared with ``AN_KERNEL(name, count, (params...), call)`` or
 ``AN_KERNEL_SIZED(name, count, work, (params...), call)``; :func:`kernel_signatures`
 reads those declarations back so that cffi gets its prototypes and the GPU launcher knows which
 arguments are scalars of which type. CPU-only drivers, opened with ``AN_CPU_FUNCTION(name,
 (params...))`` under ``#ifndef __CUDACC__``, are read by :func:`cpu_function_signatures` and
-declared to cffi only. A struct such a driver takes (conv's ``an_conv_geometry``) is written
+declared to cffi only. A struct such a driver takes (``an_conv_geometry``, which
+``_conv_geometry.h`` holds for conv's and conv_direct's drivers) is written
 ``typedef struct { ... } an_<name>;``, with a plain ``an_`` name (no type suffix) under an
 include guard, so that it is defined once; :func:`cpu_struct_declarations` copies it into the
-cdef.
+cdef, reading the helpers and the families, each file once.
 """
 
 import os
@@ -131,14 +134,23 @@ def cpu_function_signatures(directory=None):
 
 
 def cpu_struct_declarations(directory=None):
-    """The ``typedef struct { ... } an_<name>;`` declarations of every family, in header order
-    (the structs the CPU drivers take; one declaration per struct, whitespace collapsed)."""
+    """The ``typedef struct { ... } an_<name>;`` declarations of the helpers, then of the
+    families, each in header order (the structs the CPU drivers take; whitespace collapsed).
+
+    Each file is read once, so a struct that a helper defines is declared once however many
+    families include the helper; a struct name declared in two files is an error (the C
+    compiler would see two definitions too)."""
     directory = directory or kernel_dir()
-    declarations = []
-    for header in family_headers(directory):
+    declarations, where = [], {}
+    for header in helper_headers(directory) + family_headers(directory):
         with open(os.path.join(directory, header)) as f:
             text = _strip_comments(f.read())
-        for match in re.finditer(r"\btypedef\s+struct\s*\{[^{}]*\}\s*an_\w+\s*;", text):
+        for match in re.finditer(r"\btypedef\s+struct\s*\{[^{}]*\}\s*(an_\w+)\s*;", text):
+            name = match.group(1)
+            if name in where:
+                raise SyntaxError(f"{header}: struct {name!r} is already defined in "
+                                  f"{where[name]}")
+            where[name] = header
             declarations.append(" ".join(match.group(0).split()))
     return declarations
 

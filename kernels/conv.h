@@ -15,6 +15,10 @@
  * On the CPU, gcc would turn the row copies into calls to memcpy; rows are short on small maps
  * (8 values in LeNet's second layer), where the call costs more than the copy, so that
  * transformation is off in this file.
+ *
+ * conv_valid_range and the drivers' an_conv_geometry come from the helper _conv_geometry.h
+ * (conv_direct.h includes it too), the BLAS's type and CBLAS's constants from the helper
+ * _cblas.h (gemm.h includes it too). This family needs no other family.
  */
 
 #if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__)
@@ -22,22 +26,7 @@
 #pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 
-/* [*lo, *hi): the output columns ox < n_out whose tap ox*s + x0 lies inside [0, W). Stride 1,
-   the common case, needs no division (index divisions dominate im2col on small maps). */
-AN_INLINE void AN(conv_valid_range)(index_t x0, index_t s, index_t W, index_t n_out,
-                                    index_t *lo, index_t *hi)
-{
-    if (s == 1) {
-        *lo = x0 >= 0 ? 0 : -x0;
-        *hi = W - x0;
-    } else {
-        *lo = x0 >= 0 ? 0 : (-x0 + s - 1) / s;
-        *hi = W - 1 - x0 >= 0 ? (W - 1 - x0) / s + 1 : 0;
-    }
-    if (*hi > n_out) *hi = n_out;
-    if (*hi < 0) *hi = 0;
-    if (*lo > *hi) *lo = *hi;
-}
+#include "_conv_geometry.h"
 
 /* Work item: one (channel c, tap row i, image b): the kw rows r = (c*kh + i)*kw + j of P for
    image b, Ho*Wo values each. Coarser items would starve a GPU; finer ones spend more on
@@ -192,29 +181,9 @@ AN_KERNEL_SIZED(add_channel_bias, n * K, n * K * pixels,
  * on waking and synchronising BLAS threads as on arithmetic; here a thread that the OS
  * preempts takes fewer units instead of holding the others at a barrier.
  * Both drivers return -1 when a buffer cannot be allocated, 0 otherwise. */
-/* The geometry of a convolution x (N, C, H, W) * w (K, C/G, kh, kw) -> y (N, K, Ho, Wo) as the
- * CPU drivers (these two and conv_forward_direct) take it: one struct, which the caller fills by
- * field name (autonn/nn/convolution_schedules.py, through cffi, which refuses a misspelt name),
- * where sixteen integers in a row would let two swapped ones (sh and sw) pass unnoticed. This
- * file is included once per REAL type; the struct, the same for both, is defined once, and its
- * `an_` name without a type suffix is what autonn/kernel_sources.py copies into cffi's cdef. */
-#ifndef AN_CONV_GEOMETRY_DEFINED
-#define AN_CONV_GEOMETRY_DEFINED
-typedef struct {
-    index_t N, C, H, W;     /* images, channels, rows, columns of the input */
-    index_t K, G;           /* filters, groups */
-    index_t Ho, Wo;         /* rows, columns of the output */
-    index_t kh, kw;         /* filter taps */
-    index_t sh, sw;         /* stride */
-    index_t pt, pl;         /* padding at the top and the left (Ho and Wo imply the rest) */
-    index_t dh, dw;         /* dilation */
-} an_conv_geometry;
-#endif
-
-typedef void (*AN(cblas_gemm_t))(int order, int trans_a, int trans_b, int m, int n, int k,
-                                 REAL alpha, const REAL *a, int lda, const REAL *b, int ldb,
-                                 REAL beta, REAL *c, int ldc);
-enum { AN(ROW_MAJOR) = 101, AN(NO_TRANS) = 111, AN(TRANS) = 112 };   /* CBLAS's values */
+/* The drivers take the geometry as one an_conv_geometry (_conv_geometry.h) and the
+ * single-threaded cblas_?gemm as a void * of type AN(cblas_gemm_t) (_cblas.h). */
+#include "_cblas.h"
 
 /* y = conv(x, w) + bias for a C-contiguous batch, in units of `unit` images. */
 AN_CPU_FUNCTION(conv_forward_units,
@@ -246,9 +215,9 @@ AN_CPU_FUNCTION(conv_forward_units,
                 AN(im2col_rows)(item, x + n0 * C * H * W, patches, n, C, H, W, Ho, Wo, kh, kw,
                                 sh, sw, pt, pl, dh, dw);
             for (index_t g = 0; g < G; ++g)        /* Y_g = W_g . P_g */
-                gemm_fn(AN(ROW_MAJOR), AN(NO_TRANS), AN(NO_TRANS), (int)K_g, cols, (int)rows_g,
-                        1, w + g * K_g * rows_g, (int)rows_g, patches + g * rows_g * cols, cols,
-                        0, product + g * K_g * cols, cols);
+                gemm_fn(AN_CBLAS_ROW_MAJOR, AN_CBLAS_NO_TRANS, AN_CBLAS_NO_TRANS, (int)K_g, cols,
+                        (int)rows_g, 1, w + g * K_g * rows_g, (int)rows_g,
+                        patches + g * rows_g * cols, cols, 0, product + g * K_g * cols, cols);
             for (index_t item = 0; item < n * K; ++item)
                 AN(gemm_to_nchw_plane)(item, product, y + n0 * K * pixels, bias, use_bias,
                                        n, K, pixels);
@@ -308,15 +277,15 @@ AN_CPU_FUNCTION(conv_backward_units,
                         AN(im2col_rows)(item, x + n0 * C * H * W, patches, n, C, H, W, Ho, Wo,
                                         kh, kw, sh, sw, pt, pl, dh, dw);
                     for (index_t g = 0; g < G; ++g)    /* dW_g += dY_g . P_g^T */
-                        gemm_fn(AN(ROW_MAJOR), AN(NO_TRANS), AN(TRANS), (int)K_g, (int)rows_g,
-                                cols, 1, product + g * K_g * cols, cols,
+                        gemm_fn(AN_CBLAS_ROW_MAJOR, AN_CBLAS_NO_TRANS, AN_CBLAS_TRANS, (int)K_g,
+                                (int)rows_g, cols, 1, product + g * K_g * cols, cols,
                                 patches + g * rows_g * cols, cols, 1,
                                 dw_sum + g * K_g * rows_g, (int)rows_g);
                 }
                 if (need_dx) {
                     for (index_t g = 0; g < G; ++g)    /* dP_g = W_g^T . dY_g */
-                        gemm_fn(AN(ROW_MAJOR), AN(TRANS), AN(NO_TRANS), (int)rows_g, cols,
-                                (int)K_g, 1, w + g * K_g * rows_g, (int)rows_g,
+                        gemm_fn(AN_CBLAS_ROW_MAJOR, AN_CBLAS_TRANS, AN_CBLAS_NO_TRANS, (int)rows_g,
+                                cols, (int)K_g, 1, w + g * K_g * rows_g, (int)rows_g,
                                 product + g * K_g * cols, cols, 0,
                                 patches + g * rows_g * cols, cols);
                     for (index_t item = 0; item < n * C * H; ++item)

@@ -31,6 +31,7 @@
 #error "autonn: kernels/conv_direct.h needs GCC's vector extension: build with gcc or clang"
 #endif
 #include <string.h>
+#include "_conv_geometry.h"       /* conv_valid_range, an_conv_geometry (conv.h uses them too) */
 #if defined(__GNUC__) && !defined(__clang__)   /* (clang fuses within an expression already) */
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")
@@ -49,8 +50,7 @@ typedef REAL AN(direct_unaligned)
 #define AN_DIRECT_V ((index_t)(AN_DIRECT_BYTES / sizeof(REAL)))
 
 /* xs (C, rows, sw, Mw), channel planes `plane` apart, for the padded rows [y0, y0 + rows) of
-   one image's channels x (C, H, W), as above. (conv_valid_range is conv.h's, which the
-   translation unit includes before this file.) */
+   one image's channels x (C, H, W), as above. */
 AN_INLINE void AN(direct_split)(const REAL *AN_RESTRICT x, REAL *AN_RESTRICT xs, index_t C,
                                 index_t H, index_t W, index_t y0, index_t rows, index_t plane,
                                 index_t Mw, index_t sw, index_t pt, index_t pl)
@@ -175,11 +175,11 @@ AN_INLINE void AN(direct_offsets)(const AN(direct_plan) *p, index_t *offsets, in
 }
 
 /* y = conv(x, w) + bias for C-contiguous x (N, C, H, W), w (K, C/G, kh, kw), y (N, K, Ho, Wo),
- * the sizes, stride, padding and dilation given by `geometry` (conv.h's an_conv_geometry);
- * without a bias, pass use_bias = 0 and any valid pointer as bias. A work item is a band of
- * output rows of one image and group (see direct_plan): its thread splits the input rows the
- * band reads, then every filter block of the group runs its tiles over them. Returns -1 when
- * a buffer cannot be allocated, 0 otherwise. */
+ * the sizes, stride, padding and dilation given by `geometry` (_conv_geometry.h's
+ * an_conv_geometry); without a bias, pass use_bias = 0 and any valid pointer as bias. A work
+ * item is a band of output rows of one image and group (see direct_plan): its thread splits
+ * the input rows the band reads, then every filter block of the group runs its tiles over
+ * them. Returns -1 when a buffer cannot be allocated, 0 otherwise. */
 AN_CPU_FUNCTION(conv_forward_direct,
                 (const REAL *x, const REAL *w, const REAL *bias, int use_bias, REAL *y,
                  const an_conv_geometry *geometry, index_t band_bytes))

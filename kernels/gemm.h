@@ -10,10 +10,11 @@
  * (LeNet's training step ran 1.6x faster with those threads out of the way). Strides and leading dimensions count elements; a batch stride of 0 shares one
  * matrix across the batch. The bias (use_bias = 1; any valid pointer otherwise) is added to
  * each block as soon as its product is done, while the block is still in cache: conv's 1x1
- * layers are one call. (The BLAS's type and CBLAS's constants are conv.h's, which the
- * translation unit includes before this file.)
+ * layers are one call. The BLAS's type and CBLAS's constants come from the helper _cblas.h
+ * (conv.h includes it too); this family needs no other family.
  */
 #ifndef __CUDACC__
+#include "_cblas.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -57,14 +58,14 @@ AN_CPU_FUNCTION(gemm_batched,
             a += trans_a ? start : start * lda;
             c += start * ldc;
             rows = size, columns = N, first_row = start;
-            gemm_fn(AN(ROW_MAJOR), trans_a ? AN(TRANS) : AN(NO_TRANS),
-                    trans_b ? AN(TRANS) : AN(NO_TRANS), (int)size, (int)N, (int)K, 1, a,
+            gemm_fn(AN_CBLAS_ROW_MAJOR, trans_a ? AN_CBLAS_TRANS : AN_CBLAS_NO_TRANS,
+                    trans_b ? AN_CBLAS_TRANS : AN_CBLAS_NO_TRANS, (int)size, (int)N, (int)K, 1, a,
                     (int)lda, bm, (int)ldb, 0, c, (int)ldc);
         } else {                /* columns [start, start + size): the same columns of op(B) */
             bm += trans_b ? start * ldb : start;
             c += start;
-            gemm_fn(AN(ROW_MAJOR), trans_a ? AN(TRANS) : AN(NO_TRANS),
-                    trans_b ? AN(TRANS) : AN(NO_TRANS), (int)M, (int)size, (int)K, 1, a,
+            gemm_fn(AN_CBLAS_ROW_MAJOR, trans_a ? AN_CBLAS_TRANS : AN_CBLAS_NO_TRANS,
+                    trans_b ? AN_CBLAS_TRANS : AN_CBLAS_NO_TRANS, (int)M, (int)size, (int)K, 1, a,
                     (int)lda, bm, (int)ldb, 0, c, (int)ldc);
         }
         if (use_bias)

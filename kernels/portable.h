@@ -47,8 +47,10 @@
  *   ... AN_INLINE functions, macros under #ifndef ...
  *   #endif
  *
- * (with an #error first where AN_REAL_IS_DOUBLE is undefined). Helpers hold AN_INLINE code and
- * macros only: an AN_KERNEL or AN_CPU_FUNCTION in a helper would not be declared to cffi.
+ * (with an #error first where AN_REAL_IS_DOUBLE is undefined). What does not depend on REAL
+ * (a struct typedef such as an_conv_geometry, integer constants) sits under an ordinary include
+ * guard instead, defined once per translation unit. Helpers hold AN_INLINE code, macros and such
+ * types only: an AN_KERNEL or AN_CPU_FUNCTION in a helper would not be declared to cffi.
  */
 #ifndef AUTONN_PORTABLE_H
 #define AUTONN_PORTABLE_H

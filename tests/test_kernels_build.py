@@ -4,6 +4,7 @@ The CUDA side is compiled with nvcc when it is installed, so a CUDA syntax error
 on a machine without a GPU; the GPU launch tests run only where CuPy sees a device.
 """
 
+import itertools
 import os
 import re
 import shlex
@@ -16,9 +17,9 @@ import numpy as np
 import pytest
 
 from autonn import backend, kernels
-from autonn.kernel_sources import (REAL_TYPES, cdef, cpu_function_signatures, family_headers,
-                                   helper_headers, kernel_dir, kernel_signatures,
-                                   translation_unit)
+from autonn.kernel_sources import (REAL_TYPES, cdef, cpu_function_signatures,
+                                   cpu_struct_declarations, family_headers, helper_headers,
+                                   kernel_dir, kernel_signatures, translation_unit)
 
 DTYPES = [np.float32, np.float64]
 
@@ -29,23 +30,57 @@ def test_every_family_header_is_in_the_translation_unit_once_per_real_type():
         assert source.count(f'#include "{header}"') == len(REAL_TYPES)
 
 
+# Which helpers each family that shares code includes (the helpers are never in the translation
+# unit itself).
+_HELPERS_OF = {
+    "activation.h": ("_fast_exp.h", "_softmax.h"),
+    "loss.h": ("_fast_exp.h", "_softmax.h"),
+    "conv.h": ("_conv_geometry.h", "_cblas.h"),
+    "conv_direct.h": ("_conv_geometry.h",),
+    "gemm.h": ("_cblas.h",),
+}
+
+_STRUCT_TYPEDEF = r"\btypedef\s+struct\s*\{[^{}]*\}\s*an_\w+\s*;"
+
+
+def _uncommented(name):
+    with open(os.path.join(kernel_dir(), name)) as f:
+        return re.sub(r"//[^\n]*", " ", re.sub(r"/\*.*?\*/", " ", f.read(), flags=re.S))
+
+
 def test_helper_headers_are_included_by_the_families_not_by_the_translation_unit():
     helpers = helper_headers()
-    assert {"_fast_exp.h", "_softmax.h"} <= set(helpers)
+    assert {"_fast_exp.h", "_softmax.h", "_conv_geometry.h", "_cblas.h"} <= set(helpers)
     assert not set(helpers) & set(family_headers())
     source = translation_unit()
     assert "#define AN_REAL_IS_DOUBLE 0" in source and "#define AN_REAL_IS_DOUBLE 1" in source
     for helper in helpers:
         assert f'"{helper}"' not in source
-        with open(os.path.join(kernel_dir(), helper)) as f:
-            text = re.sub(r"/\*.*?\*/", " ", f.read(), flags=re.S)
-        # Helpers hold inline code: kernel_signatures and the cdef read the families only.
-        assert not re.search(r"\b(AN_KERNEL|AN_KERNEL_SIZED|AN_CPU_FUNCTION)\s*\(|\bstruct\b", text)
+        text = _uncommented(helper)
+        # Helpers hold inline code, macros and types: kernel_signatures and
+        # cpu_function_signatures read the families only; cpu_struct_declarations reads both,
+        # so a struct is allowed in the one form it copies into the cdef.
+        assert not re.search(r"\b(AN_KERNEL|AN_KERNEL_SIZED|AN_CPU_FUNCTION)\s*\(", text)
+        assert not re.search(r"\bstruct\b", re.sub(_STRUCT_TYPEDEF, " ", text)), helper
         assert "AN_REAL_IS_DOUBLE" in text, f"{helper} needs a per-REAL-pass guard"
-    for family in ("activation.h", "loss.h"):
-        with open(os.path.join(kernel_dir(), family)) as f:
-            text = f.read()
-        assert '#include "_fast_exp.h"' in text and '#include "_softmax.h"' in text
+    for family, used in _HELPERS_OF.items():
+        text = _uncommented(family)
+        for helper in used:
+            assert f'#include "{helper}"' in text, f"{family} should include {helper}"
+
+
+def test_a_struct_in_a_helper_is_declared_to_cffi_once():
+    """an_conv_geometry lives in _conv_geometry.h, which conv.h and conv_direct.h both include:
+    the cdef declares it once, and no family defines a struct of its own under that name."""
+    structs = cpu_struct_declarations()
+    names = [re.search(r"\}\s*(an_\w+)\s*;$", s).group(1) for s in structs]
+    assert len(names) == len(set(names)) and "an_conv_geometry" in names
+    assert cdef().count("} an_conv_geometry;") == 1
+    assert re.search(_STRUCT_TYPEDEF, _uncommented("_conv_geometry.h"))
+    for family in family_headers():
+        assert "an_conv_geometry;" not in _uncommented(family)
+    ffi = kernels.cpu_library().ffi
+    assert ffi.sizeof("an_conv_geometry") == 16 * ffi.sizeof("index_t")
 
 
 def _c_compiler():
@@ -64,18 +99,7 @@ def _c_syntax_errors(source):
     return "" if result.returncode == 0 else result.stderr or f"exit status {result.returncode}"
 
 
-# Families that still use another family's definitions (their order in the translation unit
-# happens to put that family first). Move what they share into a helper header (kernels/_*.h,
-# see portable.h), then delete the entry: the test fails while an entry is out of date.
-_NEEDS_ANOTHER_FAMILY = {
-    "conv_direct.h": "uses conv.h's conv_valid_range and an_conv_geometry",
-    "gemm.h": "uses conv.h's cblas_gemm_t and CBLAS constants",
-}
-
-
-@pytest.mark.parametrize("family", [
-    pytest.param(name, marks=pytest.mark.xfail(reason=_NEEDS_ANOTHER_FAMILY[name], strict=True))
-    if name in _NEEDS_ANOTHER_FAMILY else name for name in family_headers()])
+@pytest.mark.parametrize("family", family_headers())
 def test_every_family_compiles_alone(family):
     """A family may use portable.h and the helpers it includes, not another family: the order of
     the families in the translation unit (alphabetical) must not matter."""
@@ -87,14 +111,36 @@ def test_families_sharing_helpers_compile_in_either_order():
     helpers are defined once, whichever family comes first, and once again in the next pass."""
     for order in (["activation.h", "loss.h"], ["loss.h", "activation.h"]):
         assert _c_syntax_errors(translation_unit(families=order)) == ""
-    assert _c_syntax_errors(translation_unit(families=list(reversed(
-        [name for name in family_headers() if name not in _NEEDS_ANOTHER_FAMILY])))) == ""
+    assert _c_syntax_errors(translation_unit(families=list(reversed(family_headers())))) == ""
 
 
-def test_a_helper_outside_the_translation_unit_says_what_is_missing():
+@pytest.mark.parametrize("order", list(itertools.permutations(["conv.h", "conv_direct.h",
+                                                                "gemm.h"])), ids="+".join)
+def test_conv_families_compile_in_any_order(order):
+    """conv.h, conv_direct.h and gemm.h share _conv_geometry.h and _cblas.h: their AN()
+    definitions once per REAL pass, the struct and the CBLAS constants once per translation
+    unit, whichever family comes first."""
+    assert _c_syntax_errors(translation_unit(families=list(order))) == ""
+
+
+@pytest.mark.parametrize("helper", helper_headers())
+def test_a_helper_outside_the_translation_unit_says_what_is_missing(helper):
     source = '#include "portable.h"\n#define REAL float\n#define AN_SUFFIX _f32\n' \
-             '#include "_fast_exp.h"\n'
+             f'#include "{helper}"\n'
     assert "no AN_REAL_IS_DOUBLE" in _c_syntax_errors(source)
+
+
+def test_a_struct_defined_in_two_headers_is_refused(tmp_path):
+    """cpu_struct_declarations reads each helper and family once; the same an_ struct in two
+    files would be two definitions in C, and two in the cdef."""
+    struct = "typedef struct { index_t a; } an_thing;\n"
+    (tmp_path / "portable.h").write_text("")
+    (tmp_path / "_shared.h").write_text(struct)
+    (tmp_path / "user.h").write_text('#include "_shared.h"\n')
+    assert cpu_struct_declarations(str(tmp_path)) == [struct.strip()]
+    (tmp_path / "other.h").write_text(struct)
+    with pytest.raises(SyntaxError, match="an_thing.*_shared.h"):
+        cpu_struct_declarations(str(tmp_path))
 
 
 def test_cdef_declares_every_kernel_for_both_types():
@@ -154,6 +200,25 @@ def test_cuda_sources_compile_with_nvcc(tmp_path):
     for name in kernel_signatures():
         for suffix in REAL_TYPES:
             assert f".entry {name}{suffix}(" in ptx, f"{name}{suffix} missing from the PTX"
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("families", [["conv.h"], ["gemm.h", "conv_direct.h", "conv.h"]],
+                         ids="+".join)
+def test_cuda_sources_compile_conv_alone_and_after_the_cpu_only_families(tmp_path, families):
+    """On the GPU, conv.h's kernels take conv_valid_range from _conv_geometry.h whether or not
+    conv_direct.h (CPU only, empty there) came first; _cblas.h and the struct are CPU only."""
+    source = tmp_path / "conv.cu"
+    source.write_text(translation_unit(families=families))
+    result = subprocess.run(["nvcc", "--ptx", "-x", "cu", "-I", kernel_dir(), str(source),
+                             "-o", str(tmp_path / "conv.ptx")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    ptx = (tmp_path / "conv.ptx").read_text()
+    for name in ("im2col", "col2im", "gemm_to_nchw"):
+        for suffix in REAL_TYPES:
+            assert f".entry {name}{suffix}(" in ptx
+    assert "conv_forward_units" not in ptx and "gemm_batched" not in ptx
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
