@@ -1,6 +1,6 @@
 from .convolution import conv, convt  # noqa: F401  (Kernels I)
 from .pooling import pool  # noqa: F401  (Kernels I)
-from .activation import relu, sigmoid, softmax  # noqa: F401  (Blocks II)
+from .activation import maxout, relu, sigmoid, softmax  # noqa: F401  (Blocks II)
 from .normalization import bnorm, lrn, noffset, normalize, normalizelp, spnorm  # noqa: F401
 from .losses import loss, softmaxloss  # noqa: F401  (Blocks II)
 from .distance import pdist  # noqa: F401  (Blocks II)

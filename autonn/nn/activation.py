@@ -1,11 +1,14 @@
-"""Activation blocks: ``relu``, ``sigmoid`` and ``softmax`` (manual 4.4, 4.5.4, 6.4, 6.5.4).
+"""Activation blocks: ``relu``, ``sigmoid`` and ``softmax`` (manual 4.4, 4.5.4, 6.4, 6.5.4), and
+AutoNN's ``maxout``.
 
-Each runs on the C kernels of ``kernels/activation.h`` (OpenMP on the CPU, CUDA on the GPU).
-All three derivatives read only the block *output*, never its input
+Each runs on the C kernels of ``kernels/activation.h`` and ``kernels/maxout.h`` (OpenMP on the
+CPU, CUDA on the GPU). The first three derivatives read only the block *output*, never its input
 (``backward_needs_inputs=()``): under ``conserve_memory`` the tape frees the input as soon as no
 later forward step reads it. (The output is a fresh array: the kernels' inputs and outputs
 never alias, so there is no in-place "ReLU short-circuit".)
 """
+
+import numpy as np
 
 from .. import kernels
 from ..backend import array_module, is_gpu_array
@@ -53,6 +56,24 @@ def softmax(x, *, dzdy=None):
         check_float_array("softmax", "x", x, ndim=(2, 4))
         check_dzdy("softmax", dzdy, x.shape)
     return softmax_op(x, dzdy=dzdy)
+
+
+def maxout(x, units, *, dzdy=None):
+    """Maxout, AutoNN's ``vl_nnmaxout``: the maximum of each run of ``units`` consecutive
+    channels, ``y[n, b, h, w] = max_{u < units} x[n, b*units + u, h, w]``.
+
+    The derivative goes to the first maximum of each run (the first channel at a tie, as
+    ``vl_nnpool`` over the channels).
+
+    x : (N, C, H, W) with C a multiple of ``units``; y : (N, C / units, H, W).
+    """
+    if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+        raise ValueError(f"maxout: units must be a positive int, got {units!r}")
+    units = int(units)
+    if not any_layer(x):
+        check_float_array("maxout", "x", x, ndim=4)
+        check_dzdy("maxout", dzdy, _maxout_shape(x.shape, units=units))
+    return maxout_op(x, units=units, dzdy=dzdy)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -163,3 +184,32 @@ softmax_op = Op("softmax", softmax_forward, softmax_backward, backward_needs_inp
                 backward_needs_output=True, shape=lambda x_shape: tuple(x_shape),
                 receptive_field="elementwise", matconvnet_types=("softmax", "dagnn.SoftMax"),
                 input_names=("x",), doc=softmax.__doc__)
+
+
+# --------------------------------------------------------------------------- maxout
+def _maxout_shape(x_shape, *, units):
+    N, C, H, W = x_shape
+    if C % units:
+        raise ValueError(f"maxout: the {C} channels of x (shape {tuple(x_shape)}) are not a "
+                         f"multiple of units={units}")
+    return (N, C // units, H, W)
+
+
+def maxout_forward(x, *, units):
+    x = contiguous(x)
+    y = array_module(x).empty(_maxout_shape(x.shape, units=units), x.dtype)
+    kernels.launch("maxout_forward", y.size, x, y, y.size, units, x.shape[2] * x.shape[3])
+    return y
+
+
+def maxout_backward(x, dzdy, *, units):
+    x = contiguous(x)
+    dx = array_module(x).empty_like(x)
+    count = x.size // units
+    kernels.launch("maxout_backward", count, x, contiguous(dzdy, x.dtype), dx, count, units,
+                   x.shape[2] * x.shape[3])
+    return dx
+
+
+maxout_op = Op("maxout", maxout_forward, maxout_backward, shape=_maxout_shape,
+               receptive_field="elementwise", input_names=("x",), doc=maxout.__doc__)

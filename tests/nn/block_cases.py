@@ -176,6 +176,8 @@ CASES = [
                       lambda rng: away_from_zero(rng, 2, 3, 4, 5)),
     single_input_case("relu-leak", nn.relu, lambda x: ref.relu_reference(x, 0.1),
                       lambda rng: away_from_zero(rng, 2, 3, 4, 5), leak=0.1),
+    BlockCase("maxout", nn.maxout, lambda x, dzdy=None: nn.maxout(x, 3, dzdy=dzdy),
+              lambda rng: (distinct(rng, 2, 6, 3, 2),), lambda x: ref.maxout_reference(x, 3)),
     single_input_case("sigmoid", nn.sigmoid, ref.sigmoid_reference,
                       lambda rng: normal(rng, 2, 3, 4, 5, scale=3.0)),
     single_input_case("softmax-nchw", nn.softmax, ref.softmax_reference,

@@ -159,6 +159,16 @@ def relu_reference(x, leak=0.0):
     return np.vectorize(lambda v: v if v > 0 else leak * v, otypes=[np.float64])(_f64(x))
 
 
+def maxout_reference(x, units):
+    """AutoNN's vl_nnmaxout: y[n, b, i, j] = max over u < units of x[n, b*units + u, i, j]."""
+    x = _f64(x)
+    N, C, H, W = x.shape
+    y = np.empty((N, C // units, H, W))
+    for n, b, i, j in np.ndindex(*y.shape):
+        y[n, b, i, j] = max(x[n, b * units + u, i, j] for u in range(units))
+    return y
+
+
 def sigmoid_reference(x):
     """y = 1 / (1 + e^-x)."""
     return np.vectorize(lambda v: 1 / (1 + math.exp(-v)) if v > -700 else 0.0,

@@ -1,4 +1,4 @@
-"""relu, sigmoid and softmax against direct per-element formulas (block_references), their
+"""relu, sigmoid, softmax and maxout against direct per-element formulas (block_references), their
 derivatives, graph use and argument checks."""
 
 import numpy as np
@@ -80,3 +80,18 @@ def test_bad_input_is_refused_with_the_op_name():
         nn.relu(np.zeros(3), leak=-1)
     with pytest.raises(ValueError, match="sigmoid: dzdy"):
         nn.sigmoid(np.zeros((2, 2)), dzdy=np.zeros(3))
+
+
+def test_maxout_sends_a_tie_to_the_first_channel_of_its_run():
+    # vl_nnmaxout pools over the channels, and pooling keeps the first maximum
+    x = np.array([2.0, 2.0, 1.0, -1.0, 3.0, 3.0], np.float32).reshape(1, 6, 1, 1)
+    np.testing.assert_array_equal(nn.maxout(x, 3).ravel(), [2.0, 3.0])
+    dx = nn.maxout(x, 3, dzdy=np.array([5.0, 7.0], np.float32).reshape(1, 2, 1, 1))
+    np.testing.assert_array_equal(dx.ravel(), [5.0, 0.0, 0.0, 0.0, 7.0, 0.0])
+
+
+def test_maxout_refuses_channels_that_are_not_a_multiple_of_units():
+    with pytest.raises(ValueError, match=r"maxout: the 5 channels of x \(shape \(1, 5, 2, 2\)\)"):
+        nn.maxout(np.zeros((1, 5, 2, 2)), 2)
+    with pytest.raises(ValueError, match="maxout: units must be a positive int"):
+        nn.maxout(np.zeros((1, 4, 2, 2)), 0)
