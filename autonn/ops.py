@@ -199,6 +199,18 @@ class Op:
           asks for them, making its bare result a tuple and checking that it gave one derivative
           per input (a ValueError naming the op otherwise).
         """
+        # Compiling makes one call per backward step, mostly with the same few ``need``s: the
+        # answer is kept per need and per derivative definition (a later @op.backward, or any
+        # assignment to backward_fn, vjps or vjp, makes a new key).
+        key = (tuple(need), self.backward_fn, self.vjps, self.vjp, self.num_outputs,
+               self.differentiable)
+        cache = self.__dict__.setdefault("_derivative_functions", {})
+        functions = cache.get(key)
+        if functions is None:
+            functions = cache[key] = self._make_derivative_functions(key[0])
+        return functions
+
+    def _make_derivative_functions(self, need):
         positions = tuple(i for i, wanted in enumerate(need) if wanted and self.has_derivative(i))
         if not positions:
             return ()

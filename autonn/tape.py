@@ -88,9 +88,6 @@ class _Step:
 
     __slots__ = ("_tapes",)
 
-    def __init__(self):
-        object.__setattr__(self, "_tapes", ())
-
     def __setattr__(self, name, value):
         object.__setattr__(self, name, value)
         for ref in getattr(self, "_tapes", ()):  # unset while copy.copy restores a step
@@ -100,9 +97,21 @@ class _Step:
 
     def _join(self, tape):
         """Record that ``tape`` holds this step (a step copied into a second tape tells both)."""
-        if tape is not None and all(ref() is not tape for ref in self._tapes):
+        if tape is None:
+            return
+        if not self._tapes:  # a new step: the usual case, while a net compiles
+            object.__setattr__(self, "_tapes", (weakref.ref(tape),))
+        elif all(ref() is not tape for ref in self._tapes):
             live = tuple(ref for ref in self._tapes if ref() is not None)
             object.__setattr__(self, "_tapes", live + (weakref.ref(tape),))
+
+
+def _initialise(step, **attributes):
+    """Set a new step's attributes: it is in no tape yet, so this is no edit (and skipping
+    ``_Step.__setattr__`` keeps compiling a long chain cheap)."""
+    for name, value in attributes.items():
+        object.__setattr__(step, name, value)
+    object.__setattr__(step, "_tapes", ())
 
 
 class ForwardStep(_Step):
@@ -116,18 +125,11 @@ class ForwardStep(_Step):
                  "source", "free", "free_test", "multiple_outputs")
 
     def __init__(self, name, op, inputs, outputs, options, source, function=None):
-        super().__init__()
-        self.name = name
-        self.op = op
-        self.function = function or op.forward
-        self.function_test = op.forward_test if function is None else function
-        self.inputs = tuple(inputs)
-        self.outputs = tuple(outputs)
-        self.options = options
-        self.source = source
-        self.free = ()
-        self.free_test = ()
-        self.multiple_outputs = len(self.outputs) > 1
+        outputs = tuple(outputs)
+        _initialise(self, name=name, op=op, function=function or op.forward,
+                    function_test=op.forward_test if function is None else function,
+                    inputs=tuple(inputs), outputs=outputs, options=options, source=source,
+                    free=(), free_test=(), multiple_outputs=len(outputs) > 1)
 
     def __repr__(self):
         outputs = ", ".join(f"v{o}" for o in self.outputs)
@@ -157,20 +159,14 @@ class BackwardStep(_Step):
                  "free_values", "free_ders", "multiple_outputs")
 
     def __init__(self, name, op, inputs, outputs, options, source, targets):
-        super().__init__()
-        self.name = name
-        self.op = op
-        self.inputs = tuple(inputs)
-        self.outputs = tuple(outputs)
-        self.options = options
-        self.source = source
+        inputs, outputs = tuple(inputs), tuple(outputs)
         slot_of = dict(targets)
-        need = tuple(i in slot_of for i in range(len(self.inputs)))
-        self.calls = tuple((function, tuple((p, slot_of[p]) for p in positions))
-                           for positions, function in op.derivative_functions(need))
-        self.free_values = ()
-        self.free_ders = ()
-        self.multiple_outputs = len(self.outputs) > 1
+        need = tuple(i in slot_of for i in range(len(inputs)))
+        calls = tuple((function, tuple((p, slot_of[p]) for p in positions))
+                      for positions, function in op.derivative_functions(need))
+        _initialise(self, name=name, op=op, inputs=inputs, outputs=outputs, options=options,
+                    source=source, calls=calls, free_values=(), free_ders=(),
+                    multiple_outputs=len(outputs) > 1)
 
     @property
     def targets(self):

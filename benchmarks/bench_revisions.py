@@ -10,7 +10,7 @@ each workload's time ratio after ÷ before per round (below 1 is faster), and it
 
 Workloads: the tape's per-op overhead (a chain of 200 small element-wise ops, forward and
 backward, as bench_tape.py), a LeNet training step at batch 100 (as bench_lenet.py), a VGG 3×3
-conv layer forward+backward, compiling a 100-block chain, and the first evaluation of one net
+conv layer's forward and its backward, compiling a 100-block chain, and the first evaluation of one net
 after another net was compiled (which regenerated every net's code when the edit counter was
 shared by all tapes).
 """
@@ -18,6 +18,7 @@ shared by all tapes).
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -63,10 +64,7 @@ def vgg_conv():
     b = np.zeros(64, np.float32)
     dy = rng.standard_normal((8, 64, 56, 56), dtype=np.float32)
 
-    def run():
-        nn.conv(x, w, b, pad=1)
-        nn.conv(x, w, b, pad=1, dzdy=dy)
-    return run
+    return (lambda: nn.conv(x, w, b, pad=1)), (lambda: nn.conv(x, w, b, pad=1, dzdy=dy))
 
 
 def chain(n):
@@ -95,8 +93,9 @@ def eval_after_other_compile():
     return run
 
 
-cases = {"tape chain": tape_chain(), "LeNet step": lenet_step(), "VGG conv fwd+bwd": vgg_conv(),
-         "compile 100 blocks": compile_chain()}
+vgg_forward, vgg_backward = vgg_conv()
+cases = {"tape chain": tape_chain(), "LeNet step": lenet_step(), "VGG conv forward": vgg_forward,
+         "VGG conv backward": vgg_backward, "compile 100 blocks": compile_chain()}
 times = dict(zip(cases, best_times(*cases.values(), rounds=3)))
 run = eval_after_other_compile()
 times["eval after another compile"] = min(run() for _ in range(50))
@@ -121,15 +120,22 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     ratios = {}
-    for _ in range(args.rounds):
-        before, after = measure(args.before), measure(args.after)
+    for round_ in range(args.rounds):
+        # which tree goes first alternates too: a process started right after another one
+        # may find the caches or the host in another state
+        if round_ % 2:
+            after, before = measure(args.after), measure(args.before)
+        else:
+            before, after = measure(args.before), measure(args.after)
         for case in before:
             ratios.setdefault(case, []).append(after[case] / before[case])
     print(f"after ÷ before, {args.rounds} rounds (below 1: faster); load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"  {'':<28} {'median':>6}  range")
     for case, values in ratios.items():
         listing = " ".join(f"{v:.2f}" for v in values)
-        print(f"  {case:<28} {min(values):.2f}–{max(values):.2f}   ({listing})")
+        print(f"  {case:<28} {statistics.median(values):6.2f}  {min(values):.2f}–{max(values):.2f}"
+              f"   ({listing})")
 
 
 if __name__ == "__main__":
