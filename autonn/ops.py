@@ -11,7 +11,12 @@ An :class:`Op` bundles everything the rest of autonn needs to know about an oper
   all call;
 - which inputs the backward reads (``backward_needs_inputs``) and whether it reads the output
   (``backward_needs_output``): the compiler frees everything else under ``conserve_memory``;
-- an optional shape rule and an optional test-mode forward (dropout, batch normalisation).
+- a shape rule (``shape``: the output shape from the input shapes; every built-in op has one,
+  read by :mod:`autonn.shapes`; a custom op without one is run on zeros instead);
+- a receptive-field rule (``receptive_field``: ``'elementwise'``, ``'none'`` or a function of
+  the node; read by :mod:`autonn.receptive_fields`) and the MatConvNet type names that map to
+  it (``matconvnet_types``, read by :mod:`autonn.simplenn` and :mod:`autonn.dagnn`);
+- an optional test-mode forward (dropout, batch normalisation).
 
 Calling an op dispatches on its arguments, so every block and math function works three ways::
 
@@ -20,8 +25,9 @@ Calling an op dispatches on its arguments, so every block and math function work
     y = op(x_layer, w)            # any Layer argument: builds a graph node instead
 
 Positional arguments are the op's inputs (arrays, Layers, numbers or ``None``); keyword arguments
-are its options. Nothing here knows about the tape: the compiler in :mod:`autonn.net` reads these
-attributes once, at compile time.
+are its options. Nothing here knows about the tape: the compiler (:mod:`autonn.compiler`) reads
+these attributes once, at compile time. An op called on a Layer reaches the Layer class, which
+lives in a higher layer of the package, through :mod:`autonn.registration`.
 """
 
 import functools
