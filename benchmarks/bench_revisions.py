@@ -106,6 +106,12 @@ print(json.dumps(times))
 def measure(tree):
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "2")
+    # glibc raises its mmap threshold as the process frees large blocks, so whether a fresh
+    # 6 MB array is page-faulted anew on every call depends on what the process did before:
+    # that alone moved the VGG backward by 15-25% between two identical kernels. Fixed
+    # thresholds give both trees the same allocator.
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(64 * 2**20))
+    env.setdefault("MALLOC_TRIM_THRESHOLD_", str(128 * 2**20))
     result = subprocess.run([sys.executable, "-c", WORKER, os.path.abspath(tree), HERE],
                             capture_output=True, text=True, env=env, cwd=HERE)
     if result.returncode != 0:
