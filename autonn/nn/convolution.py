@@ -38,7 +38,7 @@ name::
 
 A forced schedule that cannot compute the geometry (the direct kernel on the GPU, the units
 without a BLAS for C) raises a ValueError saying why. The C drivers take the geometry as one
-struct, ``an_conv_geometry`` (kernels/conv.h), filled by field name.
+struct, ``an_conv_geometry`` (kernels/_conv_geometry.h), filled by field name.
 """
 
 import math
@@ -47,6 +47,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import array_module
+from ..layer import Param
 from ..ops import Op
 from ..receptive_fields import filters_field, transposed_filters_field
 from . import convolution_schedules as schedules
@@ -371,7 +372,6 @@ def _create_params(op, x, w, b, size, init, has_bias, learning_rate, weight_deca
                          f"for convt, got {size!r}") from None
     if min(kh, kw, d3, d4) < 1:
         raise ValueError(f"{op}: size entries must be positive, got {tuple(size)}")
-    from ..layer import Param
     lr_w, lr_b = _pair_of_reals(op, "learning_rate", learning_rate)
     wd_w, wd_b = _pair_of_reals(op, "weight_decay", weight_decay)
     dtype = np.dtype(dtype)
