@@ -1,8 +1,8 @@
 """The one point through which a lower layer of autonn reaches code of a higher one.
 
-autonn's modules import one way only — backend, kernels → ops → math_ops → layer → compiler,
-net → nn → wrappers, training, io, viz — and ``lint-imports`` (the contract in pyproject.toml)
-checks it in CI, imports inside functions included. A few calls must still go upward, because
+autonn's modules import one way only — backend, kernels → ops → math_ops → layer →
+compiler, net → nn → wrappers, training, io, viz — and ``lint-imports`` (the contract in
+pyproject.toml) checks it in CI, imports inside functions included. A few calls must still go upward, because
 what the user holds is a lower object:
 
 - an op called on a Layer builds a graph node (``ops`` → ``layer``);

@@ -59,8 +59,8 @@ thread (a context variable): for tests, and to compare schedules on a layer::
 A forced schedule that cannot run the geometry (the direct kernel on the GPU, units without a
 BLAS for C, the fully-connected product on a smaller window) raises a ValueError that says why.
 
-The C drivers take the geometry as one struct, ``an_conv_geometry`` (kernels/_conv_geometry.h), filled by
-field name (:func:`c_geometry`).
+The C drivers take the geometry as one struct, ``an_conv_geometry``
+(kernels/_conv_geometry.h), filled by field name (:func:`c_geometry`).
 """
 
 import contextlib
@@ -493,9 +493,9 @@ def _forward_direct(x, w, b, y, g):
 # more than the whole Python side of a small convolution's call.
 @functools.lru_cache(maxsize=256)
 def c_geometry(g):
-    """``g`` as the C drivers' ``an_conv_geometry *`` (kernels/_conv_geometry.h): every field of the C
-    struct is filled from the geometry's field of the same name, so a field added in C without
-    its Python namesake fails here, and cffi refuses a name the struct does not have."""
+    """``g`` as the C drivers' ``an_conv_geometry *`` (kernels/_conv_geometry.h): every field of
+    the C struct is filled from the geometry's field of the same name, so a field added in C
+    without its Python namesake fails here, and cffi refuses a name the struct does not have."""
     return kernels.cpu_library().ffi.new("an_conv_geometry *",
                                          {name: getattr(g, name) for name in _c_geometry_fields()})
 
