@@ -5,6 +5,7 @@ import collections
 import importlib.util
 import io as pyio
 import os
+import re
 import pickle
 import struct
 import sys
@@ -367,6 +368,73 @@ def test_code_in_a_pickle_is_refused(tmp_path):
     path.write_bytes(b"\x00" * 64)
     with pytest.raises(ValueError, match="not a PyTorch file"):
         load_torch_state_dict(path)
+
+
+class Marker:
+    """Unpickling it would create a file: proof that code ran."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_code_in_the_first_pickle_of_a_legacy_file_never_runs(tmp_path):
+    # the legacy format starts with a pickled magic number: that pickle is read restricted too
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil-legacy.pth"
+    path.write_bytes(pickle.dumps(Marker(marker), protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match=r"evil-legacy.pth'\): refusing to load "
+                                                     r"global '(builtins|io)\.open'"):
+        load_torch_state_dict(path)
+    assert not marker.exists()
+    path.write_bytes(pickle.dumps("not the magic number", protocol=2))
+    with pytest.raises(ValueError, match="not a PyTorch file"):
+        load_torch_state_dict(path)
+
+
+def write_zip_state(path, state, storages, fake_torch):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model/data.pkl", pickle_state(state, fake_torch))
+        for s in storages:
+            archive.writestr(f"model/data/{s.key}", s.data.tobytes())
+
+
+@pytest.mark.parametrize("offset, size, stride, problem", [
+    (-2, (3,), (1,), "must not be negative"),
+    (4, (3,), (-2,), "must not be negative"),
+    (0, (3,), (-2**40,), "must not be negative"),
+    (0, (2, 3), (2**40, 1), "overruns its storage of 8 elements"),
+    (6, (3,), (1,), "overruns its storage of 8 elements"),
+    (8, (), (), "overruns its storage of 8 elements"),
+    (0, (-1,), (1,), "must not be negative"),
+    (0, (3,), (1.5,), "must be integers"),
+    (0, (3, 1), (1,), "as many strides as sizes"),
+    (0, (2**40, 2**40), (0, 0), "more than a tensor may hold"),
+], ids=str)
+def test_a_tensor_reaching_outside_its_storage_is_refused(tmp_path, fake_torch, offset, size,
+                                                          stride, problem):
+    storage = FakeStorage("0", np.arange(8, dtype=np.float32))
+    state = collections.OrderedDict(w=FakeTensor(storage, offset, size, stride))
+    path = tmp_path / "bad.pth"
+    write_zip_state(path, state, [storage], fake_torch)
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        load_torch_state_dict(path)
+
+
+def test_tensors_at_the_edges_of_their_storage_still_load(tmp_path, fake_torch):
+    storage = FakeStorage("0", np.arange(8, dtype=np.float32))
+    state = collections.OrderedDict(last=FakeTensor(storage, 7, (), ()),
+                                    empty=FakeTensor(storage, 8, (0,), (1,)),
+                                    tail=FakeTensor(storage, 5, (3,), (1,)),
+                                    expanded=FakeTensor(storage, 2, (3, 2), (0, 1)))
+    path = tmp_path / "edges.pth"
+    write_zip_state(path, state, [storage], fake_torch)
+    loaded = load_torch_state_dict(path)
+    assert loaded["last"] == 7 and loaded["empty"].shape == (0,)
+    np.testing.assert_array_equal(loaded["tail"], [5, 6, 7])
+    np.testing.assert_array_equal(loaded["expanded"], [[2, 3]] * 3)
 
 
 # ----------------------------------------------------------------------------- real weights

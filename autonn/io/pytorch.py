@@ -9,6 +9,7 @@ cannot run code.
 """
 
 import collections
+import math
 import os
 import pickle
 import zipfile
@@ -21,6 +22,9 @@ ALLOWED_STORAGES = {
     "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
 }
 LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
+# A tensor's elements must lie inside its storage, but zero strides (an expanded tensor) can
+# still ask for any number of them: this bounds what one tensor of a file may allocate.
+MAX_TENSOR_BYTES = 2**33
 
 
 def load_torch_state_dict(path):
@@ -69,11 +73,17 @@ def _load_torch_zip(path, where):
 
 def _load_torch_legacy(path, where):
     with open(path, "rb") as stream:
+        # Even the magic number is read by the restricted unpickler: the first pickle of a
+        # hostile file is as able to run code as any other.
         try:
-            magic = pickle.Unpickler(stream).load()
+            magic = _restricted_load(stream, where)[0]
+        except pickle.UnpicklingError as error:
+            if "refusing to load global" in str(error):
+                raise
+            magic = None
         except Exception:
             magic = None
-        if magic != LEGACY_MAGIC:
+        if type(magic) is not int or magic != LEGACY_MAGIC:
             raise ValueError(f"{where}: not a PyTorch file (neither a zip archive nor the "
                              f"legacy stream format with its magic number)")
         # protocol version and system information: plain numbers, dicts and booleans
@@ -82,9 +92,17 @@ def _load_torch_legacy(path, where):
         little = system.get("little_endian", True) if isinstance(system, dict) else True
         result, storages = _restricted_load(stream, where)
         keys, _ = _restricted_load(stream, where)
+        if not isinstance(keys, (list, tuple)) or any(key not in storages for key in keys):
+            raise ValueError(f"{where}: the list of storage keys does not match the storages "
+                             f"the data pickle names")
         for key in keys:
             storage = storages[key]
-            count = int(np.frombuffer(stream.read(8), dtype="<i8")[0])
+            header = stream.read(8)
+            if len(header) != 8:
+                raise ValueError(f"{where}: the file ends before storage {key!r}")
+            count = int(np.frombuffer(header, dtype="<i8")[0])
+            if count < 0:
+                raise ValueError(f"{where}: storage {key!r} declares {count} elements")
             raw = stream.read(count * storage.dtype.itemsize)
             if len(raw) != count * storage.dtype.itemsize:
                 raise ValueError(f"{where}: the file ends inside storage {key!r}")
@@ -117,24 +135,45 @@ class _PendingTensor:
     """A tensor whose storage has not been read yet."""
 
     def __init__(self, storage, offset, size, stride):
-        self.storage, self.offset = storage, int(offset)
-        self.size, self.stride = tuple(size), tuple(stride)
+        self.storage, self.offset = storage, offset
+        self.size, self.stride = size, stride
 
     def array(self):
         data = self.storage.data
         native = data.dtype.newbyteorder("=")
+        self._check_geometry(data.size, data.itemsize)
         if not self.size:
             return np.array(data[self.offset], dtype=native)
-        if min(self.size) > 0:
-            needed = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride)) + 1
-            if needed > data.size:
-                raise ValueError(f"load_torch_state_dict: tensor of size {self.size}, stride "
-                                 f"{self.stride} at offset {self.offset} overruns its storage "
-                                 f"of {data.size} elements")
         view = np.lib.stride_tricks.as_strided(
             data[self.offset:], shape=self.size,
             strides=tuple(s * data.itemsize for s in self.stride))
         return np.ascontiguousarray(view).astype(native, copy=False)
+
+
+    def _check_geometry(self, available, itemsize):
+        """The file's offset, sizes and strides must be whole numbers that keep every element
+        inside the storage: they reach ``as_strided``, which would read anywhere in memory."""
+        text = (f"load_torch_state_dict: tensor of size {self.size!r}, stride {self.stride!r} "
+                f"at offset {self.offset!r}")
+        size, stride, offset = self.size, self.stride, self.offset
+        if not (_is_int(offset) and isinstance(size, tuple) and isinstance(stride, tuple)
+                and len(size) == len(stride) and all(map(_is_int, size + stride))):
+            raise ValueError(f"{text}: offset, sizes and strides must be integers, as many "
+                             f"strides as sizes")
+        if offset < 0 or min(size, default=0) < 0 or min(stride, default=0) < 0:
+            raise ValueError(f"{text}: offset, sizes and strides must not be negative")
+        elements = math.prod(size)
+        if elements * itemsize > MAX_TENSOR_BYTES:
+            raise ValueError(f"{text}: {elements} elements is more than a tensor may hold "
+                             f"({MAX_TENSOR_BYTES} bytes)")
+        # the last element read: (offset when the tensor is empty: nothing is read then)
+        last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if elements else offset - 1
+        if last >= available:
+            raise ValueError(f"{text} overruns its storage of {available} elements")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _restricted_load(stream, where):
