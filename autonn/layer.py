@@ -411,7 +411,14 @@ def topological_order(outputs):
             state[key] = 1
             stack.append((layer, True))
             for x in reversed(layer.inputs):
-                if isinstance(x, Layer) and id(x) not in state:
+                if not isinstance(x, Layer):
+                    continue
+                if state.get(id(x)) == 1:
+                    # state 1 marks the Layers on the path being expanded: x is its own input
+                    raise ValueError(f"the graph has a cycle: '{x.name or x.describe()}' "
+                                     f"(created at {x.source}) depends on itself (an edit of "
+                                     f"a Layer's inputs?)")
+                if id(x) not in state:
                     stack.append((x, False))
     return order
 

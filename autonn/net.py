@@ -15,7 +15,9 @@ modes an exception inside a step is re-raised naming the op, the layer, the line
 and the shapes of the step's inputs.
 """
 
+import copy
 import os
+import threading
 
 import numpy as np
 
@@ -48,6 +50,12 @@ class Net:
         Input name -> Input Layer.
     meta : dict
         Free-form, JSON-serialisable information saved with the net (classes, normalisation).
+    lock : threading.RLock
+        Held by every :meth:`eval`. Threads sharing one Net are serialised: each evaluation
+        runs whole, on its own inputs, and gives the right values and derivatives. What
+        ``value``/``der`` read afterwards is the last evaluation's, which may be another
+        thread's: to evaluate and read as one step, hold the lock (``with net.lock:
+        net.eval(...); y = net.value('prob')``). Separate Nets evaluate in parallel.
     """
 
     def __init__(self, *outputs, optimize=True, conserve_memory=False, meta=None,
@@ -61,6 +69,7 @@ class Net:
         self._protected = _protected
         sequential_names(outputs)
         self.outputs = outputs
+        self.lock = threading.RLock()
         self.optimize = optimize
         self.conserve_memory = conserve_memory
         self.meta = dict(meta or {})
@@ -80,6 +89,28 @@ class Net:
         self._pending_ders = {}  # set_der before a backward pass
         self._generated, self._generated_at = None, None
 
+    def __deepcopy__(self, memo):
+        """A copy with its own graph, Params, tape and lock: it evaluates and trains apart from
+        this net. The compiled maps are keyed by the Layers' ids, so they are re-keyed to the
+        copies' (``memo`` maps each original's id to its copy)."""
+        clone = object.__new__(Net)
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            if name not in ("lock", "_generated", "_generated_at"):
+                object.__setattr__(clone, name, copy.deepcopy(value, memo))
+        clone.lock = threading.RLock()
+        clone._generated, clone._generated_at = None, None
+        copied = clone._compiled
+        copied.slot_of = {_copied_id(key, memo): slot for key, slot in copied.slot_of.items()}
+        copied.merged = {_copied_id(key, memo) for key in copied.merged}
+        clone._protected = {_copied_id(key, memo) for key in clone._protected}
+        # the copied steps belong to the copied tape alone (deepcopy keeps weak references as
+        # they are: they still named this net's tape)
+        for step in list(clone.tape.forward) + list(clone.tape.backward):
+            step._forget_tapes()
+        clone.tape.forward, clone.tape.backward = list(clone.tape.forward), list(clone.tape.backward)
+        return clone
+
     # ------------------------------------------------------------------ evaluation
     def eval(self, inputs=None, mode="normal", der_output=1.0, accumulate_param_ders=False):
         """Run the network.
@@ -95,13 +126,14 @@ class Net:
         """
         if mode not in MODES:
             raise ValueError(f"Net.eval: mode must be one of {MODES}, got {mode!r}")
-        if mode != "backward":
-            self._load(inputs or {})
-            self._run_forward(test=(mode == "test"))
-        elif inputs:
+        if mode == "backward" and inputs:
             raise ValueError("Net.eval: mode='backward' takes no inputs (pass {})")
-        if mode in ("normal", "backward"):
-            self._run_backward(der_output, accumulate_param_ders)
+        with self.lock:  # the slots are the net's own: one evaluation at a time
+            if mode != "backward":
+                self._load(inputs or {})
+                self._run_forward(test=(mode == "test"))
+            if mode in ("normal", "backward"):
+                self._run_backward(der_output, accumulate_param_ders)
         return self
 
     def _load(self, inputs):
@@ -395,6 +427,11 @@ def _is_array(x):
     return hasattr(x, "shape") and hasattr(x, "dtype")
 
 
+def _copied_id(key, memo):
+    """The id of the copy of the object whose id was ``key`` (itself when it was not copied)."""
+    return id(memo[key]) if key in memo else key
+
+
 def _as_output_layers(outputs):
     if len(outputs) == 1 and isinstance(outputs[0], (list, tuple)) and all(
             isinstance(x, Layer) for x in outputs[0]):
@@ -405,6 +442,8 @@ def _as_output_layers(outputs):
     for output in outputs:
         if not isinstance(output, Layer):
             raise TypeError(f"Net: outputs must be Layers, got {type(output).__name__}")
+    if not outputs:
+        raise TypeError("Net: give at least one output Layer, e.g. Net(objective)")
     return list(outputs)
 
 

@@ -95,6 +95,10 @@ class _Step:
             if tape is not None:
                 tape._edited()
 
+    def _forget_tapes(self):
+        """Belong to no tape (a copy of a step, about to join the copy of its tape)."""
+        object.__setattr__(self, "_tapes", ())
+
     def _join(self, tape):
         """Record that ``tape`` holds this step (a step copied into a second tape tells both)."""
         if tape is None:

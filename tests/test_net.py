@@ -322,3 +322,114 @@ def test_net_accepts_a_simplenn_layer_list_and_a_list_of_outputs():
     assert len(an.Net(layers).tape.forward) == 2
     a = an.Input("a")
     assert len(an.Net([a.sum(), a.max()]).outputs) == 2
+
+
+# ------------------------------------------------------------------ sharing a net
+def test_one_net_evaluated_from_several_threads_gives_each_its_own_right_results():
+    import threading
+    x = an.Input("x")
+    w = an.Param(np.arange(12.0).reshape(4, 3))
+    y = np.tanh(w @ x)
+    net = an.Net((y * y).sum(), y)
+    inputs = [np.random.default_rng(k).standard_normal(3) for k in range(4)]
+    expected = []
+    for value in inputs:
+        with net.lock:
+            net.eval({"x": value})
+            expected.append((net.value(y).copy(), net.der("x").copy()))
+    wrong = []
+
+    def worker(k):
+        for _ in range(200):
+            with net.lock:  # evaluate and read as one step
+                net.eval({"x": inputs[k]})
+                value, der = net.value(y), net.der("x")
+            if not (np.array_equal(value, expected[k][0]) and np.array_equal(der, expected[k][1])):
+                wrong.append(k)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong
+
+
+def test_eval_holds_the_nets_lock():
+    x = an.Input("x")
+    seen = []
+
+    @an.op
+    def probe(v):
+        seen.append(net.lock._is_owned())
+        return v
+
+    @probe.backward
+    def probe_backward(v, dzdy):
+        return dzdy
+
+    net = an.Net(probe(x).sum())
+    net.eval({"x": np.ones(2)})
+    assert seen == [True]
+
+
+def test_a_deep_copy_of_a_net_evaluates_and_trains_apart_from_it():
+    import copy
+    x = an.Input("x")
+    w = an.Param(np.ones((2, 3)))
+    objective = (w @ x).sum()
+    net = an.Net(objective)
+    clone = copy.deepcopy(net)
+    clone.eval({"x": np.full(3, 2.0)})
+    net.eval({"x": np.ones(3)})
+    assert clone.value(clone.outputs[0]) == 12.0 and net.value(objective) == 6.0
+    assert clone.params[0] is not w and clone.params[0].value is not w.value
+    np.testing.assert_array_equal(clone.der(clone.params[0]), np.full((2, 3), 2.0))
+    np.testing.assert_array_equal(w.der, np.ones((2, 3)))
+    # its tape is its own: an edit there regenerates the copy only
+    before = net.tape.edits
+    clone.tape.forward[0].options = {}
+    assert net.tape.edits == before and clone.tape.edits > 0
+
+
+def test_a_cycle_made_by_editing_inputs_is_named():
+    x = an.Input("x")
+    a = np.exp(x)
+    b = np.sin(a)
+    b.name = "b"
+    a.inputs = (b,)
+    with pytest.raises(ValueError, match=r"cycle: 'b' \(created at .*test_net.py:\d+\) depends on "
+                                         r"itself"):
+        an.Net(b.sum())
+
+
+def test_a_net_needs_an_output():
+    with pytest.raises(TypeError, match="Net: give at least one output Layer"):
+        an.Net()
+    with pytest.raises(TypeError, match="Net: give at least one output Layer"):
+        an.Net([])
+
+
+def test_concurrent_evals_of_one_net_never_interleave():
+    # without the net's own lock, one thread's _load cleared the slots another was using
+    import threading
+    x = an.Input("x")
+    y = x
+    for _ in range(30):
+        y = np.tanh(y) * 0.9 + 0.1
+    net = an.Net(y.sum(), optimize=False)
+    errors = []
+
+    def worker(k):
+        try:
+            for _ in range(100):
+                net.eval({"x": np.full((64,), float(k))})
+        except Exception as error:  # noqa: BLE001 (any failure is the finding)
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
