@@ -409,27 +409,3 @@ def test_a_net_needs_an_output():
     with pytest.raises(TypeError, match="Net: give at least one output Layer"):
         an.Net([])
 
-
-def test_concurrent_evals_of_one_net_never_interleave():
-    # without the net's own lock, one thread's _load cleared the slots another was using
-    import threading
-    x = an.Input("x")
-    y = x
-    for _ in range(30):
-        y = np.tanh(y) * 0.9 + 0.1
-    net = an.Net(y.sum(), optimize=False)
-    errors = []
-
-    def worker(k):
-        try:
-            for _ in range(100):
-                net.eval({"x": np.full((64,), float(k))})
-        except Exception as error:  # noqa: BLE001 (any failure is the finding)
-            errors.append(repr(error))
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors

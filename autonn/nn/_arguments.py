@@ -129,3 +129,25 @@ def _int_tuple(op, name, value):
     if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
         raise TypeError(f"{op}: {name} must contain ints, got {value!r}")
     return tuple(int(v) for v in values)
+
+
+# The largest value any size, extent or product the kernels compute from user geometry may take.
+# The C code indexes with signed 64-bit integers (index_t) and sizes its buffers in size_t; a
+# bound of 2**62 leaves a factor of two for the sums of two checked quantities (an offset plus
+# an extent, a loop bound plus one) that the kernels form without a check of their own.
+INDEX_LIMIT = 2**62
+
+
+def check_index_range(op, arguments="", **named_values):
+    """Each keyword's value (a Python int, computed unbounded from the geometry as the C code
+    computes it) must lie in ``[-INDEX_LIMIT, INDEX_LIMIT]``; otherwise a ValueError naming the
+    op, the quantity and its value, and ``arguments`` (a description of the arguments that gave
+    it). Called before anything is allocated or launched, so that a geometry the kernels'
+    64-bit arithmetic cannot represent is refused instead of wrapping around (a wrapped buffer
+    size makes malloc return a small block that the kernel then writes past)."""
+    for name, value in named_values.items():
+        value = int(value)
+        if not -INDEX_LIMIT <= value <= INDEX_LIMIT:
+            context = f" ({arguments})" if arguments else ""
+            raise ValueError(f"{op}: {name.replace('_', ' ')} = {value} exceeds the kernels' "
+                             f"index range (at most 2**62){context}")

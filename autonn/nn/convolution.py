@@ -51,7 +51,8 @@ from ..layer import Param
 from ..ops import Op
 from ..receptive_fields import filters_field, transposed_filters_field
 from . import convolution_schedules as schedules
-from ._arguments import any_layer, as_pair, as_quad, check_devices, check_float_array
+from ._arguments import (any_layer, as_pair, as_quad, check_devices, check_float_array,
+                         check_index_range)
 # The schedules' tables, the override and the question which schedule a geometry gets, here
 # beside the blocks they serve (autonn.nn.convolution.force_schedule("direct")).
 from .convolution_schedules import (  # noqa: F401
@@ -271,7 +272,10 @@ def conv_geometry(op, x, w, b, stride, pad, dilate):
                          f"({H}+{pt}+{pb} x {W}+{pl}+{pr}, x shape {tuple(x.shape)})")
     Ho = (H + pt + pb - extent_h) // sh + 1
     Wo = (W + pl + pr - extent_w) // sw + 1
-    return ConvGeometry(N, C, H, W, K, G, kh, kw, Ho, Wo, sh, sw, pt, pb, pl, pr, dh, dw)
+    g = ConvGeometry(N, C, H, W, K, G, kh, kw, Ho, Wo, sh, sw, pt, pb, pl, pr, dh, dw)
+    check_conv_limits(op, g, f"x shape {tuple(x.shape)}, filters shape {tuple(w.shape)}, "
+                      f"stride {(sh, sw)}, pad {(pt, pb, pl, pr)}, dilate {(dh, dw)}")
+    return g
 
 
 def convt_geometry(x, w, b, upsample, crop, num_groups):
@@ -296,7 +300,59 @@ def convt_geometry(x, w, b, upsample, crop, num_groups):
         raise ValueError(f"convt: the crop {(ct, cb, cl, cr)} removes the whole output (x shape "
                          f"{tuple(x.shape)}, filters shape {tuple(w.shape)}, upsample "
                          f"{(uh, uw)} give {Ho}x{Wo})")
-    return ConvGeometry(N, K * G, Ho, Wo, C, G, kh, kw, H, W, uh, uw, ct, cb, cl, cr, 1, 1)
+    g = ConvGeometry(N, K * G, Ho, Wo, C, G, kh, kw, H, W, uh, uw, ct, cb, cl, cr, 1, 1)
+    check_conv_limits("convt", g, f"x shape {tuple(x.shape)}, filters shape {tuple(w.shape)}, "
+                      f"upsample {(uh, uw)}, crop {(ct, cb, cl, cr)}, num_groups {G}")
+    return g
+
+
+# The direct kernel's vectors (kernels/conv_direct.h: AN_DIRECT_BYTES / sizeof(REAL) lanes, at
+# most 8) and filter blocks (AN_DIRECT_KB), and the largest itemsize: the bounds below take the
+# largest of each, so that they bound the sizes of every dtype.
+_DIRECT_LANES, _DIRECT_KB, _ITEMSIZE = 8, 4, 8
+
+
+def _conv_quantities(g):
+    """The sizes the conv kernels and drivers compute from the geometry ``g``, as Python ints
+    (upper bounds where the C code's value depends on the dtype or on a cut into bands):
+    extents, element counts and the buffers of kernels/conv.h (patch matrices, GEMM products)
+    and of kernels/conv_direct.h (``direct_make_plan``'s rows and planes, the packed filters,
+    the per-band vector tables), in bytes."""
+    V, item = _DIRECT_LANES, _ITEMSIZE
+    Cg, Kg = g.C // max(g.G, 1), g.K // max(g.G, 1)
+    extent_h, extent_w = g.dh * (g.kh - 1) + 1, g.dw * (g.kw - 1) + 1
+    taps = Cg * g.kh * g.kw
+    row_vectors = -(-g.Wo // V)
+    Mw = row_vectors * V + (g.kw - 1) * g.dw // g.sw    # xs columns per phase
+    row = g.sw * Mw                                     # xs row stride
+    rows_in = (g.Ho - 1) * g.sh + extent_h              # the rows a band of all Ho rows reads
+    plane = rows_in * row + 64                          # xs channel stride (rounded up)
+    return {
+        "input_height_plus_pad": g.H + g.pt + g.pb,
+        "input_width_plus_pad": g.W + g.pl + g.pr,
+        "dilated_filter_height": extent_h,
+        "dilated_filter_width": extent_w,
+        "stride_times_output_height": g.sh * (g.Ho + V),
+        "stride_times_output_width": g.sw * (g.Wo + V),
+        "input_bytes": g.N * g.C * g.H * g.W * item,
+        "output_bytes": g.N * g.K * g.Ho * g.Wo * item,
+        "patch_matrix_bytes": g.N * g.C * g.kh * g.kw * g.Ho * g.Wo * item,
+        "direct_row_bytes": Cg * g.sh * row * item,
+        "direct_input_buffer_bytes": Cg * plane * item,
+        "direct_filter_buffer_bytes": g.G * -(-Kg // _DIRECT_KB) * taps * _DIRECT_KB * item,
+        "direct_vector_table_bytes": g.Ho * row_vectors * item,
+    }
+
+
+def check_conv_limits(op, g, arguments):
+    """Refuse (ValueError naming ``op`` and ``arguments``) a geometry any of whose
+    :func:`_conv_quantities`, or those of the convolution that gives its data derivative
+    (``transposed_geometry``), exceeds the kernels' 64-bit index range."""
+    check_index_range(op, arguments, **_conv_quantities(g))
+    transposed = schedules.transposed_geometry(g)
+    if transposed is not None:
+        check_index_range(op, arguments, **{f"data_derivative_{name}": value for name, value
+                                             in _conv_quantities(transposed).items()})
 
 
 # ============================================================================ arguments

@@ -6,6 +6,8 @@ normalizelp and noffset are a few array expressions. Formulas follow the MatConv
 code wins (noted at each place).
 """
 
+import math
+
 import numpy as np
 
 from .. import kernels
@@ -19,6 +21,7 @@ from ._arguments import (
     check_devices,
     check_dzdy,
     check_float_array,
+    check_index_range,
     check_same_dtype,
     check_shape,
     real_params,
@@ -41,13 +44,28 @@ def normalize(x, param, *, dzdy=None):
     if depth < 1 or depth != int(depth):
         raise ValueError(f"normalize: param depth must be a positive integer, got {param!r}")
     param = (int(depth), kappa, alpha, beta)
+    _check_lrn_limits(None, param[0])
     if not any_layer(x):
         check_float_array("normalize", "x", x, ndim=4)
+        _check_lrn_limits(x.shape, param[0])
         check_dzdy("normalize", dzdy, x.shape)
     return normalize_op(x, param=param, dzdy=dzdy)
 
 
 lrn = normalize
+
+
+def _check_lrn_limits(shape, depth):
+    """kernels/lrn.h forms the window ends k + 1 + after and k - before (k < C) and the
+    launch's work estimate positions*C: refuse a depth (or shape) that takes them past the
+    index range."""
+    values = {"param_depth": depth}
+    if shape is not None:
+        channels = shape[1] if len(shape) > 1 else 1
+        values.update(channels_plus_param_depth=channels + depth,
+                      input_bytes=math.prod(shape) * 8)
+    check_index_range("normalize", f"param depth {depth}"
+                      + (f", x shape {tuple(shape)}" if shape is not None else ""), **values)
 
 
 def lrn_offsets(depth):
@@ -58,6 +76,7 @@ def lrn_offsets(depth):
 
 def normalize_forward(x, *, param):
     depth, kappa, alpha, beta = param
+    _check_lrn_limits(x.shape, depth)
     x = contiguous(x)
     y = array_module(x).empty_like(x)
     positions, channels, spatial = channel_layout(x)
@@ -69,6 +88,7 @@ def normalize_forward(x, *, param):
 
 def normalize_backward(x, dzdy, *, param):
     depth, kappa, alpha, beta = param
+    _check_lrn_limits(x.shape, depth)
     xp = array_module(x)
     x = contiguous(x)
     dx = xp.empty_like(x)
@@ -335,10 +355,25 @@ def spnorm(x, param, *, dzdy=None):
         raise ValueError(f"spnorm: param window (ph, pw) must be positive integers, "
                          f"got {param!r}")
     param = (int(ph), int(pw), alpha, beta)
+    _check_spnorm_limits(None, param[0], param[1])
     if not any_layer(x):
         check_float_array("spnorm", "x", x, ndim=4)
+        _check_spnorm_limits(x.shape, param[0], param[1])
         check_dzdy("spnorm", dzdy, x.shape)
     return spnorm_op(x, param=param, dzdy=dzdy)
+
+
+def _check_spnorm_limits(shape, ph, pw):
+    """kernels/spnorm.h forms the window rows i - top .. i + bottom (likewise columns) and
+    their pixel count: refuse a window (or shape) that takes them past the index range."""
+    values = {"param_window_height": ph, "param_window_width": pw,
+              "param_window_pixels": ph * pw}
+    if shape is not None:
+        values.update(height_plus_param_window_height=shape[2] + ph,
+                      width_plus_param_window_width=shape[3] + pw,
+                      input_bytes=math.prod(shape) * 8)
+    check_index_range("spnorm", f"param window {(ph, pw)}"
+                      + (f", x shape {tuple(shape)}" if shape is not None else ""), **values)
 
 
 def _spnorm_geometry(x, ph, pw):
@@ -349,6 +384,7 @@ def _spnorm_geometry(x, ph, pw):
 
 def spnorm_forward(x, *, param):
     ph, pw, alpha, beta = param
+    _check_spnorm_limits(x.shape, ph, pw)
     x = contiguous(x)
     y = array_module(x).empty_like(x)
     pixels, *geometry = _spnorm_geometry(x, ph, pw)
@@ -358,6 +394,7 @@ def spnorm_forward(x, *, param):
 
 def spnorm_backward(x, dzdy, *, param):
     ph, pw, alpha, beta = param
+    _check_spnorm_limits(x.shape, ph, pw)
     xp = array_module(x)
     x = contiguous(x)
     dx, scratch = xp.empty_like(x), xp.empty_like(x)

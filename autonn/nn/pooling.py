@@ -8,7 +8,8 @@ from .. import kernels
 from ..backend import array_module
 from ..ops import Op
 from ..receptive_fields import filter_field
-from ._arguments import any_layer, as_pair, as_quad, check_devices, check_float_array
+from ._arguments import (any_layer, as_pair, as_quad, check_devices, check_float_array,
+                         check_index_range)
 
 METHODS = ("max", "avg")
 
@@ -97,9 +98,22 @@ def pool_geometry(x, size, method, stride, pad):
     if H + pt + pb < ph or W + pl + pr < pw:
         raise ValueError(f"pool: the window {(ph, pw)} is larger than the padded input "
                          f"({H}+{pt}+{pb} x {W}+{pl}+{pr}, x shape {tuple(x.shape)})")
-    return {"N": N, "C": C, "H": H, "W": W, "Ho": (H + pt + pb - ph) // sh + 1,
-            "Wo": (W + pl + pr - pw) // sw + 1, "ph": ph, "pw": pw, "sh": sh, "sw": sw,
-            "pt": pt, "pl": pl, "method": options["method"]}
+    Ho, Wo = (H + pt + pb - ph) // sh + 1, (W + pl + pr - pw) // sw + 1
+    # what kernels/pool.h computes: window starts oy*sh - pt and ends y0 + ph (at most the
+    # padded extent plus a window), the launch's count planes*Ho and its OpenMP work estimate
+    # planes*Ho*Wo*ph*pw, the flat indices y*W + x of a plane, and the output's bytes
+    check_index_range("pool", f"x shape {tuple(x.shape)}, size {(ph, pw)}, stride {(sh, sw)}, "
+                      f"pad {(pt, pb, pl, pr)}",
+                      input_height_plus_pad_plus_size=H + pt + pb + ph,
+                      input_width_plus_pad_plus_size=W + pl + pr + pw,
+                      stride_times_output_height=sh * Ho + ph,
+                      stride_times_output_width=sw * Wo + pw,
+                      window_elements=ph * pw,
+                      work_estimate=N * C * Ho * Wo * ph * pw,
+                      input_bytes=N * C * H * W * 8,
+                      output_bytes=N * C * Ho * Wo * 8)
+    return {"N": N, "C": C, "H": H, "W": W, "Ho": Ho, "Wo": Wo, "ph": ph, "pw": pw,
+            "sh": sh, "sw": sw, "pt": pt, "pl": pl, "method": options["method"]}
 
 
 def _kernel_geometry(g):

@@ -22,6 +22,7 @@ from ._arguments import (
     check_devices,
     check_dzdy,
     check_float_array,
+    check_index_range,
     is_array,
 )
 
@@ -62,6 +63,7 @@ def roipool(x, rois, *, method="max", subdivisions=(1, 1), transform=1.0, dzdy=N
                            or (table[:, 0] != np.floor(table[:, 0])).any()):
         raise ValueError(f"{name}: ROI image indices must be whole numbers in [0, {x.shape[0]}) "
                          f"(0-based) and coordinates not NaN; rois shape {tuple(rois.shape)}")
+    check_roi_limits(x.shape, table.shape[0], subdivisions)
     check_dzdy(name, dzdy, (table.shape[0], x.shape[1]) + subdivisions)
     if dzdy is not None:
         return roipool_op(x, rois, dzdy=dzdy, **options)
@@ -104,6 +106,13 @@ def roi_bins(x_shape, rois, subdivisions, transform, dtype):
     v1 = c * table[:, 1] + d * table[:, 2] + ty
     u2 = a * table[:, 3] + b * table[:, 4] + tx
     v2 = c * table[:, 3] + d * table[:, 4] + ty
+    corners = np.stack([u1, v1, u2, v2])
+    if not (np.isfinite(corners).all() and
+            (np.abs(corners) <= _ROI_COORDINATE_LIMIT).all()):
+        raise ValueError(f"roipool: rois coordinates must be finite and, after the transform, "
+                         f"at most 2**62 in magnitude (the kernels' index range); rois shape "
+                         f"{tuple(np.shape(rois))}, transform {transform}")
+    check_roi_limits(x_shape, table.shape[0], subdivisions)
     start_h, start_w = np.floor(v1 + 0.5), np.floor(u1 + 0.5)
     roi_h = np.maximum(np.floor(v2 + 0.5) - start_h + 1, 1)
     roi_w = np.maximum(np.floor(u2 + 0.5) - start_w + 1, 1)
@@ -112,12 +121,32 @@ def roi_bins(x_shape, rois, subdivisions, transform, dtype):
     return table[:, 0].astype(np.int64), rows, cols
 
 
+def check_roi_limits(x_shape, count, subdivisions):
+    """Refuse subdivisions whose output (count, C, sh, sw), bin tables (count, sh|sw, 2) or
+    kernel work item indices exceed the kernels' 64-bit index range (kernels/roipool.h)."""
+    sh, sw = subdivisions
+    n, channels, height, width = x_shape
+    check_index_range("roipool", f"x shape {tuple(x_shape)}, {count} rois, subdivisions "
+                      f"{tuple(subdivisions)}",
+                      subdivisions_height=sh, subdivisions_width=sw,
+                      output_bytes=count * channels * sh * sw * 8,
+                      bin_table_bytes=count * (sh + sw + 2) * 2 * 8,
+                      input_bytes=n * channels * height * width * 8)
+
+
+# Transformed ROI corners must lie within this many pixels of the origin: their bin edges are
+# then finite in every float type, and exact enough, before they are clipped to the image.
+_ROI_COORDINATE_LIMIT = 2.0**62
+
+
 def _bin_edges(length, start, bins, limit, dtype):
     size = (length.astype(dtype) / dtype(bins))[:, None]
     index = np.arange(bins + 1, dtype=dtype)[None, :]
-    first = np.floor(index[:, :-1] * size).astype(np.int64) + start[:, None].astype(np.int64)
-    last = np.ceil(index[:, 1:] * size).astype(np.int64) + start[:, None].astype(np.int64)
-    return np.stack([np.clip(first, 0, limit), np.clip(last, 0, limit)], axis=2)
+    # clipped while still floats, so that an edge far outside the image cannot wrap as an int64
+    first = np.floor(index[:, :-1] * size).astype(np.float64) + start[:, None]
+    last = np.ceil(index[:, 1:] * size).astype(np.float64) + start[:, None]
+    return np.stack([np.clip(first, 0, limit).astype(np.int64),
+                     np.clip(last, 0, limit).astype(np.int64)], axis=2)
 
 
 def _bin_tables(x, rois, subdivisions, transform):

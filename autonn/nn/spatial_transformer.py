@@ -14,6 +14,7 @@ from .. import kernels
 from ..backend import array_module
 from ..ops import Op
 from ._arguments import (
+    check_index_range,
     any_layer,
     check_devices,
     check_dzdy,
@@ -49,12 +50,26 @@ def bilinearsampler(x, grid, *, dzdy=None):
                          f"{tuple(grid.shape)})")
     check_same_dtype(name, x=x, grid=grid)
     check_devices(name, x=x, grid=grid)
+    check_sampler_limits(x.shape, grid.shape)
     check_dzdy(name, dzdy, (grid.shape[0], x.shape[1], grid.shape[1], grid.shape[2]))
     return bilinearsampler_op(x, grid, dzdy=dzdy)
 
 
+def check_sampler_limits(x_shape, grid_shape):
+    """Refuse shapes whose output (N, C, Ho, Wo), grid points or kernel indices
+    (kernels/bilinearsampler.h: n*C*S + c*S, (n / group)*C*H*W) exceed the index range."""
+    nx, channels, height, width = x_shape
+    n, out_h, out_w = grid_shape[:3]
+    check_index_range("bilinearsampler", f"x shape {tuple(x_shape)}, grid shape "
+                      f"{tuple(grid_shape)}",
+                      grid_points=n * out_h * out_w * 2,
+                      output_bytes=n * channels * out_h * out_w * 8,
+                      input_bytes=nx * channels * height * width * 8)
+
+
 def bilinearsampler_forward(x, grid):
     xp = array_module(x, grid)
+    check_sampler_limits(x.shape, grid.shape)
     x = xp.ascontiguousarray(x)
     grid = xp.ascontiguousarray(grid, dtype=x.dtype)
     n, out_h, out_w = grid.shape[:3]
@@ -68,6 +83,7 @@ def bilinearsampler_forward(x, grid):
 
 def bilinearsampler_backward(x, grid, dzdy):
     xp = array_module(x, grid)
+    check_sampler_limits(x.shape, grid.shape)
     x = xp.ascontiguousarray(x)
     grid = xp.ascontiguousarray(grid, dtype=x.dtype)
     dzdy = xp.ascontiguousarray(dzdy, dtype=x.dtype)
@@ -114,8 +130,18 @@ def affinegrid(theta, size, *, dzdy=None):
     if tuple(theta.shape[1:]) not in ((2, 3), (6, 1, 1), (6,)):
         raise ValueError(f"{name}: theta must have shape (N, 2, 3), (N, 6, 1, 1) or (N, 6), "
                          f"got {tuple(theta.shape)}")
+    check_affinegrid_limits(theta.shape[0], size)
     check_dzdy(name, dzdy, (theta.shape[0],) + size + (2,))
     return affinegrid_op(theta, size=size, dzdy=dzdy)
+
+
+def check_affinegrid_limits(count, size):
+    """Refuse a size whose grid (N, Ho, Wo, 2) or base grid (Ho, Wo, 3) exceeds the index
+    range (a ValueError naming the size, rather than an allocation that cannot succeed)."""
+    out_h, out_w = size
+    check_index_range("affinegrid", f"size {tuple(size)}, {count} transformations",
+                      grid_bytes=count * out_h * out_w * 2 * 8,
+                      base_grid_bytes=out_h * out_w * 3 * 8)
 
 
 def _as_matrices(theta):
@@ -146,12 +172,14 @@ def _base_grid(size, xp, dtype):
 
 def affinegrid_forward(theta, *, size):
     xp = array_module(theta)
+    check_affinegrid_limits(theta.shape[0], size)
     base = _base_grid(size, xp, theta.dtype)
     return xp.einsum("ijk,nlk->nijl", base, _as_matrices(theta))
 
 
 def affinegrid_backward(theta, dzdy, *, size):
     xp = array_module(theta)
+    check_affinegrid_limits(theta.shape[0], size)
     base = _base_grid(size, xp, theta.dtype)
     dmatrices = xp.einsum("nijl,ijk->nlk", dzdy, base)
     return _from_matrices(dmatrices.astype(theta.dtype, copy=False), theta.shape)
