@@ -6,6 +6,7 @@ Write a network as Python and NumPy expressions on :class:`Layer` objects, compi
 
 from . import nn
 from .backend import gpu_available, to_device
+from .errors import FormatError
 from .gradient_check import GradcheckReport, gradcheck
 from .layer import Input, Layer, Param, Selector, workspace_names
 from .net import Net
@@ -14,7 +15,7 @@ from .ops import Op, op
 __version__ = "0.1.0"
 
 __all__ = [
-    "GradcheckReport", "Input", "Layer", "Net", "Op", "Param", "Selector", "gpu_available",
+    "FormatError", "GradcheckReport", "Input", "Layer", "Net", "Op", "Param", "Selector", "gpu_available",
     "gradcheck", "nn", "op", "to_device", "workspace_names",
 ]
 from . import solvers, datasets, models  # noqa: E402  (Training)

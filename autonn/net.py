@@ -23,6 +23,7 @@ import numpy as np
 
 from . import backend, codegen, registration, serialization
 from .compiler import compile_graph
+from .errors import reading
 from .layer import Input, Layer, Param, first_user_frame, sequential_names, topological_order
 from .layer import workspace_names
 from .receptive_fields import net_receptive_fields
@@ -364,11 +365,15 @@ class Net:
 
     @staticmethod
     def load(path):
-        """Load a net saved by :meth:`save`."""
+        """Load a net saved by :meth:`save`. A malformed file raises
+        :class:`autonn.errors.FormatError` (a ValueError) naming it; no file runs code."""
         graph = serialization.load_graph(path)
-        return Net(*graph.outputs, optimize=graph.optimize,
-                   conserve_memory=graph.conserve_memory, meta=graph.meta, _name_from=False,
-                   _protected=graph.protected)
+        # a graph that cannot compile (two variables of one name, options an op refuses) is a
+        # malformed file too
+        with reading(f"Net.load({os.path.basename(os.fspath(path))!r})"):
+            return Net(*graph.outputs, optimize=graph.optimize,
+                       conserve_memory=graph.conserve_memory, meta=graph.meta,
+                       _name_from=False, _protected=graph.protected)
 
 # ---------------------------------------------------------------------- tracing
 def traced_derivatives(function, inputs, dzdy, options, need):

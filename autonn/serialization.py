@@ -9,11 +9,15 @@ module that defines them before loading.
 """
 
 import json
+import math
+import os
+import zipfile
 from typing import NamedTuple
 
 import numpy as np
 
 from . import backend
+from .errors import FormatError, UnknownOp, reading
 from .layer import Input, Layer, Param, Selector, topological_order
 from .ops import lookup
 
@@ -32,6 +36,9 @@ def save_net(net, path):
         "protected": sorted(index[i] for i in net._protected if i in index),
         "optimize": net.optimize, "conserve_memory": net.conserve_memory,
         "meta": _encode(net.meta, arrays, "meta"),
+        # what each array must be, so that a reader checks a member before inflating it
+        "arrays": {key: {"shape": list(a.shape), "dtype": a.dtype.str}
+                   for key, a in arrays.items()},
     }
     with open(path, "wb") as file:
         np.savez(file, __graph__=np.array(json.dumps(graph)), **arrays)
@@ -48,22 +55,83 @@ class SavedGraph(NamedTuple):
 
 
 def load_graph(path):
-    """The graph and settings saved by :func:`save_net` (Layers built anew, nothing compiled)."""
-    with np.load(path, allow_pickle=False) as data:
-        graph = json.loads(str(data["__graph__"]))
-        if graph.get("format") != FORMAT:
-            raise ValueError(f"Net.load: {path} is not an autonn network file")
-        if graph.get("version", 0) > VERSION:
-            raise ValueError(f"Net.load: {path} was written by a newer autonn (format "
-                             f"version {graph['version']})")
-        arrays = {key: data[key] for key in data.files if key != "__graph__"}
-    layers = []
-    for entry in graph["layers"]:
-        layers.append(_build_layer(entry, layers, arrays))
-    return SavedGraph(outputs=[layers[k] for k in graph["outputs"]],
-                      protected={id(layers[k]) for k in graph["protected"]},
-                      optimize=graph["optimize"], conserve_memory=graph["conserve_memory"],
-                      meta=_decode(graph["meta"], arrays))
+    """The graph and settings saved by :func:`save_net` (Layers built anew, nothing compiled).
+
+    A malformed file raises :class:`autonn.errors.FormatError` naming it; nothing is inflated
+    beyond what the graph declares (a zip member larger than its array is refused unread).
+    """
+    where = f"Net.load({os.path.basename(os.fspath(path))!r})"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{where}: no such file {os.fspath(path)!r}")
+    with reading(where):
+        _check_members(path, where)
+        with np.load(path, allow_pickle=False) as data:
+            if "__graph__" not in data.files:
+                raise FormatError(f"{where}: not an autonn network file (no graph)")
+            graph = json.loads(str(data["__graph__"]))
+            if not isinstance(graph, dict) or graph.get("format") != FORMAT:
+                raise FormatError(f"{where}: not an autonn network file")
+            if graph.get("version", 0) > VERSION:
+                raise FormatError(f"{where}: written by a newer autonn (format version "
+                                  f"{graph['version']})")
+            _check_declared_sizes(path, graph.get("arrays"), where)
+            arrays = {key: data[key] for key in data.files if key != "__graph__"}
+        layers = []
+        for entry in graph["layers"]:
+            layers.append(_build_layer(entry, layers, arrays, where))
+        return SavedGraph(outputs=[_earlier(layers, k, where) for k in graph["outputs"]],
+                          protected={id(_earlier(layers, k, where)) for k in graph["protected"]},
+                          optimize=bool(graph["optimize"]),
+                          conserve_memory=bool(graph["conserve_memory"]),
+                          meta=_decode(graph["meta"], arrays))
+
+
+# A member of an .npz may inflate to at most this many times its stored size (autonn writes
+# them uncompressed; deflate reaches about 1000x on zeros), or to a few MiB whatever its ratio.
+MAX_INFLATION = 64
+SMALL_MEMBER_BYTES = 4 * 2**20
+
+
+def _check_members(path, where):
+    """Refuse a zip bomb before anything is inflated: a member far larger than its bytes on
+    disk."""
+    if not zipfile.is_zipfile(path):
+        raise FormatError(f"{where}: not an autonn network file (not an .npz archive)")
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.file_size > max(SMALL_MEMBER_BYTES, MAX_INFLATION * info.compress_size):
+                raise FormatError(f"{where}: member {info.filename!r} would inflate from "
+                                  f"{info.compress_size} to {info.file_size} bytes")
+
+
+def _check_declared_sizes(path, declared, where):
+    """Each array member must be the size the graph declares for it (files written before
+    the graph declared sizes have only the bound of :func:`_check_members`)."""
+    if declared is None:
+        return
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            key = info.filename[:-len(".npy")] if info.filename.endswith(".npy") else None
+            if key is None or key == "__graph__":
+                continue
+            if key not in declared:
+                raise FormatError(f"{where}: array {key!r} is not declared by the graph")
+            shape, dtype = declared[key]["shape"], np.dtype(declared[key]["dtype"])
+            nbytes = math.prod(int(n) for n in shape) * dtype.itemsize
+            if not nbytes <= info.file_size <= nbytes + NPY_HEADER_BYTES:
+                raise FormatError(f"{where}: array {key!r} holds {info.file_size} bytes, the "
+                                  f"graph declares {tuple(shape)} {dtype} ({nbytes} bytes)")
+
+
+NPY_HEADER_BYTES = 4096  # an .npy header, generously
+
+
+def _earlier(layers, index, where):
+    """``layers[index]`` for an index the file gives: one of the Layers already built."""
+    if not (isinstance(index, int) and 0 <= index < len(layers)):
+        raise FormatError(f"{where}: layer index {index!r} does not name one of the "
+                          f"{len(layers)} layers built before it")
+    return layers[index]
 
 
 # ---------------------------------------------------------------------- layers
@@ -89,7 +157,7 @@ def _describe_layer(layer, index, arrays):
     return entry
 
 
-def _build_layer(entry, layers, arrays):
+def _build_layer(entry, layers, arrays, where):
     kind = entry["kind"]
     if kind == "input":
         layer = Input(entry["name"])
@@ -98,15 +166,19 @@ def _build_layer(entry, layers, arrays):
                       learning_rate=entry["learning_rate"], weight_decay=entry["weight_decay"],
                       train_method=entry["train_method"])
     elif kind == "selector":
-        layer = Selector(layers[entry["node"]], entry["index"])
+        layer = Selector(_earlier(layers, entry["node"], where), entry["index"])
         layer.name = entry["name"]
     elif kind == "op":
-        inputs = [layers[x["layer"]] if isinstance(x, dict) and "layer" in x
+        inputs = [_earlier(layers, x["layer"], where) if isinstance(x, dict) and "layer" in x
                   else _decode(x, arrays) for x in entry["inputs"]]
         options = {k: _decode(v, arrays) for k, v in entry["options"].items()}
-        layer = Layer(lookup(entry["op"]), inputs, options, name=entry["name"])
+        try:
+            op = lookup(entry["op"])
+        except KeyError as error:
+            raise UnknownOp(f"{where}: {error.args[0]}") from None
+        layer = Layer(op, inputs, options, name=entry["name"])
     else:
-        raise ValueError(f"Net.load: unknown layer kind {kind!r}")
+        raise FormatError(f"{where}: unknown layer kind {kind!r}")
     layer.source = entry.get("source", "?")
     return layer
 

@@ -261,6 +261,43 @@ def test_bad_files_give_clear_errors(tmp_path):
         load_matconvnet(tmp_path / "missing.mat")
 
 
+def test_every_malformed_matconvnet_file_raises_the_format_error_naming_it(tmp_path):
+    path = tmp_path / "model.mat"
+    contents = {
+        "an empty file": lambda: path.write_bytes(b""),
+        "random bytes": lambda: path.write_bytes(RNG.bytes(512)),
+        "no layers": lambda: scipy_io.savemat(path, {"weights": np.ones(3)}),
+        "a string stride": lambda: scipy_io.savemat(path, {"layers": cell(
+            {"type": "conv", "name": "c", "weights": cell(np.ones((3, 3, 1, 2)), np.ones(2)),
+             "stride": "two", "pad": 0})}),
+        "a fake HDF5 header": lambda: path.write_bytes(b"\x89HDF\r\n\x1a\n" + RNG.bytes(600)),
+    }
+    for what, write in contents.items():
+        write()
+        with pytest.raises(an.FormatError, match=r"load_matconvnet\('model.mat'\)"):
+            load_matconvnet(path)
+
+
+def test_every_malformed_torch_file_raises_the_format_error_naming_it(tmp_path, fake_torch):
+    state, _, storages = example_state()
+    path = tmp_path / "model.pth"
+    write_zip_state(path, state, storages, fake_torch)
+    good = path.read_bytes()
+    contents = {"an empty file": b"", "random bytes": RNG.bytes(512),
+                "a truncated archive": good[:len(good) - 40]}
+    for what, content in contents.items():
+        path.write_bytes(content)
+        with pytest.raises(an.FormatError, match=r"load_torch_state_dict\('model.pth'\)"):
+            load_torch_state_dict(path)
+    with zipfile.ZipFile(path, "w") as archive:   # a storage the pickle names is missing
+        archive.writestr("model/data.pkl", pickle_state(state, fake_torch))
+    with pytest.raises(an.FormatError, match="storage 'model/data/0' is missing"):
+        load_torch_state_dict(path)
+    # refused code is a FormatError too, and still an UnpicklingError
+    assert issubclass(an.errors.RefusedCode, an.FormatError)
+    assert issubclass(an.errors.RefusedCode, pickle.UnpicklingError)
+
+
 # ----------------------------------------------------------------------------- PyTorch files
 class FakeStorage:
     def __init__(self, key, data):

@@ -75,3 +75,84 @@ def test_an_option_that_cannot_be_saved_is_named(tmp_path):
     net = an.Net(an.math_ops.clip(x, a_min=object(), a_max=None).sum(), optimize=False)
     with pytest.raises(TypeError, match="option a_min has type object"):
         net.save(tmp_path / "bad.npz")
+
+
+# ----------------------------------------------------------------------------- malformed files
+def saved_arrays(tmp_path):
+    path = tmp_path / "net.npz"
+    build().save(path)
+    with np.load(path) as data:
+        return path, {k: data[k] for k in data.files}
+
+
+def rewrite_graph(path, arrays, edit):
+    graph = json.loads(str(arrays["__graph__"]))
+    edit(graph)
+    np.savez(path, **dict(arrays, __graph__=np.array(json.dumps(graph))))
+
+
+def test_every_malformed_net_file_raises_the_format_error_naming_it(tmp_path):
+    path, arrays = saved_arrays(tmp_path)
+    good = path.read_bytes()
+    cases = {
+        "random bytes": np.random.default_rng(0).bytes(256),
+        "an empty file": b"",
+        "a truncated file": good[:len(good) // 2],
+    }
+    for what, content in cases.items():
+        path.write_bytes(content)
+        with pytest.raises(an.FormatError, match=r"Net.load\('net.npz'\)") as error:
+            an.Net.load(path)
+        assert "allow_pickle" not in str(error.value), what
+    edits = {
+        "bad JSON": None,
+        "a layer index past the layers built": lambda g: g["outputs"].__setitem__(0, 999),
+        "a negative layer index": lambda g: g["outputs"].__setitem__(0, -1),
+        "a missing array": lambda g: g["arrays"].clear() or
+        [layer.update(value="param:nothing") for layer in g["layers"] if "value" in layer],
+        "an unknown layer kind": lambda g: g["layers"][0].update(kind="alien"),
+        "two variables of one name": lambda g: [layer.update(name="same")
+                                                for layer in g["layers"]],
+    }
+    for what, edit in edits.items():
+        if edit is None:
+            np.savez(path, **dict(arrays, __graph__=np.array("{not json")))
+        else:
+            rewrite_graph(path, arrays, edit)
+        with pytest.raises(an.FormatError, match=r"Net.load\('net.npz'\)"):
+            an.Net.load(path)
+    assert issubclass(an.FormatError, ValueError) and an.io.FormatError is an.FormatError
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
+    import zipfile
+    path, arrays = saved_arrays(tmp_path)
+    # a 256 MiB array of zeros deflates to about 256 KiB: the member declares its true size
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.float32))
+    header["shape"] = (2**26,)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("__graph__.npy", _npy_bytes(arrays["__graph__"]))
+        with archive.open("param:w.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            chunk = bytes(2**24)
+            for _ in range(2**28 // len(chunk)):
+                member.write(chunk)
+    assert path.stat().st_size < 2**20
+    with pytest.raises(an.FormatError, match=r"member 'param:w.npy' would inflate from \d+ to "
+                                             r"\d+ bytes"):
+        an.Net.load(path)
+
+
+def test_an_array_other_than_the_graph_declares_is_refused(tmp_path):
+    path, arrays = saved_arrays(tmp_path)
+    np.savez(path, **dict(arrays, **{"param:w": np.zeros((200, 300))}))
+    with pytest.raises(an.FormatError, match=r"array 'param:w' holds \d+ bytes, the graph "
+                                             r"declares \(2, 3\) float64 \(48 bytes\)"):
+        an.Net.load(path)
+
+
+def _npy_bytes(array):
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()

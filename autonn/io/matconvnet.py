@@ -44,6 +44,7 @@ import os
 import numpy as np
 
 from .. import dagnn, simplenn
+from ..errors import FormatError, reading
 
 SIMPLENN_NUMERIC = {"stride", "pad", "dilate", "pool", "upsample", "crop", "num_groups"}
 SIMPLENN_REAL = {"leak", "rate", "epsilon", "p"}
@@ -75,10 +76,15 @@ def load_matconvnet(path):
     Returns a SimpleNN network (a dict ``{'layers': [...], 'meta': {...}}`` for
     :mod:`autonn.simplenn` and ``an.Net``) or an :class:`autonn.dagnn.DagNN`, with arrays in
     autonn's layout (see the module docstring) and ``meta['normalization']`` and
-    ``meta['classes']`` converted.
+    ``meta['classes']`` converted. A file that is not such a model raises
+    :class:`autonn.errors.FormatError` naming it.
     """
-    contents = _read_mat(path)
     where = f"load_matconvnet({os.path.basename(str(path))!r})"
+    with reading(where):
+        return _model_from_mat(_read_mat(path), where)
+
+
+def _model_from_mat(contents, where):
     if "layers" not in contents:
         raise ValueError(f"{where}: no 'layers' variable: not a MatConvNet model (variables: "
                          f"{sorted(k for k in contents if not k.startswith('__'))})")
@@ -367,8 +373,8 @@ def _read_mat(path):
     except NotImplementedError:  # scipy says "Please use HDF reader for matlab v7.3 files"
         return _read_mat73(path)
     except Exception as error:
-        raise ValueError(f"load_matconvnet: cannot read {path!r} as a MATLAB file: "
-                         f"{error}") from None
+        raise FormatError(f"load_matconvnet({os.path.basename(path)!r}): cannot read it as a "
+                          f"MATLAB file: {error}") from None
 
 
 def _is_struct(value):
@@ -478,7 +484,12 @@ def _read_mat73(path):
         raise ImportError(f"load_matconvnet: {path!r} is a MATLAB v7.3 (HDF5) file; install "
                           f"h5py to read it ('pip install h5py'), or re-save it in MATLAB with "
                           f"save(..., '-v7')") from None
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as error:  # h5py's word for a file it cannot parse
+        raise FormatError(f"load_matconvnet({os.path.basename(path)!r}): cannot read it as a "
+                          f"MATLAB v7.3 (HDF5) file: {error}") from None
+    with f:
         return {key: _h5_value(f, f[key]) for key in f.keys() if not key.startswith("#")}
 
 

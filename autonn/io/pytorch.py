@@ -16,6 +16,8 @@ import zipfile
 
 import numpy as np
 
+from ..errors import RefusedCode, reading
+
 ALLOWED_STORAGES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
     "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
@@ -35,15 +37,17 @@ def load_torch_state_dict(path):
     the older stream format (magic number, header pickles, the data pickle, then the raw
     storages) are read. Only ``collections.OrderedDict``, tensors and their storages may appear
     in the pickle; any other global (classes or functions that ``torch.load`` would run) raises
-    ``pickle.UnpicklingError`` naming it.
+    :class:`autonn.errors.RefusedCode` naming it (a :class:`~autonn.errors.FormatError` and a
+    ``pickle.UnpicklingError``); any other malformed content raises ``FormatError``.
     """
     path = os.fspath(path)
     where = f"load_torch_state_dict({os.path.basename(path)!r})"
     if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file {path!r}")
-    if zipfile.is_zipfile(path):
-        return _load_torch_zip(path, where)
-    return _load_torch_legacy(path, where)
+    with reading(where):
+        if zipfile.is_zipfile(path):
+            return _load_torch_zip(path, where)
+        return _load_torch_legacy(path, where)
 
 
 def _load_torch_zip(path, where):
@@ -77,10 +81,8 @@ def _load_torch_legacy(path, where):
         # hostile file is as able to run code as any other.
         try:
             magic = _restricted_load(stream, where)[0]
-        except pickle.UnpicklingError as error:
-            if "refusing to load global" in str(error):
-                raise
-            magic = None
+        except RefusedCode:
+            raise
         except Exception:
             magic = None
         if type(magic) is not int or magic != LEGACY_MAGIC:
@@ -153,8 +155,7 @@ class _PendingTensor:
     def _check_geometry(self, available, itemsize):
         """The file's offset, sizes and strides must be whole numbers that keep every element
         inside the storage: they reach ``as_strided``, which would read anywhere in memory."""
-        text = (f"load_torch_state_dict: tensor of size {self.size!r}, stride {self.stride!r} "
-                f"at offset {self.offset!r}")
+        text = f"tensor of size {self.size!r}, stride {self.stride!r} at offset {self.offset!r}"
         size, stride, offset = self.size, self.stride, self.offset
         if not (_is_int(offset) and isinstance(size, tuple) and isinstance(stride, tuple)
                 and len(size) == len(stride) and all(map(_is_int, size + stride))):
@@ -191,7 +192,7 @@ def _restricted_load(stream, where):
                 return _rebuild_parameter
             if module == "torch" and name in ALLOWED_STORAGES:
                 return _StorageType(name)
-            raise pickle.UnpicklingError(
+            raise RefusedCode(
                 f"{where}: refusing to load global '{module}.{name}': only tensors, their "
                 f"storages and OrderedDicts are allowed (the file may contain code)")
 
