@@ -33,7 +33,8 @@ AN_INLINE void AN(relu_forward_chunk)(index_t item, const REAL *AN_RESTRICT x,
     const index_t end = AN_CHUNK_END(item, n, chunk);
     for (index_t j = item * chunk; j < end; ++j) {
         const REAL v = x[j];
-        y[j] = v > 0 ? v : leak * v;
+        /* + 0 makes leak * v = -0.0 (leak 0, v < 0) a +0.0, as max(v, 0) gives */
+        y[j] = v > 0 ? v : leak * v + (REAL)0;
     }
 }
 

@@ -95,3 +95,10 @@ def test_maxout_refuses_channels_that_are_not_a_multiple_of_units():
         nn.maxout(np.zeros((1, 5, 2, 2)), 2)
     with pytest.raises(ValueError, match="maxout: units must be a positive int"):
         nn.maxout(np.zeros((1, 4, 2, 2)), 0)
+
+
+def test_relu_of_a_negative_number_is_plus_zero_like_max():
+    # leak * x with leak 0 and x < 0 is -0.0 in IEEE arithmetic; max(x, 0) is +0.0
+    for dtype in (np.float32, np.float64):
+        y = nn.relu(np.array([-1.0, -0.0, -3e-8] * 3000, dtype))
+        assert not np.signbit(y).any()
