@@ -85,6 +85,7 @@ def train(net, dataset, solver, *, epochs=10, batch_size=100, num_sub_batches=1,
     np.random.seed(seed % 2 ** 32)
     start = 0
     if resume:
+        _remove_temporaries(exp_dir)
         start = _last_checkpoint(exp_dir, epochs)
         if start:
             history = _restore(net, solver, exp_dir, start)
@@ -260,13 +261,28 @@ def _last_checkpoint(exp_dir, epochs):
 
 def _atomic_write(path, write):
     """Write through ``write(temporary path)`` then rename: readers never see half a file."""
-    temporary = f"{path}.tmp-{os.getpid()}"
+    temporary = f"{path}{TEMPORARY_SUFFIX}{os.getpid()}"
     try:
         write(temporary)
         os.replace(temporary, path)
+    except OSError as error:  # a full disk, a read-only folder: say which file
+        raise OSError(error.errno, f"train: cannot write the checkpoint file {path}: "
+                                   f"{error.strerror or error}") from error
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+TEMPORARY_SUFFIX = ".tmp-"
+
+
+def _remove_temporaries(exp_dir):
+    """The half-written files of a run that was killed while it wrote a checkpoint (a
+    SIGKILL skips _atomic_write's clean-up): ``resume`` removes them."""
+    for name in os.listdir(exp_dir):
+        stem, _, pid = name.rpartition(TEMPORARY_SUFFIX)
+        if stem and pid.isdigit():
+            os.remove(os.path.join(exp_dir, name))
 
 
 def _write_text(path, text):

@@ -206,3 +206,32 @@ def test_practical_character_cnn_learns_letters_from_installed_fonts(tmp_path):
     # Chance is 96% error; the practical's network gets nearly all letters of unseen text
     # fonts right (about 2% error after 3 epochs).
     assert history["val"][-1]["top1err"] < 0.1
+
+
+def test_resume_removes_the_half_written_files_of_a_killed_run(tmp_path):
+    dataset = an.datasets.digits().limit(100, 50)
+    options = dict(epochs=1, batch_size=50, exp_dir=str(tmp_path), progress=False, plot=False)
+    an.train(small_cnn(0), dataset, an.solvers.SGD(learning_rate=0.01), **options)
+    stale = tmp_path / "net-epoch-2.npz.tmp-4242"   # what a SIGKILL during a write leaves
+    stale.write_bytes(b"\0" * 1000)
+    keep = tmp_path / "notes.tmp-draft.txt"
+    keep.write_text("mine")
+    an.train(small_cnn(0), dataset, an.solvers.SGD(learning_rate=0.01), resume=True, **options)
+    assert not stale.exists() and keep.exists()
+
+
+def test_a_checkpoint_that_cannot_be_written_names_its_file(tmp_path):
+    import errno
+    from autonn.training import _atomic_write
+
+    def full_disk(path):
+        with open(path, "wb") as file:
+            file.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "net-epoch-3.npz"
+    with pytest.raises(OSError, match=r"cannot write the checkpoint file .*net-epoch-3.npz: No "
+                                      r"space left on device") as error:
+        _atomic_write(str(target), full_disk)
+    assert error.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == []
