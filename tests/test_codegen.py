@@ -107,3 +107,18 @@ def test_values_computed_before_a_failing_step_stay_readable(monkeypatch, capsys
     with pytest.raises(ValueError, match="matmul layer"):
         net.eval({"x": np.ones((3, 5))})
     np.testing.assert_array_equal(net.value("hidden"), np.tanh(np.ones((3, 5))))
+
+
+def test_the_code_of_a_wide_sum_grows_linearly_with_its_terms():
+    # one derivative call for all the terms of a weighted sum: a call per term, each passing
+    # every term, made the source (and its compile time) quadratic
+    def source_length(n):
+        x = an.Input("x")
+        terms = [np.exp(x * (k / n)) for k in range(n)]
+        y = terms[0]
+        for t in terms[1:]:
+            y = y + t
+        net = an.Net(y.sum(), _name_from=False)
+        return len(net.tape.python_source())
+
+    assert source_length(800) < 2.5 * source_length(400)
