@@ -45,6 +45,7 @@ class GeneratedPass:
 def forward_pass(steps, test, trace=None):
     """``run(values)``: the forward steps, reading and writing the slot list ``values``;
     ``trace(step, outputs)`` is called after each step when given."""
+    _check_slots(steps)
     writer = _Writer()
     produced = {o for step in steps for o in step.outputs}
     read = sorted({i for step in steps for i in step.inputs} - produced)
@@ -72,6 +73,7 @@ def forward_pass(steps, test, trace=None):
 def backward_pass(steps, trace=None):
     """``run(values, ders)``: the backward steps, accumulating into the slot list ``ders``;
     ``trace(step, derivatives)`` is called after each step that ran, when given."""
+    _check_slots(steps)
     writer = _Writer()
     value_slots, der_slots = set(), set()
     body = []
@@ -113,6 +115,18 @@ def backward_pass(steps, trace=None):
     lines += [(f"values[{s}] = v{s}", None) for s in freed_values]
     lines += [(f"ders[{s}] = d{s}", None) for s in sorted(der_slots)]
     return writer.build("backward", "values, ders", lines)
+
+
+def _check_slots(steps):
+    """Slots become variable names (``v3``): an edited step must give non-negative ints, or the
+    generated source would not even parse."""
+    for step in steps:
+        slots = tuple(step.inputs) + tuple(step.outputs) + tuple(
+            slot for _, slot in getattr(step, "targets", ()))
+        if not all(type(slot) is int and slot >= 0 for slot in slots):
+            raise ValueError(f"tape step '{step.name}' ({step.op.name}): slots must be "
+                             f"non-negative ints, got inputs {step.inputs}, outputs "
+                             f"{step.outputs}")
 
 
 def trace_step(step, results):

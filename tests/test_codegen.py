@@ -122,3 +122,12 @@ def test_the_code_of_a_wide_sum_grows_linearly_with_its_terms():
         return len(net.tape.python_source())
 
     assert source_length(800) < 2.5 * source_length(400)
+
+
+def test_a_step_edited_to_a_bad_slot_is_named():
+    x = an.Input("x")
+    net = an.Net(np.exp(x).sum(), _name_from=False)
+    net.tape.forward[0].inputs = (-1,)
+    with pytest.raises(ValueError, match=r"tape step '\w+' \(exp\): slots must be non-negative "
+                                         r"ints, got inputs \(-1,\)"):
+        net.eval({"x": np.ones(2)})
