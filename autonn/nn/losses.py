@@ -111,8 +111,11 @@ def prepare_labels(x, c, instance_weights, kind):
     c_shape = tuple(c.shape)
     if c.dtype.kind not in "iuf" or c.dtype == np.float16:
         raise TypeError(f"loss: labels c must be integers or float32/float64, got {c.dtype}")
-    if c.dtype.kind == "f" and bool(xp.isnan(c).any()):
-        raise ValueError(f"loss: labels c contain NaN (shape {c_shape})")
+    if c.dtype.kind == "f" and not bool(xp.isfinite(c).all()):
+        raise ValueError(f"loss: labels c contain NaN or infinity (shape {c_shape})")
+    if instance_weights is not None and not bool(xp.isfinite(instance_weights).all()):
+        raise ValueError(f"loss: instance_weights contain NaN or infinity (shape "
+                         f"{tuple(instance_weights.shape)})")
 
     if kind in CATEGORICAL:
         label_shape = (n, 1, height, width)

@@ -161,8 +161,13 @@ def test_bad_labels_and_options_are_refused():
         nn.loss(x, np.zeros(2), loss="squared")
     with pytest.raises(ValueError, match="loss: class label 3 out of range"):
         nn.loss(x, np.array([0, 3]))
-    with pytest.raises(ValueError, match="loss: labels c contain NaN"):
+    with pytest.raises(ValueError, match="loss: labels c contain NaN or infinity"):
         nn.loss(x, np.array([0, np.nan]))
+    with pytest.raises(ValueError, match="loss: labels c contain NaN or infinity"):
+        nn.loss(x, np.array([0, np.inf]))
+    with pytest.raises(ValueError, match=r"loss: instance_weights contain NaN or infinity "
+                                         r"\(shape \(2,\)\)"):
+        nn.loss(x, np.array([0, 1]), instance_weights=np.array([1.0, np.nan]))
     with pytest.raises(ValueError, match="loss: labels c for 'softmaxlog' must have shape"):
         nn.loss(x, np.zeros((2, 2)))
     with pytest.raises(ValueError, match="loss: attribute labels c for 'hinge' must have"):
