@@ -38,8 +38,10 @@ AN_INLINE REAL AN(fast_exp)(REAL value)
     return exp(value);
 #else
     if (sizeof(REAL) == sizeof(float)) {
-        float v = (float)value > 88.0f ? 88.0f : (float)value;
-        v = v < -87.0f ? -87.0f : v;
+        /* clamped so that a NaN becomes a number too (its bits never reach the integer
+         * arithmetic below, where they would make the shift undefined); NaN is returned as is */
+        float v = (float)value < 88.0f ? (float)value : 88.0f;
+        v = v > -87.0f ? v : -87.0f;
         const float k = floorf(v * 1.44269504088896341f + 0.5f);
         const float r = (v - k * 0.693359375f) + k * 2.12194440e-4f;
         float p = 1.9875691500e-4f;
@@ -56,10 +58,10 @@ AN_INLINE REAL AN(fast_exp)(REAL value)
         const int32_t scale_bits = (shifted_bits - magic_bits + 127) << 23;
         float scale;
         __builtin_memcpy(&scale, &scale_bits, sizeof(float));
-        return value < -87 ? (REAL)0 : (REAL)(p * scale);
+        return value != value ? value : value < -87 ? (REAL)0 : (REAL)(p * scale);
     }
-    double v = value < -708.0 ? -708.0 : (double)value;
-    v = v > 709.0 ? 709.0 : v;
+    double v = value > -708.0 ? (double)value : -708.0;   /* NaN-safe clamps, as above */
+    v = v < 709.0 ? v : 709.0;
     const double k = floor(v * 1.4426950408889634 + 0.5);
     const double r = (v - k * 0.693145751953125) - k * 1.4286068203094172321e-6;
     double p = 1.0 / 39916800.0;
@@ -81,7 +83,7 @@ AN_INLINE REAL AN(fast_exp)(REAL value)
     const int64_t scale_bits = (shifted_bits - magic_bits + 1023) << 52;
     double scale;
     __builtin_memcpy(&scale, &scale_bits, sizeof(double));
-    return value < -708 ? (REAL)0 : (REAL)(p * scale);
+    return value != value ? value : value < -708 ? (REAL)0 : (REAL)(p * scale);
 #endif
 }
 

@@ -102,3 +102,12 @@ def test_relu_of_a_negative_number_is_plus_zero_like_max():
     for dtype in (np.float32, np.float64):
         y = nn.relu(np.array([-1.0, -0.0, -3e-8] * 3000, dtype))
         assert not np.signbit(y).any()
+
+
+def test_a_nan_score_stays_nan_through_the_fast_exponential():
+    # fast_exp clamps before its integer arithmetic, where a NaN's bits were undefined behaviour
+    for dtype in (np.float32, np.float64):
+        x = np.array([[np.nan, 1.0, 2.0], [0.0, 1.0, 2.0]] * 64, dtype)
+        y = nn.softmax(x)
+        assert np.isnan(y[0::2]).all() and np.isfinite(y[1::2]).all()
+        np.testing.assert_allclose(y[1], np.exp(x[1]) / np.exp(x[1]).sum(), rtol=1e-6)
