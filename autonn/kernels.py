@@ -78,15 +78,25 @@ def _launch_cpu(full_name, args):
         raise AttributeError(f"autonn kernels: no CPU kernel {full_name!r}; is the library "
                              f"stale? reinstall with 'pip install -e .'")
     ffi = module.ffi
-    converted = []
+    converted, realigned = [], []
     for position, value in enumerate(args):
         if isinstance(value, np.ndarray):
             if not value.flags.c_contiguous:
                 raise ValueError(f"kernel {full_name}: argument {position} must be "
                                  f"C-contiguous (got strides {value.strides})")
+            if not value.flags.aligned:
+                # C reads a float* at a float's alignment (and vectorises on it): an array at an
+                # odd address (np.frombuffer at an offset) runs on an aligned copy
+                aligned = np.require(value, requirements=["C", "A"])
+                realigned.append((value, aligned))
+                value = aligned
             value = ffi.from_buffer(_CPU_TYPES[value.dtype], value)
         converted.append(value)
-    return function(*converted)
+    status = function(*converted)
+    for original, aligned in realigned:
+        if original.flags.writeable:   # the kernel may have written it: an output
+            original[...] = aligned
+    return status
 
 
 def call_cpu(name, *args):

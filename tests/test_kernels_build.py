@@ -328,3 +328,30 @@ def test_the_drivers_blas_is_held_to_one_thread_even_when_raised_from_outside():
         assert ours and all(pool["num_threads"] == 1 for pool in ours)
     np.testing.assert_allclose(dx, nn.conv(x, w, dzdy=dy)[0], rtol=1e-12)
 
+
+
+def test_an_unaligned_array_reaches_the_kernels_as_an_aligned_copy(monkeypatch):
+    # np.frombuffer at an odd offset gives a float array at an odd address; C may not read a
+    # float there (and vectorises assuming it does not)
+    from autonn import nn
+    values = np.linspace(-2, 2, 4 * 6 * 6, dtype=np.float32)
+    raw = b"\0" + values.tobytes()
+    x = np.frombuffer(raw, np.float32, offset=1).reshape(1, 4, 6, 6)
+    assert not x.flags.aligned
+    seen = []
+    library = kernels.cpu_library()
+
+    class Spy:  # library.ffi, noting the alignment of every array handed to C
+        def __getattr__(self, name):
+            return getattr(library.ffi, name)
+
+        def from_buffer(self, kind, array):
+            seen.append(array.flags.aligned)
+            return library.ffi.from_buffer(kind, array)
+
+    spied = type("SpiedLibrary", (), {"lib": library.lib, "ffi": Spy()})()
+    monkeypatch.setattr(kernels, "cpu_library", lambda: spied)
+    np.testing.assert_array_equal(nn.relu(x), np.maximum(values, 0).reshape(x.shape))
+    w = np.ones((2, 4, 3, 3), np.float32)
+    np.testing.assert_allclose(nn.conv(x, w), nn.conv(np.ascontiguousarray(x), w), rtol=1e-6)
+    assert seen and all(seen)
