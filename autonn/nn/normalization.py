@@ -366,8 +366,7 @@ def spnorm(x, param, *, dzdy=None):
 def _check_spnorm_limits(shape, ph, pw):
     """kernels/spnorm.h forms the window rows i - top .. i + bottom (likewise columns) and
     their pixel count: refuse a window (or shape) that takes them past the index range."""
-    values = {"param_window_height": ph, "param_window_width": pw,
-              "param_window_pixels": ph * pw}
+    values = {"param_window_height": ph, "param_window_width": pw}
     if shape is not None:
         values.update(height_plus_param_window_height=shape[2] + ph,
                       width_plus_param_window_width=shape[3] + pw,

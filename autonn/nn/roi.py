@@ -102,10 +102,11 @@ def roi_bins(x_shape, rois, subdivisions, transform, dtype):
     height, width = x_shape[2], x_shape[3]
     table = roi_table(rois)
     (a, b, tx), (c, d, ty) = transform
-    u1 = a * table[:, 1] + b * table[:, 2] + tx
-    v1 = c * table[:, 1] + d * table[:, 2] + ty
-    u2 = a * table[:, 3] + b * table[:, 4] + tx
-    v2 = c * table[:, 3] + d * table[:, 4] + ty
+    with np.errstate(invalid="ignore", over="ignore"):     # refused below when not finite
+        u1 = a * table[:, 1] + b * table[:, 2] + tx
+        v1 = c * table[:, 1] + d * table[:, 2] + ty
+        u2 = a * table[:, 3] + b * table[:, 4] + tx
+        v2 = c * table[:, 3] + d * table[:, 4] + ty
     corners = np.stack([u1, v1, u2, v2])
     if not (np.isfinite(corners).all() and
             (np.abs(corners) <= _ROI_COORDINATE_LIMIT).all()):
