@@ -19,8 +19,10 @@ AN_INLINE void AN(bilinear_point)(const REAL *grid, index_t point, index_t H, in
     const REAL py = (grid[2 * point] + 1) * (REAL)(H - 1) / 2;
     const REAL px = (grid[2 * point + 1] + 1) * (REAL)(W - 1) / 2;
     const REAL fly = floor(py), flx = floor(px);
-    *sy = (index_t)fly;
-    *sx = (index_t)flx;
+    /* A corner far outside reads only zeros whatever it is: clamped to [-2, H] (or W) before
+     * the cast, since a float beyond index_t's range has no integer value (undefined). */
+    *sy = fly < -2 ? -2 : fly > (REAL)H ? H : (index_t)fly;
+    *sx = flx < -2 ? -2 : flx > (REAL)W ? W : (index_t)flx;
     *fy = py - fly;
     *fx = px - flx;
 }

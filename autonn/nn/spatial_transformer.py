@@ -70,6 +70,9 @@ def check_sampler_limits(x_shape, grid_shape):
 def bilinearsampler_forward(x, grid):
     xp = array_module(x, grid)
     check_sampler_limits(x.shape, grid.shape)
+    if not bool(xp.isfinite(grid).all()):  # here, not in the wrapper: a graph computes grids
+        raise ValueError(f"bilinearsampler: the grid (shape {tuple(grid.shape)}) holds NaN or "
+                         f"infinite points")
     x = xp.ascontiguousarray(x)
     grid = xp.ascontiguousarray(grid, dtype=x.dtype)
     n, out_h, out_w = grid.shape[:3]

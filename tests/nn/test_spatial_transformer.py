@@ -77,3 +77,22 @@ def test_sampler_over_shapes(h, w, ho, wo, group, seed):
     grid = rng.uniform(-1.3, 1.3, size=(2 * group, ho, wo, 2))
     np.testing.assert_allclose(nn.bilinearsampler(x, grid), bilinearsampler_reference(x, grid),
                                rtol=1e-10, atol=1e-12)
+
+
+def test_a_grid_with_nan_or_infinite_points_is_refused():
+    x = np.ones((1, 2, 4, 4))
+    for bad in (np.nan, np.inf):
+        grid = np.zeros((1, 2, 2, 2))
+        grid[0, 1, 0, 1] = bad
+        with pytest.raises(ValueError, match=r"bilinearsampler: the grid \(shape \(1, 2, 2, 2\)\) "
+                                             r"holds NaN or infinite points"):
+            nn.bilinearsampler(x, grid)
+
+
+def test_points_far_outside_the_image_read_zeros():
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
+    grid = np.array([1e30, -1e30, -1e300, 3e19]).reshape(1, 2, 1, 2)
+    np.testing.assert_array_equal(nn.bilinearsampler(x, grid), 0)
+    dx, dgrid = nn.bilinearsampler(x, grid, dzdy=np.ones((1, 2, 2, 1)))
+    np.testing.assert_array_equal(dx, 0)
+    np.testing.assert_array_equal(dgrid, 0)
