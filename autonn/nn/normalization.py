@@ -38,7 +38,10 @@ def normalize(x, param, *, dzdy=None):
     by ``depth``). Derivative (manual 6.5.1), with ``L_k = kappa + alpha * sum_{t in Q(k)} x_t^2``:
     ``dz/dx_d = dz/dy_d L_d^-beta - 2 alpha beta x_d sum_{k: d in Q(k)} dz/dy_k L_k^(-beta-1) x_k``.
 
-    x : (N, C, H, W); param : (depth, kappa, alpha, beta), depth a positive integer.
+    x : (N, C, H, W); param : (depth, kappa, alpha, beta), depth a positive integer. With
+    ``kappa = 0`` the formula is undefined where a window holds only zeros (0 * 0^-beta): those
+    outputs are NaN, as in MatConvNet; a positive kappa (MatConvNet's models use 1 or 2) never
+    divides by zero.
     """
     depth, kappa, alpha, beta = real_params("normalize", "param", param, 4)
     if depth < 1 or depth != int(depth):
@@ -118,7 +121,8 @@ def bnorm(x, g=None, b=None, *, moments=None, epsilon=1e-4, return_moments=False
 
     x : (N, C, H, W) or (N, C); g, b : (C,) or None (gain 1, bias 0).
     moments : (C, 2) array ``[mu, sigma]``; when given it is used as-is (test mode) and
-        ``dz/dx = g / sigma dz/dy``.
+        ``dz/dx = g / sigma dz/dy``. A sigma of 0 divides by zero (inf, or NaN where x = mu):
+        moments computed by bnorm itself have sigma >= sqrt(epsilon).
     return_moments : also return the moments used, ``(y, moments)``.
 
     In a graph, ``nn.bnorm(x)`` creates the gain (ones), bias (zeros) and moments Params; the
@@ -424,7 +428,9 @@ def normalizelp(x, *, p=2, epsilon=0.01, spatial=False, dzdy=None):
     ``|x|^p``: use an even p (or non-negative x). Derivative, with ``m = (sum x^p + eps)^(1/p)``:
     ``dz/dx = dz/dy / m - x^(p-1) / m^p * sum(dz/dy x) / m``.
 
-    x : (N, C, H, W) (or (N, C) when not spatial).
+    x : (N, C, H, W) (or (N, C) when not spatial). With ``epsilon = 0`` a pixel whose values
+    are all zero gives 0 / 0 = NaN; keep epsilon positive (the default 0.01) where that can
+    happen.
     """
     p = as_real("normalizelp", "p", p, positive=True)
     epsilon = as_real("normalizelp", "epsilon", epsilon, nonnegative=True)

@@ -56,6 +56,9 @@ def roipool(x, rois, *, method="max", subdivisions=(1, 1), transform=1.0, dzdy=N
     check_float_array(name, "x", x, ndim=4)
     if not is_array(rois):
         raise TypeError(f"{name}: rois must be a NumPy or CuPy array, got {type(rois).__name__}")
+    if rois.dtype.kind not in "iuf":
+        raise TypeError(f"{name}: rois must hold numbers, got dtype {rois.dtype} (shape "
+                        f"{tuple(rois.shape)})")
     check_devices(name, x=x, rois=rois)
     table = roi_table(rois)
     if table.shape[0] and (np.isnan(table).any() or table[:, 0].min() < 0

@@ -44,7 +44,7 @@ def bilinearsampler(x, grid, *, dzdy=None):
     if grid.shape[3] != 2:
         raise ValueError(f"{name}: grid must have shape (N, Ho, Wo, 2) with (y, x) last, got "
                          f"{tuple(grid.shape)}")
-    if grid.shape[0] % x.shape[0] != 0:
+    if grid.shape[0] % max(x.shape[0], 1) != 0 or (x.shape[0] == 0) != (grid.shape[0] == 0):
         raise ValueError(f"{name}: the grid batch {grid.shape[0]} must be a multiple of the "
                          f"input batch {x.shape[0]} (x {tuple(x.shape)}, grid "
                          f"{tuple(grid.shape)})")
@@ -80,7 +80,7 @@ def bilinearsampler_forward(x, grid):
     y = xp.empty((n, channels, out_h, out_w), dtype=x.dtype)
     points = n * out_h * out_w
     kernels.launch("bilinear_forward", points, x, grid, y, channels, height, width,
-                   out_h * out_w, n // x.shape[0], points)
+                   out_h * out_w, n // max(x.shape[0], 1), points)   # (an empty batch: n = 0)
     return y
 
 
@@ -92,7 +92,7 @@ def bilinearsampler_backward(x, grid, dzdy):
     dzdy = xp.ascontiguousarray(dzdy, dtype=x.dtype)
     n, out_h, out_w = grid.shape[:3]
     nx, channels, height, width = x.shape
-    points, group = n * out_h * out_w, n // nx
+    points, group = n * out_h * out_w, n // max(nx, 1)
     dgrid = xp.empty_like(grid)
     kernels.launch("bilinear_backward_grid", points, x, grid, dzdy, dgrid, channels, height,
                    width, out_h * out_w, group, points)
@@ -124,6 +124,9 @@ def affinegrid(theta, size, *, dzdy=None):
     name = "affinegrid"
     if isinstance(size, (int, np.integer)):
         size = (int(size), int(size))
+    size = tuple(size)
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size):
+        raise TypeError(f"{name}: size must be whole numbers (Ho, Wo), got {size!r}")
     size = tuple(int(s) for s in size)
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"{name}: size must be (Ho, Wo) with positive entries, got {size!r}")

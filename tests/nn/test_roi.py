@@ -93,3 +93,8 @@ def test_roipool_float32_matches_float64_and_its_derivative():
                  if dzdy is None else nn.roipool(v, ROIS, method="avg", subdivisions=2,
                                                  dzdy=dzdy)[0],
                  x.astype(np.float32), dtype=np.float32)
+
+
+def test_rois_of_strings_are_refused():
+    with pytest.raises(TypeError, match=r"roipool: rois must hold numbers, got dtype <U1"):
+        nn.roipool(np.ones((1, 1, 4, 4)), np.array([["0", "0", "0", "1", "1"]]))

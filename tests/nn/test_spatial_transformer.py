@@ -96,3 +96,18 @@ def test_points_far_outside_the_image_read_zeros():
     dx, dgrid = nn.bilinearsampler(x, grid, dzdy=np.ones((1, 2, 2, 1)))
     np.testing.assert_array_equal(dx, 0)
     np.testing.assert_array_equal(dgrid, 0)
+
+
+def test_an_empty_batch_samples_to_an_empty_output():
+    x, grid = np.ones((0, 2, 4, 4)), np.zeros((0, 3, 3, 2))
+    assert nn.bilinearsampler(x, grid).shape == (0, 2, 3, 3)
+    dx, dgrid = nn.bilinearsampler(x, grid, dzdy=np.ones((0, 2, 3, 3)))
+    assert dx.shape == x.shape and dgrid.shape == grid.shape
+    with pytest.raises(ValueError, match="grid batch 2 must be a multiple of the input batch 0"):
+        nn.bilinearsampler(x, np.zeros((2, 3, 3, 2)))
+
+
+def test_affinegrid_refuses_a_size_that_is_not_whole():
+    with pytest.raises(TypeError, match=r"affinegrid: size must be whole numbers \(Ho, Wo\), "
+                                        r"got \(2.5, 4\)"):
+        nn.affinegrid(np.zeros((1, 2, 3)), (2.5, 4))
