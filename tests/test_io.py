@@ -5,8 +5,8 @@ import collections
 import importlib.util
 import io as pyio
 import os
-import re
 import pickle
+import re
 import struct
 import sys
 import types
@@ -14,6 +14,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import autonn as an
 from autonn import dagnn, simplenn
@@ -652,3 +654,55 @@ def test_mat73_dagnn_struct_arrays(tmp_path):
         d.eval({"data": x})
     np.testing.assert_allclose(loaded.vars[loaded.get_var_index("out")].value,
                                dag.vars[dag.get_var_index("out")].value, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- mutated files
+def mutate(data, content):
+    """Some bytes replaced, then possibly cut short."""
+    content = bytearray(content)
+    for _ in range(data.draw(st.integers(0, 8))):
+        content[data.draw(st.integers(0, len(content) - 1))] = data.draw(st.integers(0, 255))
+    return bytes(content[:data.draw(st.integers(0, len(content)))])
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_mutated_torch_file_loads_or_raises_the_format_error(tmp_path_factory, fake_torch,
+                                                               data):
+    state, _, storages = example_state()
+    folder = tmp_path_factory.mktemp("pth")
+    path = folder / "model.pth"
+    if data.draw(st.booleans()):
+        write_zip_state(path, state, storages, fake_torch)
+    else:
+        with open(path, "wb") as f:
+            for header in (0x1950a86a20f9469cfc6c, 1001,
+                           {"protocol_version": 1001, "little_endian": True}):
+                pickle.dump(header, f, protocol=2)
+            f.write(pickle_state(state, fake_torch, legacy=True))
+            pickle.dump([s.key for s in storages], f, protocol=2)
+            for s in storages:
+                f.write(struct.pack("<q", s.data.size) + s.data.tobytes())
+    path.write_bytes(mutate(data, path.read_bytes()))
+    try:
+        load_torch_state_dict(path)
+    except an.FormatError as error:
+        assert "load_torch_state_dict('model.pth')" in str(error)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_mutated_matconvnet_file_loads_or_raises_the_format_error(tmp_path_factory, data):
+    folder = tmp_path_factory.mktemp("mat")
+    path = folder / "model.mat"
+    scipy_io.savemat(path, {"layers": cell(
+        {"type": "conv", "name": "c", "weights": cell(np.ones((3, 3, 1, 2), np.float32),
+                                                      np.ones(2, np.float32)),
+         "stride": 1, "pad": 0}, {"type": "relu", "name": "r"})})
+    path.write_bytes(mutate(data, path.read_bytes()))
+    try:
+        load_matconvnet(path)
+    except an.FormatError as error:
+        assert "load_matconvnet('model.mat')" in str(error)

@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import autonn as an
 
@@ -156,3 +158,33 @@ def _npy_bytes(array):
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------- mutated files
+_SAVED = {}
+
+
+def _saved_bytes(tmp_path_factory):
+    if "net" not in _SAVED:
+        path = tmp_path_factory.mktemp("saved") / "net.npz"
+        build().save(path)
+        _SAVED["net"] = path.read_bytes()
+    return _SAVED["net"]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_a_mutated_net_file_loads_or_raises_the_format_error(tmp_path_factory, data):
+    # flipped bytes, a cut, or both: the file loads or says FormatError, nothing else
+    content = bytearray(_saved_bytes(tmp_path_factory))
+    for _ in range(data.draw(st.integers(0, 8))):
+        position = data.draw(st.integers(0, len(content) - 1))
+        content[position] = data.draw(st.integers(0, 255))
+    content = content[:data.draw(st.integers(0, len(content)))]
+    path = tmp_path_factory.mktemp("mutated") / "net.npz"
+    path.write_bytes(bytes(content))
+    try:
+        an.Net.load(path)
+    except an.FormatError as error:
+        assert "Net.load('net.npz')" in str(error)
