@@ -50,7 +50,6 @@ def bilinearsampler(x, grid, *, dzdy=None):
                          f"{tuple(grid.shape)})")
     check_same_dtype(name, x=x, grid=grid)
     check_devices(name, x=x, grid=grid)
-    check_sampler_limits(x.shape, grid.shape)
     check_dzdy(name, dzdy, (grid.shape[0], x.shape[1], grid.shape[1], grid.shape[2]))
     return bilinearsampler_op(x, grid, dzdy=dzdy)
 
@@ -136,7 +135,6 @@ def affinegrid(theta, size, *, dzdy=None):
     if tuple(theta.shape[1:]) not in ((2, 3), (6, 1, 1), (6,)):
         raise ValueError(f"{name}: theta must have shape (N, 2, 3), (N, 6, 1, 1) or (N, 6), "
                          f"got {tuple(theta.shape)}")
-    check_affinegrid_limits(theta.shape[0], size)
     check_dzdy(name, dzdy, (theta.shape[0],) + size + (2,))
     return affinegrid_op(theta, size=size, dzdy=dzdy)
 
