@@ -64,7 +64,7 @@ def load_graph(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file {os.fspath(path)!r}")
     with reading(where):
-        _check_members(path, where)
+        members = _check_members(path, where)
         with np.load(path, allow_pickle=False) as data:
             if "__graph__" not in data.files:
                 raise FormatError(f"{where}: not an autonn network file (no graph)")
@@ -74,7 +74,7 @@ def load_graph(path):
             if graph.get("version", 0) > VERSION:
                 raise FormatError(f"{where}: written by a newer autonn (format version "
                                   f"{graph['version']})")
-            _check_declared_sizes(path, graph.get("arrays"), where)
+            _check_declared_sizes(members, graph.get("arrays"), where)
             arrays = {key: data[key] for key in data.files if key != "__graph__"}
         layers = []
         for entry in graph["layers"]:
@@ -94,33 +94,34 @@ SMALL_MEMBER_BYTES = 4 * 2**20
 
 def _check_members(path, where):
     """Refuse a zip bomb before anything is inflated: a member far larger than its bytes on
-    disk."""
+    disk. Returns the members' ZipInfo."""
     if not zipfile.is_zipfile(path):
         raise FormatError(f"{where}: not an autonn network file (not an .npz archive)")
     with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            if info.file_size > max(SMALL_MEMBER_BYTES, MAX_INFLATION * info.compress_size):
-                raise FormatError(f"{where}: member {info.filename!r} would inflate from "
-                                  f"{info.compress_size} to {info.file_size} bytes")
+        members = archive.infolist()
+    for info in members:
+        if info.file_size > max(SMALL_MEMBER_BYTES, MAX_INFLATION * info.compress_size):
+            raise FormatError(f"{where}: member {info.filename!r} would inflate from "
+                              f"{info.compress_size} to {info.file_size} bytes")
+    return members
 
 
-def _check_declared_sizes(path, declared, where):
+def _check_declared_sizes(members, declared, where):
     """Each array member must be the size the graph declares for it (files written before
     the graph declared sizes have only the bound of :func:`_check_members`)."""
     if declared is None:
         return
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            key = info.filename[:-len(".npy")] if info.filename.endswith(".npy") else None
-            if key is None or key == "__graph__":
-                continue
-            if key not in declared:
-                raise FormatError(f"{where}: array {key!r} is not declared by the graph")
-            shape, dtype = declared[key]["shape"], np.dtype(declared[key]["dtype"])
-            nbytes = math.prod(int(n) for n in shape) * dtype.itemsize
-            if not nbytes <= info.file_size <= nbytes + NPY_HEADER_BYTES:
-                raise FormatError(f"{where}: array {key!r} holds {info.file_size} bytes, the "
-                                  f"graph declares {tuple(shape)} {dtype} ({nbytes} bytes)")
+    for info in members:
+        key = info.filename[:-len(".npy")] if info.filename.endswith(".npy") else None
+        if key is None or key == "__graph__":
+            continue
+        if key not in declared:
+            raise FormatError(f"{where}: array {key!r} is not declared by the graph")
+        shape, dtype = declared[key]["shape"], np.dtype(declared[key]["dtype"])
+        nbytes = math.prod(int(n) for n in shape) * dtype.itemsize
+        if not nbytes <= info.file_size <= nbytes + NPY_HEADER_BYTES:
+            raise FormatError(f"{where}: array {key!r} holds {info.file_size} bytes, the "
+                              f"graph declares {tuple(shape)} {dtype} ({nbytes} bytes)")
 
 
 NPY_HEADER_BYTES = 4096  # an .npy header, generously

@@ -348,6 +348,19 @@ def pickle_state(state, fake_torch, legacy=False):
     return buffer.getvalue()
 
 
+def write_legacy_state(path, state, storages, fake_torch):
+    """The stream format before torch 1.6: magic number, protocol, system info, the data
+    pickle, the storage keys, then each storage's count and bytes."""
+    with open(path, "wb") as f:
+        for header in (0x1950a86a20f9469cfc6c, 1001,
+                       {"protocol_version": 1001, "little_endian": True}):
+            pickle.dump(header, f, protocol=2)
+        f.write(pickle_state(state, fake_torch, legacy=True))
+        pickle.dump([s.key for s in storages], f, protocol=2)
+        for s in storages:
+            f.write(struct.pack("<q", s.data.size) + s.data.tobytes())
+
+
 def example_state():
     w = RNG.standard_normal((3, 2, 2, 2)).astype(np.float32)
     m = RNG.standard_normal((4, 5)).astype(np.float32)
@@ -378,14 +391,7 @@ def test_zip_state_dict_is_read_without_torch(tmp_path, fake_torch):
 def test_legacy_stream_state_dict_is_read(tmp_path, fake_torch):
     state, expected, storages = example_state()
     path = tmp_path / "legacy.pth"
-    with open(path, "wb") as f:
-        for header in (0x1950a86a20f9469cfc6c, 1001,
-                       {"protocol_version": 1001, "little_endian": True}):
-            pickle.dump(header, f, protocol=2)
-        f.write(pickle_state(state, fake_torch, legacy=True))
-        pickle.dump([s.key for s in storages], f, protocol=2)
-        for s in storages:
-            f.write(struct.pack("<q", s.data.size) + s.data.tobytes())
+    write_legacy_state(path, state, storages, fake_torch)
     loaded = load_torch_state_dict(path)
     np.testing.assert_array_equal(loaded["fc.weight_t"], expected["1"].T)
 
@@ -676,14 +682,7 @@ def test_a_mutated_torch_file_loads_or_raises_the_format_error(tmp_path_factory,
     if data.draw(st.booleans()):
         write_zip_state(path, state, storages, fake_torch)
     else:
-        with open(path, "wb") as f:
-            for header in (0x1950a86a20f9469cfc6c, 1001,
-                           {"protocol_version": 1001, "little_endian": True}):
-                pickle.dump(header, f, protocol=2)
-            f.write(pickle_state(state, fake_torch, legacy=True))
-            pickle.dump([s.key for s in storages], f, protocol=2)
-            for s in storages:
-                f.write(struct.pack("<q", s.data.size) + s.data.tobytes())
+        write_legacy_state(path, state, storages, fake_torch)
     path.write_bytes(mutate(data, path.read_bytes()))
     try:
         load_torch_state_dict(path)
