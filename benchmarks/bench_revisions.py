@@ -31,20 +31,16 @@ sys.path.insert(0, sys.argv[2])
 import numpy as np
 import autonn as an
 from autonn import nn
+import bench_tape
 from timing import best_times
 
 assert os.path.dirname(an.__file__).startswith(os.path.realpath(sys.argv[1])), an.__file__
 
 
 def tape_chain():
-    x = an.Input("x")
-    shift, scale = np.full((1, 16), 0.5, np.float32), np.full((1, 16), 0.25, np.float32)
-    y = x
-    for i in range(200):
-        y = [lambda y: y + shift, lambda y: y * scale, lambda y: np.maximum(y, 0),
-             lambda y: np.exp(y)][i % 4](y)
-    net = an.Net(y.sum())
-    feed = {"x": np.ones((1, 16), np.float32)}
+    net = bench_tape.autonn_chain()        # the chain bench_tape.py measures
+    x = np.random.default_rng(0).uniform(-1, 0, bench_tape.SHAPE).astype(np.float32)
+    feed = {"x": x}
     return lambda: net.eval(feed)
 
 
