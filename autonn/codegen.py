@@ -2,8 +2,9 @@
 
 A loop over step objects pays, per step, for list indexing, attribute lookups and argument
 packing; for small arrays that costs more than the arithmetic. This module writes the same steps
-as one Python function per pass, with every slot a local variable and every step function a
-closure variable, so a step costs one call. The generated source is the tape, spelled out
+as Python functions, with every slot a local variable and every step function a closure
+variable, so a step costs one call; a long pass is a sequence of functions of
+``STEPS_PER_FUNCTION`` steps each, which keeps generating it linear in the tape's length. The generated source is the tape, spelled out
 (``print(net.tape.python_source())`` shows it); :class:`autonn.Net` regenerates it when its tape
 is edited. An error inside it is mapped back, through its line number, to the step that raised.
 
@@ -24,20 +25,37 @@ import sys
 import time
 
 
-class GeneratedPass:
-    """A generated function and the step each of its lines executes."""
+# Steps per generated function. CPython compiles a function in time that grows faster than
+# linearly with its closure variables and locals (a 40,000-step function took 5x as long per step
+# as a 5,000-step one), so a long tape becomes a sequence of functions of this many steps, which
+# hand their slots on through the slot lists. A few hundred steps keep that hand-over rare.
+STEPS_PER_FUNCTION = 256
 
-    def __init__(self, function, source, line_steps):
-        self.function = function
-        self.source = source
-        self.line_steps = line_steps  # line number -> step
+
+class GeneratedPass:
+    """The generated functions of one pass, run in order, and the step each of their lines
+    executes."""
+
+    def __init__(self, parts):
+        self.parts = parts  # list of (function, source, {line number: step})
+        self.source = "\n".join(source for _, source, _ in parts)
+        functions = [function for function, _, _ in parts]
+        if len(functions) == 1:
+            self.function = functions[0]
+        else:
+            def run_parts(*slot_lists):
+                for function in functions:
+                    function(*slot_lists)
+            self.function = run_parts
 
     def step_at(self, traceback):
         """The step whose line raised, and the generated function's locals (the slots), from
         the traceback of an exception."""
+        codes = {function.__code__: line_steps for function, _, line_steps in self.parts}
         while traceback is not None:
-            if traceback.tb_frame.f_code is self.function.__code__:
-                return self.line_steps.get(traceback.tb_lineno), traceback.tb_frame.f_locals
+            line_steps = codes.get(traceback.tb_frame.f_code)
+            if line_steps is not None:
+                return line_steps.get(traceback.tb_lineno), traceback.tb_frame.f_locals
             traceback = traceback.tb_next
         return None, {}
 
@@ -46,11 +64,17 @@ def forward_pass(steps, test, trace=None):
     """``run(values)``: the forward steps, reading and writing the slot list ``values``;
     ``trace(step, outputs)`` is called after each step when given."""
     _check_slots(steps)
+    return GeneratedPass([_forward_part(steps[first:first + STEPS_PER_FUNCTION], first, test,
+                                        trace)
+                          for first in _part_starts(steps)])
+
+
+def _forward_part(steps, first, test, trace):
     writer = _Writer()
     produced = {o for step in steps for o in step.outputs}
     read = sorted({i for step in steps for i in step.inputs} - produced)
     body = []
-    for k, step in enumerate(steps):
+    for k, step in enumerate(steps, first):
         function = writer.closure(f"f{k}", step.function_test if test else step.function)
         args = ", ".join(f"v{i}" for i in step.inputs)
         if step.options:
@@ -61,7 +85,7 @@ def forward_pass(steps, test, trace=None):
             body.append((_trace_call(writer, trace, k, step, [f"v{o}" for o in step.outputs]),
                          step))
         for slot in (step.free_test if test else step.free):
-            body.append((f"v{slot} = None", step))
+            body.append((_free(slot, "v", "values", slot in produced), step))
     lines = [f"v{i} = values[{i}]" for i in read]
     lines_with_steps = [(line, None) for line in lines] + body
     stores = sorted(produced | {s for step in steps
@@ -74,10 +98,15 @@ def backward_pass(steps, trace=None):
     """``run(values, ders)``: the backward steps, accumulating into the slot list ``ders``;
     ``trace(step, derivatives)`` is called after each step that ran, when given."""
     _check_slots(steps)
+    return GeneratedPass([_backward_part(steps[first:first + STEPS_PER_FUNCTION], first, trace)
+                          for first in _part_starts(steps)])
+
+
+def _backward_part(steps, first, trace):
     writer = _Writer()
     value_slots, der_slots = set(), set()
     body = []
-    for k, step in enumerate(steps):
+    for k, step in enumerate(steps, first):
         value_slots.update(step.inputs)
         value_slots.update(step.outputs)
         der_slots.update(step.outputs)
@@ -105,9 +134,9 @@ def backward_pass(steps, trace=None):
         if trace is not None:
             body.append(("    " + _trace_call(writer, trace, k, step, results), step))
         for slot in step.free_values:
-            body.append((f"v{slot} = None", step))
+            body.append((_free(slot, "v", "values", False), step))
         for slot in step.free_ders:
-            body.append((f"d{slot} = None", step))
+            body.append((_free(slot, "d", "ders", False), step))
     lines = [(f"v{i} = values[{i}]", None) for i in sorted(value_slots)]
     lines += [(f"d{i} = ders[{i}]", None) for i in sorted(der_slots)]
     freed_values = sorted({s for step in steps for s in step.free_values})
@@ -115,6 +144,18 @@ def backward_pass(steps, trace=None):
     lines += [(f"values[{s}] = v{s}", None) for s in freed_values]
     lines += [(f"ders[{s}] = d{s}", None) for s in sorted(der_slots)]
     return writer.build("backward", "values, ders", lines)
+
+
+def _part_starts(steps):
+    return range(0, max(len(steps), 1), STEPS_PER_FUNCTION)
+
+
+def _free(slot, prefix, slot_list, local_only):
+    """Free a slot (``conserve_memory``). A slot that came in through the slot list is dropped
+    there too, at once: an earlier function of a long pass handed it on."""
+    if local_only:
+        return f"{prefix}{slot} = None"
+    return f"{prefix}{slot} = {slot_list}[{slot}] = None"
 
 
 def _check_slots(steps):
@@ -177,4 +218,4 @@ class _Writer:
         namespace = {}
         exec(compile(source, f"<autonn {name} pass>", "exec"), namespace)  # noqa: S102
         function = namespace["make"](*[self.closures[n] for n in names])
-        return GeneratedPass(function, source, line_steps)
+        return function, source, line_steps

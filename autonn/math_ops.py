@@ -428,22 +428,34 @@ def _concatenate_forward(*xs, axis=0):
     return array_module(*xs).concatenate(xs, axis=axis)
 
 
-def _concatenate_vjp(index, g, y, *xs, axis=0):
-    start = 0
-    for x in xs[:index]:
-        start += np.shape(x)[axis]
-    stop = start + np.shape(xs[index])[axis]
+def _concatenate_backward(*xs_and_dzdy, axis=0, need):
+    # One call for every input (a call per input, each passed all of them, would take time
+    # quadratic in their number).
+    *xs, g = xs_and_dzdy
+    return split_along(g, [np.shape(x)[axis] for x in xs], axis, need)
+
+
+def split_along(g, sizes, axis, need, copy=False):
+    """The pieces of ``g`` along ``axis`` of the given sizes, where ``need`` asks for them."""
+    ders, start = [], 0
     where = [slice(None)] * g.ndim
-    where[axis] = slice(start, stop)
-    return g[tuple(where)]
+    for size, wanted in zip(sizes, need):
+        where[axis] = slice(start, start + size)
+        piece = g[tuple(where)] if wanted else None
+        ders.append(piece.copy() if copy and wanted else piece)
+        start += size
+    return tuple(ders)
 
 
 def _stack_forward(*xs, axis=0):
     return array_module(*xs).stack(xs, axis=axis)
 
 
-def _stack_vjp(index, g, y, *xs, axis=0):
-    return array_module(g).take(g, index, axis=axis)
+def _stack_backward(*xs_and_dzdy, axis=0, need):
+    g = xs_and_dzdy[-1]
+    xp = array_module(g)
+    return tuple(xp.take(g, index, axis=axis) if wanted else None
+                 for index, wanted in enumerate(need))
 
 
 def _concatenate_shape(*xs, axis=0):
@@ -473,10 +485,11 @@ def _stack_shape(*xs, axis=0):
     return shapes[0][:axis] + (len(shapes),) + shapes[0][axis:]
 
 
-concatenate = Op("concatenate", _concatenate_forward, vjp=_concatenate_vjp,
-                 shape=_concatenate_shape, receptive_field=concatenation_field)
-stack = Op("stack", _stack_forward, vjp=_stack_vjp, backward_needs_inputs=(),
-           shape=_stack_shape, receptive_field="none")
+concatenate = Op("concatenate", _concatenate_forward, _concatenate_backward,
+                 backward_accepts_need=True, shape=_concatenate_shape,
+                 receptive_field=concatenation_field)
+stack = Op("stack", _stack_forward, _stack_backward, backward_accepts_need=True,
+           backward_needs_inputs=(), shape=_stack_shape, receptive_field="none")
 
 
 def _where_forward(condition, a, b):
@@ -554,13 +567,14 @@ def _weighted_sum_forward(*xs, weights):
     return y
 
 
-def _weighted_sum_vjp(index, g, y, *xs, weights):
-    w = weights[index]
-    return unbroadcast(g * w if w != 1 else g, xs[index])
+def _weighted_sum_backward(*xs_and_dzdy, weights, need):
+    *xs, g = xs_and_dzdy
+    return tuple(unbroadcast(g * w if w != 1 else g, x) if wanted else None
+                 for x, w, wanted in zip(xs, weights, need))
 
 
-weighted_sum = Op("weighted_sum", _weighted_sum_forward, vjp=_weighted_sum_vjp,
-                  shape=_broadcast_shape, receptive_field="elementwise",
+weighted_sum = Op("weighted_sum", _weighted_sum_forward, _weighted_sum_backward,
+                  backward_accepts_need=True, shape=_broadcast_shape, receptive_field="elementwise",
                   doc="y = Σ_i weights[i]·x_i (what the compiler merges chains of +, − and "
                       "scalar × into).")
 

@@ -63,7 +63,8 @@ class Op:
     vjps : tuple of callables or None, optional
         Per-input rules ``vjps[i](dzdy, y, *inputs, **options)``; ``None`` marks an input with no
         derivative (labels, indices). For ops with a variable number of inputs give
-        ``vjp=(i, dzdy, y, *inputs, **options)`` instead.
+        ``vjp=(i, dzdy, y, *inputs, **options)`` instead, or, for ops of thousands of inputs,
+        a ``backward`` with ``backward_accepts_need`` (one call for all of them).
     num_outputs : int
         Greater than one for ops that return a tuple; in graphs they give a tuple of Layers.
     differentiable : bool
@@ -226,10 +227,9 @@ class Op:
                 return tuple(((p,), rule) for p, rule in zip(positions, rules))
             run = _call_rules(rules)
         elif self.vjp is not None:
-            # An op of any number of inputs (weighted_sum, concatenate, stack): one call for
-            # all the needed positions, since a call per input, each passing every input,
-            # would make the generated code quadratic in the number of inputs (a sum of 4,000
-            # terms took a minute to generate).
+            # An op of any number of inputs: one call for all the needed positions, which
+            # keeps the generated code linear in them (the rule itself still gets every input
+            # once per position: the built-in wide ops give one ``backward`` instead).
             run = _call_vjp_at(self.vjp, positions)
         elif self.backward_fn is not None:
             run = _call_backward(self, positions, len(need))
@@ -379,7 +379,8 @@ def _call_backward(op, positions, num_inputs):
     """An op's one ``backward(*inputs, dzdy, **options)`` as a derivative function: the
     ``y=``/``need=`` extras it asks for, its result normalised to a tuple and counted."""
     backward, name, needs_y = op.backward_fn, op.name, op.backward_needs_output
-    need = tuple(i in positions for i in range(num_inputs)) if op.backward_accepts_need else None
+    wanted = set(positions)  # (a tuple's `in` would make a wide op's call quadratic)
+    need = tuple(i in wanted for i in range(num_inputs)) if op.backward_accepts_need else None
     single = positions[0] if len(positions) == 1 else None
     every = positions == tuple(range(num_inputs))
 

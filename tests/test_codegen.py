@@ -131,3 +131,76 @@ def test_a_step_edited_to_a_bad_slot_is_named():
     with pytest.raises(ValueError, match=r"tape step '\w+' \(exp\): slots must be non-negative "
                                          r"ints, got inputs \(-1,\)"):
         net.eval({"x": np.ones(2)})
+
+
+def long_chain(length):
+    x = an.Input("x")
+    y = x
+    for k in range(length):
+        y = np.tanh(y) if k % 2 else y * 1.5
+    return x, y.sum()
+
+
+@pytest.mark.parametrize("conserve_memory", [False, True])
+def test_a_long_tape_runs_as_several_functions_with_the_same_results(monkeypatch,
+                                                                     conserve_memory):
+    # CPython compiles one huge function in superlinear time: a long pass is split, and the
+    # slots cross from one function to the next through the slot lists
+    x, objective = long_chain(60)
+    whole = an.Net(objective, conserve_memory=conserve_memory, _name_from=False)
+    whole.eval({x: X})
+    monkeypatch.setattr(an.codegen, "STEPS_PER_FUNCTION", 7)
+    split = an.Net(objective, conserve_memory=conserve_memory, _name_from=False)
+    split.eval({x: X})
+    passes = split._generated_passes()
+    assert len(passes["normal"].parts) == -(-len(split.tape.forward) // 7) > 5
+    assert len(passes["backward"].parts) == -(-len(split.tape.backward) // 7) > 5
+    assert split.value(split.outputs[0]) == whole.value(whole.outputs[0])
+    np.testing.assert_array_equal(split.der(x), whole.der(x))
+    kept = [v is not None for v in split._values]
+    assert kept == [v is not None for v in whole._values]
+    if conserve_memory:  # what conserve_memory frees is freed across the functions too
+        assert sum(kept) < len(kept) // 2
+
+
+def test_an_error_in_a_later_function_names_its_layer_and_keeps_earlier_values(monkeypatch):
+    monkeypatch.setattr(an.codegen, "STEPS_PER_FUNCTION", 4)
+    x = an.Input("x")
+    y = x
+    for _ in range(10):
+        y = np.tanh(y)
+    before = y
+    net = an.Net((y @ np.ones((2, 2))).sum(), _name_from=False)
+    assert len(net._generated_passes()["normal"].parts) == 3
+    with pytest.raises(ValueError, match=r"matmul layer"):
+        net.eval({x: np.ones((3, 5))})
+    expected = np.ones((3, 5))
+    for _ in range(10):
+        expected = np.tanh(expected)
+    np.testing.assert_array_equal(net.value(before), expected)
+    assert net.tape.python_source().count("def forward(values):") == 3
+
+
+@pytest.mark.parametrize("build", [
+    lambda terms: sum(terms[1:], terms[0]),                       # a weighted sum
+    lambda terms: an.nn.concat(terms, axis=1),
+    lambda terms: np.concatenate(terms, axis=0),
+    lambda terms: np.stack(terms, axis=0),
+])
+def test_the_derivative_of_a_wide_op_is_one_call(monkeypatch, build):
+    # a call of the op's rule per input, each passed all the inputs, took time quadratic in
+    # their number (a sum of 100,000 terms did not finish)
+    x = an.Input("x")
+    terms = [x * (k + 1.0) for k in range(50)]
+    net = an.Net(build(terms).sum(), _name_from=False)
+    (wide,) = [s for s in net.tape.forward if len(s.inputs) == 50]
+    calls = []
+    for rule in ("backward_fn", "vjp"):  # whichever the op has
+        original = getattr(wide.op, rule)
+        if original is not None:
+            monkeypatch.setattr(wide.op, rule, lambda *a, _f=original, **o: calls.append(1)
+                                or _f(*a, **o))
+    net = an.Net(build(terms).sum(), _name_from=False)
+    net.eval({x: X})
+    assert calls == [1]
+    np.testing.assert_allclose(net.der(x), np.full(X.shape, sum(range(1, 51))))

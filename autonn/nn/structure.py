@@ -1,7 +1,7 @@
 """Blocks that only move data: ``crop`` (``vl_nncrop``) and ``concat`` (``vl_nnconcat``)."""
 
 from ..backend import array_module
-from ..math_ops import concatenation_field
+from ..math_ops import concatenation_field, split_along
 from ..ops import Op
 from ..receptive_fields import ReceptiveField
 from ._arguments import (
@@ -103,11 +103,9 @@ def concat_forward(*xs, axis=1):
     return array_module(*xs).concatenate(xs, axis=axis)
 
 
-def concat_vjp(index, dzdy, y, *xs, axis=1):
-    start = sum(x.shape[axis] for x in xs[:index])
-    window = [slice(None)] * dzdy.ndim
-    window[axis] = slice(start, start + xs[index].shape[axis])
-    return dzdy[tuple(window)].copy()
+def concat_backward(*xs_and_dzdy, axis=1, need):
+    *xs, dzdy = xs_and_dzdy
+    return split_along(dzdy, [x.shape[axis] for x in xs], axis, need, copy=True)
 
 
 def _concat_shape(*shapes, axis=1):
@@ -116,6 +114,7 @@ def _concat_shape(*shapes, axis=1):
     return tuple(shape)
 
 
-concat_op = Op("concat", concat_forward, vjp=concat_vjp, shape=_concat_shape,
+concat_op = Op("concat", concat_forward, concat_backward, backward_accepts_need=True,
+               shape=_concat_shape,
                receptive_field=concatenation_field, matconvnet_types=("dagnn.Concat",),
                input_names=("xs",), doc=concat.__doc__)
