@@ -148,7 +148,8 @@ class Layer:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         op = math_ops.UFUNC_OPS.get(ufunc)
         if op is None or method != "__call__":
-            return NotImplemented
+            name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+            raise _unsupported(f"numpy.{name}")
         if kwargs.get("out") is not None:
             raise TypeError(f"{ufunc.__name__}: out= cannot write into a Layer")
         unsupported = {k: v for k, v in kwargs.items() if k != "out"}
@@ -160,8 +161,40 @@ class Layer:
     def __array_function__(self, func, types, args, kwargs):
         handler = math_ops.FUNCTION_OPS.get(func)
         if handler is None:
-            return NotImplemented
+            raise _unsupported(f"{func.__module__}.{func.__name__}")
         return handler(*args, **kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        # Without this NumPy would wrap the Layer in a 0-d object array, and code that meant
+        # to compute would silently build nonsense.
+        raise TypeError(f"Layer {self.name or self.describe()!r} is a node of a graph, not an "
+                        f"array: np.asarray/np.array cannot convert it; evaluate it with a Net "
+                        f"(net.eval(...), net.value(layer))")
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def shape(self):
+        """The output's shape, where the graph fixes it: from the Params' values, the
+        constants and the Inputs whose shape was declared (``x.shape = (2, 3)``), through each
+        op's shape rule. A Layer whose shape is not known has no ``shape`` attribute."""
+        shape = _known_shape(self)
+        if shape is None:
+            raise AttributeError(f"the shape of Layer {self.name or self.describe()!r} is "
+                                 f"not known: it depends on an Input whose shape was not "
+                                 f"declared (input.shape = (...)) or on a custom op")
+        return shape
+
+    @shape.setter
+    def shape(self, shape):
+        if not isinstance(self, Input):
+            raise AttributeError(f"shape: only an Input's shape can be declared; the shape of "
+                                 f"{self.describe()!r} follows from its inputs")
+        self._declared_shape = None if shape is None else tuple(int(n) for n in shape)
+
+    @property
+    def ndim(self):
+        """The rank of the output, where its shape is known (see :attr:`shape`)."""
+        return len(self.shape)
 
     # ------------------------------------------------------------------ operators
     def __add__(self, other):
@@ -269,6 +302,51 @@ class Layer:
 
     def argmin(self, axis=None):
         return math_ops.argmin(self, axis=axis)
+
+    def astype(self, dtype):
+        return math_ops.astype(self, dtype=np.dtype(dtype).name)
+
+    def flatten(self):
+        return math_ops.reshape(self, shape=(-1,))
+
+    def ravel(self):
+        return math_ops.reshape(self, shape=(-1,))
+
+    def prod(self, axis=None, keepdims=False):
+        return math_ops.prod(self, axis=math_ops._axis_option(axis), keepdims=keepdims)
+
+    def var(self, axis=None, ddof=0, keepdims=False):
+        return math_ops.var(self, axis=math_ops._axis_option(axis), ddof=ddof, keepdims=keepdims)
+
+    def std(self, axis=None, ddof=0, keepdims=False):
+        return math_ops.std(self, axis=math_ops._axis_option(axis), ddof=ddof, keepdims=keepdims)
+
+    def cumsum(self, axis=None):
+        return np.cumsum(self, axis=axis)
+
+    def clip(self, min=None, max=None):  # noqa: A002 (NumPy's names)
+        return np.clip(self, min, max)
+
+    def round(self, decimals=0):
+        return np.round(self, decimals)
+
+    def swapaxes(self, axis1, axis2):
+        return np.swapaxes(self, axis1, axis2)
+
+    def repeat(self, repeats, axis=None):
+        return np.repeat(self, repeats, axis)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return np.diagonal(self, offset, axis1, axis2)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        return np.trace(self, offset, axis1, axis2)
+
+    def dot(self, other):
+        return np.dot(self, other)
+
+    def argsort(self, axis=-1):
+        return np.argsort(self, axis)
 
     # ------------------------------------------------------------------ conversions
     @staticmethod
@@ -424,6 +502,48 @@ def topological_order(outputs):
 
 
 # ---------------------------------------------------------------------- helpers
+def _unsupported(function):
+    return TypeError(f"{function} is not supported on Layers (no autonn op implements it); "
+                     f"write it as a custom layer with @an.op, a function of arrays with a "
+                     f"backward (or built from supported operations)")
+
+
+def _known_shape(layer):
+    """The shape of ``layer`` from what its graph fixes (see :attr:`Layer.shape`), or None.
+    (:mod:`autonn.shapes` walks graphs from given Input shapes; this reads only the graph.)"""
+    shapes = {}
+    for node in topological_order([layer]):
+        if isinstance(node, Input):
+            shape = node.__dict__.get("_declared_shape")
+        elif isinstance(node, Param):
+            shape = tuple(np.shape(node.value))
+        elif isinstance(node, Selector):
+            shape = shapes.get(id(node.inputs[0]))
+            shape = None if shape is None else shape[node.index]
+        elif any(isinstance(x, Layer) and shapes.get(id(x)) is None for x in node.inputs):
+            shape = None
+        else:
+            arguments = [shapes[id(x)] if isinstance(x, Layer) else
+                         x if x is None or np.ndim(x) == 0 else tuple(np.shape(x))
+                         for x in node.inputs]
+            shape = _op_shape(node.op, arguments, node.options)
+        shapes[id(node)] = shape
+    return shapes[id(layer)]
+
+
+def _op_shape(op, arguments, options):
+    if op.shape_rule is None:  # a custom op: its forward on zeros may fail for any reason
+        try:
+            shape = op.output_shape(*arguments, **options)
+        except Exception:  # noqa: BLE001
+            return None
+    else:
+        shape = op.output_shape(*arguments, **options)
+    if op.num_outputs > 1:
+        return tuple(tuple(int(n) for n in s) for s in shape)
+    return tuple(int(n) for n in shape)
+
+
 def _as_graph_input(op, x):
     if isinstance(x, Layer) or x is None or isinstance(x, (int, float, bool, np.number)):
         return x

@@ -90,6 +90,28 @@ def examples():
     graphs += [x[0], x[:, 1:], x[..., None, 2], x[:, [0, 2, 2]], x[values[x] > 0.5],
                x[0, :, [1, 3], 1:4]]
     graphs += [math_ops.weighted_sum(x, b, weights=(1.0, -2.0))]
+    # more of NumPy (tests/test_numpy_functions.py checks their values and derivatives)
+    s = an.Input("s")            # (2, 3, 3) invertible matrices
+    values[s] = RNG.standard_normal((2, 3, 3)) + 3 * np.eye(3)
+    graphs += [f(x) for f in (np.fabs, np.exp2, np.log2, np.log10, np.cbrt, np.arcsin,
+                              np.arccos, np.arcsinh, np.arctanh, np.deg2rad, np.rad2deg,
+                              np.trunc, np.logical_not, np.isnan, np.isinf, np.isfinite)]
+    graphs += [np.arccosh(x + 1)]
+    graphs += [f(x, b) for f in (np.arctan2, np.hypot, np.logaddexp, np.logaddexp2, np.mod,
+                                 np.fmod, np.fmax, np.fmin, np.float_power, np.floor_divide,
+                                 np.heaviside, np.logical_and, np.logical_or, np.logical_xor)]
+    graphs += [np.round(x, 1), np.prod(x, axis=1), np.var(x, axis=(0, 2)), np.std(x, ddof=1),
+               np.all(x, axis=0), np.any(x), np.cumsum(x), np.cumsum(x, axis=2),
+               np.linalg.norm(x), np.linalg.norm(x, 3, axis=1, keepdims=True), np.flip(x, 1),
+               np.roll(x, 2, axis=3), np.swapaxes(x, 1, 3), np.moveaxis(x, 0, -1),
+               np.broadcast_to(b, (2, 3, 4, 5)), np.pad(x, ((0, 0), (1, 2), (0, 1), (3, 0))),
+               np.tile(b, (2, 1, 1, 3)), np.repeat(x, 2, axis=1), np.repeat(x, [1, 0, 2], 1),
+               np.sort(x, axis=2), np.argsort(x), np.diagonal(x, 1, 2, 3), np.tril(m),
+               np.triu(m, 1), x.astype(np.float32), np.zeros_like(x), np.ones_like(x),
+               np.linalg.inv(s), np.linalg.det(s), np.linalg.solve(s, s[0]),
+               np.linalg.solve(s, v[:3]), np.tensordot(t, q, axes=([3], [1])),
+               np.einsum("ij,kj->ik", m, m), np.einsum("ii->i", s[0])]
+    graphs += list(np.split(x, 3, axis=1)) + list(np.array_split(x, [2, 5], axis=2))
     # ops of the blocks that nn's functions build only eagerly or that no case can pin down:
     # bnorm in a graph is bnorm_train; a graph's dropout draws a random mask (dropout_mask);
     # crop_like is DagNN's
