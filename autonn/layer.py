@@ -316,10 +316,10 @@ class Layer:
         return math_ops.prod(self, axis=math_ops._axis_option(axis), keepdims=keepdims)
 
     def var(self, axis=None, ddof=0, keepdims=False):
-        return math_ops.var(self, axis=math_ops._axis_option(axis), ddof=ddof, keepdims=keepdims)
+        return np.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
     def std(self, axis=None, ddof=0, keepdims=False):
-        return math_ops.std(self, axis=math_ops._axis_option(axis), ddof=ddof, keepdims=keepdims)
+        return np.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
     def cumsum(self, axis=None):
         return np.cumsum(self, axis=axis)

@@ -8,12 +8,15 @@ own functions, which CuPy arrays also accept, so the same table serves both devi
 The rest of what autonn needs to know about an op is given per family, in one place each:
 the shape rules (``Op(..., shape=)``: NumPy broadcasting for the element-wise ops, and one
 rule each for reductions, reshape, transpose, squeeze, expand_dims, concatenate, stack, where,
-clip, getitem and matmul) and the receptive-field rules (``Op(..., receptive_field=)``:
+clip, getitem, matmul and the further shape, linear-algebra and contraction functions) and the
+receptive-field rules (``Op(..., receptive_field=)``:
 ``'elementwise'`` for the element-wise ops, ``'none'`` for the ones that move pixels or mix
 them over space). :mod:`autonn.shapes` and :mod:`autonn.receptive_fields` only read them.
 
 ``Layer`` maps its operators and ``__array_ufunc__`` / ``__array_function__`` onto these ops
-(see :data:`UFUNC_OPS` and :data:`FUNCTION_OPS`).
+(see :data:`UFUNC_OPS` and :data:`FUNCTION_OPS`); a few NumPy functions are compositions of
+them (``outer``, ``inner``, ``vdot``, ``diff``, ``ptp``, ``trace``, ``ravel``), and a NumPy
+function in neither table is refused by name on a Layer.
 """
 
 import numpy as np
@@ -325,7 +328,7 @@ isfinite = _nondifferentiable("isfinite", np.isfinite)
 
 
 def _round_forward(x, *, decimals=0):
-    return array_module(x).round(x, decimals)
+    return x.round(decimals)  # (the method: NumPy and CuPy spell the function differently)
 
 
 round = _nondifferentiable("round", _round_forward)  # noqa: A001 (NumPy's name)
@@ -936,7 +939,7 @@ def _repeat_vjp(g, y, x, *, repeats, axis=None):
     # uneven repeats: sums over consecutive runs, as differences of a cumulative sum
     ends = np.cumsum(repeats)
     totals = xp.cumsum(g, axis=axis)
-    zero = xp.zeros_like(xp.take(totals, [0], axis=axis))
+    zero = xp.zeros_like(totals[(slice(None),) * axis + (slice(0, 1),)])
     totals = xp.concatenate([zero, totals], axis=axis)
     runs = (xp.take(totals, xp.asarray(ends), axis=axis)
             - xp.take(totals, xp.asarray(ends - np.asarray(repeats)), axis=axis))
@@ -1414,8 +1417,15 @@ def _argmin_call(a, axis=None, **unsupported):
 def _moment_call(op):
     def call(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **unsupported):
         _refuse(op.name, dict(unsupported, dtype=dtype, out=out))
-        return op(a, axis=_axis_option(axis), ddof=ddof, keepdims=bool(keepdims))
+        return op(a, axis=_axis_option(axis), ddof=_number_option(ddof),
+                  keepdims=bool(keepdims))
     return call
+
+
+def _number_option(value):
+    """A NumPy or Python number as a plain int (when whole) or float, as options are saved."""
+    value = float(value)
+    return int(value) if value.is_integer() else value
 
 
 def _cumsum_call(a, axis=None, **unsupported):
