@@ -56,15 +56,43 @@ def check_devices(op, **arrays):
     check_same_device(op, **arrays)
 
 
-def check_dzdy(op, dzdy, shape):
-    """The projection ``dzdy`` must be shaped like the block output (a number for scalars)."""
+def check_dzdy(op, dzdy, shape, like=None, like_name="x"):
+    """The projection ``dzdy`` must be shaped like the block output: an array (float32/float64,
+    of the dtype and device of the array ``like`` when given), or a real number for a scalar
+    output. A list or a string is refused here by name, rather than failing inside the
+    backward."""
     if dzdy is None:
         return
-    if np.ndim(dzdy) == 0 and tuple(shape) == ():
+    if tuple(shape) == () and np.ndim(dzdy) == 0:
+        # a scalar output takes any real number (a 0-d array of either float dtype, too)
+        if is_array(dzdy) and dzdy.dtype.kind not in "fiu":
+            raise TypeError(f"{op}: dzdy must be a real number, got dtype {dzdy.dtype}")
+        as_real(op, "dzdy", dzdy if not is_array(dzdy) else float(dzdy))
         return
-    if tuple(np.shape(dzdy)) != tuple(shape):
+    if not is_array(dzdy):
+        raise TypeError(f"{op}: dzdy must be a NumPy or CuPy array of the output shape "
+                        f"{tuple(shape)}, got {type(dzdy).__name__}")
+    if dzdy.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: dzdy must be float32 or float64, got {dzdy.dtype} "
+                        f"(shape {tuple(dzdy.shape)})")
+    if tuple(dzdy.shape) != tuple(shape):
         raise ValueError(f"{op}: dzdy must have the output shape {tuple(shape)}, "
-                         f"got {tuple(np.shape(dzdy))}")
+                         f"got {tuple(dzdy.shape)}")
+    if like is not None:
+        if dzdy.dtype != like.dtype:
+            raise TypeError(f"{op}: dzdy must have the dtype of {like_name} ({like.dtype}, shape "
+                            f"{tuple(like.shape)}), got {dzdy.dtype}")
+        check_same_device(op, **{like_name: like, "dzdy": dzdy})
+
+
+def as_flag(op, name, value):
+    """A switch: True or False (NumPy's bools, and the 0 and 1 of MATLAB's logicals, too). A
+    string such as 'no' would otherwise read as True."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
 
 
 def as_pair(op, name, value):
@@ -93,6 +121,10 @@ def as_quad(op, name, value):
 
 
 def as_real(op, name, value, *, positive=False, nonnegative=False):
+    """A finite real number, as a float. Strings and bools are refused: float('0.5') and
+    float(True) would read them as numbers."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a real number, got {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -108,6 +140,9 @@ def as_real(op, name, value, *, positive=False, nonnegative=False):
 
 def real_params(op, name, param, count):
     """A parameter vector such as LRN's (depth, kappa, alpha, beta), as a tuple of floats."""
+    if isinstance(param, (str, bytes)) or (isinstance(param, (tuple, list)) and any(
+            isinstance(v, (str, bytes, bool, np.bool_)) for v in param)):
+        raise TypeError(f"{op}: {name} must be {count} numbers, got {param!r}")
     try:
         values = tuple(float(v) for v in np.asarray(param, dtype=np.float64).ravel())
     except (TypeError, ValueError):

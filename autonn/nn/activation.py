@@ -28,7 +28,7 @@ def relu(x, *, leak=0.0, dzdy=None):
     leak = as_real("relu", "leak", leak, nonnegative=True)
     if not any_layer(x):
         check_float_array("relu", "x", x)
-        check_dzdy("relu", dzdy, x.shape)
+        check_dzdy("relu", dzdy, x.shape, like=x)
     return relu_op(x, leak=leak, dzdy=dzdy)
 
 
@@ -39,7 +39,7 @@ def sigmoid(x, *, dzdy=None):
     """
     if not any_layer(x):
         check_float_array("sigmoid", "x", x)
-        check_dzdy("sigmoid", dzdy, x.shape)
+        check_dzdy("sigmoid", dzdy, x.shape, like=x)
     return sigmoid_op(x, dzdy=dzdy)
 
 
@@ -54,7 +54,7 @@ def softmax(x, *, dzdy=None):
     """
     if not any_layer(x):
         check_float_array("softmax", "x", x, ndim=(2, 4))
-        check_dzdy("softmax", dzdy, x.shape)
+        check_dzdy("softmax", dzdy, x.shape, like=x)
     return softmax_op(x, dzdy=dzdy)
 
 
@@ -72,7 +72,7 @@ def maxout(x, units, *, dzdy=None):
     units = int(units)
     if not any_layer(x):
         check_float_array("maxout", "x", x, ndim=4)
-        check_dzdy("maxout", dzdy, _maxout_shape(x.shape, units=units))
+        check_dzdy("maxout", dzdy, _maxout_shape(x.shape, units=units), like=x)
     return maxout_op(x, units=units, dzdy=dzdy)
 
 

@@ -254,7 +254,7 @@ def conv_geometry(op, x, w, b, stride, pad, dilate):
     (sh, sw), (pt, pb, pl, pr), (dh, dw) = _conv_options(op, stride, pad, dilate).values()
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
-    if Cg < 1 or C % Cg != 0:
+    if Cg < 1 or C < Cg or C % Cg != 0:
         raise ValueError(f"{op}: the channels of x (C={C}, x shape {tuple(x.shape)}) must be a "
                          f"multiple of filters.shape[1] ({Cg}, filters shape {tuple(w.shape)})")
     G = C // Cg
@@ -294,6 +294,9 @@ def convt_geometry(x, w, b, upsample, crop, num_groups):
     if b is not None and tuple(b.shape) != (K * G,):
         raise ValueError(f"convt: biases must have shape ({K * G},) (K={K} filters x "
                          f"num_groups={G}), got {tuple(b.shape)}")
+    if H < 1 or W < 1:
+        # the convolution it transposes would have an empty output: no such convolution
+        raise ValueError(f"convt: x must have at least one pixel, got x shape {tuple(x.shape)}")
     Ho = uh * (H - 1) + kh - ct - cb
     Wo = uw * (W - 1) + kw - cl - cr
     if Ho < 1 or Wo < 1 or min(kh, kw) < 1:

@@ -193,7 +193,9 @@ def forward(op, x, w, b, g):
     in the schedule :func:`choose_schedule` gives (``op`` names the block in errors)."""
     xp = array_module(x, w)
     y = xp.empty((g.N, g.K, g.Ho, g.Wo), dtype=x.dtype)
-    _schedule_for(op, g, xp is np, x.dtype).forward(x, w, b, y, g)
+    schedule = _schedule_for(op, g, xp is np, x.dtype)
+    if y.size:                  # (the kernels are never handed an empty geometry)
+        schedule.forward(x, w, b, y, g)
     return y
 
 
@@ -205,6 +207,11 @@ def backward(op, x, w, dy, g, need_dx, need_dw):
     on_cpu = xp is np
     schedule = _schedule_for(op, g, on_cpu, dy.dtype)
     dx = None
+    if need_dx and g.N * g.C * g.H * g.W == 0:
+        # an empty input (a padded image of no pixels, or an empty batch): nothing to compute,
+        # and the kernels are never handed an empty geometry (the direct kernel divided by it)
+        dx = xp.zeros((g.N, g.C, g.H, g.W), dtype=dy.dtype)
+        need_dx = False
     if need_dx:
         transposed = transposed_geometry(g)
         data_derivative = _data_derivative_for(op, g, transposed, on_cpu, dy.dtype)
@@ -215,7 +222,8 @@ def backward(op, x, w, dy, g, need_dx, need_dw):
             dx = xp.empty((g.N, g.C, g.H, g.W), dtype=dy.dtype)
     rows_g = w[0].size                      # patch rows per group
     dw = xp.zeros((g.G, g.K // g.G, rows_g), dtype=dy.dtype) if need_dw else None
-    if need_dx or need_dw:                  # (dx may have come from the direct kernel)
+    if need_dx or (need_dw and dy.size and g.C * g.H * g.W):
+        # (dx may have come from the direct kernel; dw stays zero without outputs or inputs)
         schedule.backward(x, w, dy, dx if need_dx else None, dw, g)
     if need_dw:
         dw = dw.reshape(g.K, rows_g // (g.kh * g.kw), g.kh, g.kw)
@@ -243,6 +251,41 @@ DIRECT_MIN_LANE_USE = 0.6
 # The input rows a band of output rows reads are kept to about this size (bytes): they stay in
 # the core's L2 cache while the kernel passes over them once per block of 4 filters.
 DIRECT_BAND_BYTES = 96 * 2**10
+
+
+# The direct kernel's threads each copy the input rows of a band into a zero-padded buffer
+# (kernels/conv_direct.h, ``direct_make_plan``): at least one output row's worth, whose width
+# grows with the stride and the dilation (a row holds stride x the columns of a phase, which
+# reach past the dilated filter). Ordinary layers take at most a few MiB; a huge stride or
+# dilation would take more memory than the machine has, and the kernel writes every byte of
+# it. A geometry whose buffer exceeds this bound (bytes per thread) is not given to the direct
+# kernel: the automatic choice takes the next schedule (im2col's patch matrix, whose size
+# follows the output), and a forced direct schedule is refused by name.
+DIRECT_BUFFER_BYTES = 256 * 2**20
+
+
+def direct_buffer_bytes(g, dtype):
+    """The bytes of the padded input buffer each thread of ``conv_forward_direct`` allocates
+    for geometry ``g`` (``direct_make_plan`` in kernels/conv_direct.h, in Python ints)."""
+    itemsize = np.dtype(dtype).itemsize
+    lanes, line = DIRECT_VECTOR_BYTES // itemsize, 64 // itemsize
+    channels = g.C // max(g.G, 1)
+    row_vectors = -(-g.Wo // lanes)
+    row = g.sw * (row_vectors * lanes + (g.kw - 1) * g.dw // g.sw)
+    band = DIRECT_BAND_BYTES // max(channels * g.sh * row * itemsize, 1)
+    band = min(max(band, 1), max(g.Ho, 1))
+    band = -(-g.Ho // -(-g.Ho // band)) if g.Ho else 1
+    rows_in = (band - 1) * g.sh + (g.kh - 1) * g.dh + 1
+    plane = (-(-(rows_in * row) // line) | 1) * line
+    return channels * plane * itemsize
+
+
+def _direct_buffer_refuses(g, dtype):
+    size = direct_buffer_bytes(g, dtype)
+    if size <= DIRECT_BUFFER_BYTES:
+        return None
+    return (f"its padded copy of the input would take {size} bytes per thread (more than "
+            f"DIRECT_BUFFER_BYTES = {DIRECT_BUFFER_BYTES}), from the stride and dilation")
 
 
 def direct_forward_measured_faster(g, dtype):
@@ -461,7 +504,7 @@ def _call_units(name, g, dtype, *arrays_and_flags):
     per_image = _patch_bytes(g, itemsize)
     # a unit's GEMM output (K, unit*Ho*Wo) is bounded too: many filters on tiny maps would
     # otherwise make it far larger than its patches
-    unit = max(1, UNIT_PATCH_BYTES // max(per_image, g.K * g.Ho * g.Wo * itemsize))
+    unit = max(1, UNIT_PATCH_BYTES // max(per_image, g.K * g.Ho * g.Wo * itemsize, 1))
     status = kernels.call_cpu(name, *arrays_and_flags, c_geometry(g), unit,
                               kernels.cpu_gemm(dtype))
     if status != 0:
@@ -598,6 +641,14 @@ def _cpu_with_blas(g, on_cpu, dtype):
     return None
 
 
+def _direct_with_blas(g, on_cpu, dtype):
+    return _cpu_with_blas(g, on_cpu, dtype) or _direct_buffer_refuses(g, dtype)
+
+
+def _direct_cpu_only(g, on_cpu, dtype):
+    return _cpu_only(g, on_cpu, dtype) or _direct_buffer_refuses(g, dtype)
+
+
 def _direct_then_units(g, dtype):
     return (direct_forward_measured_faster(g, dtype)
             and _patch_bytes(g, np.dtype(dtype).itemsize) <= DIRECT_UNIT_PATCH_BYTES)
@@ -636,11 +687,11 @@ SCHEDULES = (
              _forward_fully_connected,  _backward_fully_connected),
     Schedule("pointwise",               _needs_pointwise,       _always,
              _forward_pointwise,        _backward_pointwise),
-    Schedule("direct",                  _cpu_with_blas,         _direct_then_units,
+    Schedule("direct",                  _direct_with_blas,      _direct_then_units,
              _forward_direct,      _backward_units),
-    Schedule("direct + image products", _cpu_only,              _direct_then_image_products,
+    Schedule("direct + image products", _direct_cpu_only,       _direct_then_image_products,
              _forward_direct,      _backward_image_products),
-    Schedule("direct + chunk products", _cpu_only,              direct_forward_measured_faster,
+    Schedule("direct + chunk products", _direct_cpu_only,       direct_forward_measured_faster,
              _forward_direct,      _backward_chunk_products),
     Schedule("units",                   _cpu_with_blas,         _small_images,
              _forward_units,            _backward_units),
@@ -657,7 +708,7 @@ def _direct_data_derivative_refuses(g, transposed, on_cpu):
     if transposed is None:
         return ("dx is a convolution of dy only for stride 1 and padding at most the dilated "
                 "filter's extent less 1, and not for the fully-connected and pointwise shapes")
-    return None
+    return _direct_buffer_refuses(transposed, np.float64)     # (the larger itemsize bounds both)
 
 
 # Tried in order by the automatic choice, for conv's dx (when it is needed).

@@ -6,6 +6,7 @@ from ..backend import array_module
 from ..ops import Op
 from ._arguments import (
     any_layer,
+    as_flag,
     as_real,
     check_devices,
     check_dzdy,
@@ -35,9 +36,9 @@ def pdist(x, x0, p, *, no_root=False, epsilon=1e-6, aggregate=False, instance_we
     """
     name = "pdist"
     p = as_real(name, "p", p, positive=True)
-    options = {"p": p, "no_root": bool(no_root),
+    options = {"p": p, "no_root": as_flag(name, "no_root", no_root),
                "epsilon": as_real(name, "epsilon", epsilon, nonnegative=True),
-               "aggregate": bool(aggregate)}
+               "aggregate": as_flag(name, "aggregate", aggregate)}
     inputs = (x, x0) if instance_weights is None else (x, x0, instance_weights)
     if any_layer(*inputs):
         return pdist_op(*inputs, **options)
@@ -58,7 +59,7 @@ def pdist(x, x0, p, *, no_root=False, epsilon=1e-6, aggregate=False, instance_we
                              f" do not broadcast to the output shape {out_shape}")
     check_same_dtype(name, x=x, x0=x0, instance_weights=instance_weights)
     check_devices(name, x=x, x0=x0, instance_weights=instance_weights)
-    check_dzdy(name, dzdy, () if aggregate else out_shape)
+    check_dzdy(name, dzdy, () if aggregate else out_shape, like=x)
     if dzdy is not None:
         return pdist_op(*inputs, dzdy=dzdy, **options)[:2]
     return pdist_op(*inputs, **options)

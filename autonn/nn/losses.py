@@ -20,8 +20,10 @@ from ..backend import array_module
 from ..ops import Op
 from ._arguments import (
     any_layer,
+    as_flag,
     as_real,
     check_devices,
+    check_dzdy,
     check_float_array,
     check_same_dtype,
     is_array,
@@ -64,7 +66,8 @@ def loss(x, c, *, loss="softmaxlog", instance_weights=None, topk=5, threshold=0.
     if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)) or topk < 1:
         raise ValueError(f"{name}: topk must be a positive integer, got {topk!r}")
     options = {"loss": kind, "topk": int(topk),
-               "threshold": as_real(name, "threshold", threshold), "normalise": bool(normalise)}
+               "threshold": as_real(name, "threshold", threshold),
+               "normalise": as_flag(name, "normalise", normalise)}
     inputs = (x, c) if instance_weights is None else (x, c, instance_weights)
     if any_layer(*inputs):
         return loss_op(*inputs, **options)
@@ -78,9 +81,7 @@ def loss(x, c, *, loss="softmaxlog", instance_weights=None, topk=5, threshold=0.
     # Labels and weights are checked by prepare_labels, which the forward and the backward
     # both start with (so graphs check them too).
     if dzdy is not None:
-        if np.ndim(dzdy) != 0:
-            raise ValueError(f"{name}: dzdy must be a scalar (the loss is), "
-                             f"got shape {np.shape(dzdy)}")
+        check_dzdy(name, dzdy, ())         # a real number: the loss is a scalar
         ders = loss_op(*inputs, dzdy=dzdy, **options)
         return ders[0], None
     return loss_op(*inputs, **options)

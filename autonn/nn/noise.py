@@ -10,6 +10,7 @@ from ..backend import array_module
 from ..ops import Op
 from ._arguments import (
     any_layer,
+    as_flag,
     as_real,
     check_devices,
     check_dzdy,
@@ -32,6 +33,7 @@ def dropout(x, *, rate=0.5, mask=None, return_mask=False, dzdy=None):
     rate = as_real("dropout", "rate", rate, nonnegative=True)
     if rate >= 1:
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate!r}")
+    return_mask = as_flag("dropout", "return_mask", return_mask)
     if any_layer(x, mask):
         if mask is None:
             mask = dropout_mask_op(x, rate=rate)
@@ -44,7 +46,7 @@ def dropout(x, *, rate=0.5, mask=None, return_mask=False, dzdy=None):
         check_same_dtype("dropout", x=x, mask=mask)
         check_devices("dropout", x=x, mask=mask)
     if dzdy is not None:
-        check_dzdy("dropout", dzdy, x.shape)
+        check_dzdy("dropout", dzdy, x.shape, like=x)
         if mask is None:
             raise ValueError("dropout: the backward pass needs the mask of the forward pass; "
                              "call dropout(x, return_mask=True) and pass mask=")

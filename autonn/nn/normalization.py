@@ -17,6 +17,7 @@ from ..ops import Op
 from ..receptive_fields import filter_field
 from ._arguments import (
     any_layer,
+    as_flag,
     as_real,
     check_devices,
     check_dzdy,
@@ -50,7 +51,7 @@ def normalize(x, param, *, dzdy=None):
     _check_lrn_limits(None, param[0])
     if not any_layer(x):
         check_float_array("normalize", "x", x, ndim=4)
-        check_dzdy("normalize", dzdy, x.shape)
+        check_dzdy("normalize", dzdy, x.shape, like=x)
     return normalize_op(x, param=param, dzdy=dzdy)
 
 
@@ -130,6 +131,7 @@ def bnorm(x, g=None, b=None, *, moments=None, epsilon=1e-4, return_moments=False
     towards them; test mode uses the Param.
     """
     epsilon = as_real("bnorm", "epsilon", epsilon, positive=True)
+    return_moments = as_flag("bnorm", "return_moments", return_moments)
     if any_layer(x, g, b, moments):
         if return_moments:
             raise ValueError("bnorm: return_moments is only available eagerly; in a graph the "
@@ -144,7 +146,7 @@ def bnorm(x, g=None, b=None, *, moments=None, epsilon=1e-4, return_moments=False
             check_shape("bnorm", name, value, shape)
     check_same_dtype("bnorm", x=x, g=g, b=b, moments=moments)
     check_devices("bnorm", x=x, g=g, b=b, moments=moments)
-    check_dzdy("bnorm", dzdy, x.shape)
+    check_dzdy("bnorm", dzdy, x.shape, like=x)
     if moments is None:
         if dzdy is not None:
             return bnorm_op(x, g, b, epsilon=epsilon, dzdy=dzdy)
@@ -361,7 +363,7 @@ def spnorm(x, param, *, dzdy=None):
     _check_spnorm_limits(None, param[0], param[1])
     if not any_layer(x):
         check_float_array("spnorm", "x", x, ndim=4)
-        check_dzdy("spnorm", dzdy, x.shape)
+        check_dzdy("spnorm", dzdy, x.shape, like=x)
     return spnorm_op(x, param=param, dzdy=dzdy)
 
 
@@ -432,10 +434,10 @@ def normalizelp(x, *, p=2, epsilon=0.01, spatial=False, dzdy=None):
     """
     p = as_real("normalizelp", "p", p, positive=True)
     epsilon = as_real("normalizelp", "epsilon", epsilon, nonnegative=True)
-    spatial = bool(spatial)
+    spatial = as_flag("normalizelp", "spatial", spatial)
     if not any_layer(x):
         check_float_array("normalizelp", "x", x, ndim=4 if spatial else (2, 4))
-        check_dzdy("normalizelp", dzdy, x.shape)
+        check_dzdy("normalizelp", dzdy, x.shape, like=x)
     return normalizelp_op(x, p=p, epsilon=epsilon, spatial=spatial, dzdy=dzdy)
 
 
@@ -474,7 +476,7 @@ def noffset(x, param, *, dzdy=None):
     param = real_params("noffset", "param", param, 2)
     if not any_layer(x):
         check_float_array("noffset", "x", x, ndim=(2, 4))
-        check_dzdy("noffset", dzdy, x.shape)
+        check_dzdy("noffset", dzdy, x.shape, like=x)
     return noffset_op(x, param=param, dzdy=dzdy)
 
 

@@ -66,14 +66,21 @@ def roipool(x, rois, *, method="max", subdivisions=(1, 1), transform=1.0, dzdy=N
                            or (table[:, 0] != np.floor(table[:, 0])).any()):
         raise ValueError(f"{name}: ROI image indices must be whole numbers in [0, {x.shape[0]}) "
                          f"(0-based) and coordinates not NaN; rois shape {tuple(rois.shape)}")
-    check_dzdy(name, dzdy, (table.shape[0], x.shape[1]) + subdivisions)
+    check_dzdy(name, dzdy, (table.shape[0], x.shape[1]) + subdivisions, like=x)
     if dzdy is not None:
         return roipool_op(x, rois, dzdy=dzdy, **options)
     return roipool_op(x, rois, **options)
 
 
 def _transform_matrix(transform):
-    values = np.asarray(transform, dtype=np.float64)
+    if isinstance(transform, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"roipool: transform must be a number or a 2 x 3 matrix, got "
+                        f"{transform!r}")
+    try:
+        values = np.asarray(transform, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"roipool: transform must be a number or a 2 x 3 matrix of real "
+                        f"numbers, got {transform!r}") from None
     if values.ndim == 0:
         s = float(values)
         values = np.array([[s, 0, 0], [0, s, 0]])

@@ -8,17 +8,16 @@ PyTorch's ``grid_sample`` order). The sampler runs on the C kernels of
 ``kernels/bilinearsampler.h``; affinegrid is two small einsums.
 """
 
-import numpy as np
-
 from .. import kernels
 from ..backend import array_module
 from ..ops import Op
 from ._arguments import (
-    check_index_range,
     any_layer,
+    as_pair,
     check_devices,
     check_dzdy,
     check_float_array,
+    check_index_range,
     check_same_dtype,
 )
 
@@ -50,7 +49,8 @@ def bilinearsampler(x, grid, *, dzdy=None):
                          f"{tuple(grid.shape)})")
     check_same_dtype(name, x=x, grid=grid)
     check_devices(name, x=x, grid=grid)
-    check_dzdy(name, dzdy, (grid.shape[0], x.shape[1], grid.shape[1], grid.shape[2]))
+    check_dzdy(name, dzdy, (grid.shape[0], x.shape[1], grid.shape[1], grid.shape[2]),
+               like=x)
     return bilinearsampler_op(x, grid, dzdy=dzdy)
 
 
@@ -121,13 +121,11 @@ def affinegrid(theta, size, *, dzdy=None):
     size : (Ho, Wo). Returns (N, Ho, Wo, 2).
     """
     name = "affinegrid"
-    if isinstance(size, (int, np.integer)):
-        size = (int(size), int(size))
-    size = tuple(size)
-    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size):
-        raise TypeError(f"{name}: size must be whole numbers (Ho, Wo), got {size!r}")
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) < 1:
+    try:
+        size = as_pair(name, "size", size)
+    except TypeError:
+        raise TypeError(f"{name}: size must be whole numbers (Ho, Wo), got {size!r}") from None
+    if min(size) < 1:
         raise ValueError(f"{name}: size must be (Ho, Wo) with positive entries, got {size!r}")
     if any_layer(theta):
         return affinegrid_op(theta, size=size)
@@ -135,7 +133,8 @@ def affinegrid(theta, size, *, dzdy=None):
     if tuple(theta.shape[1:]) not in ((2, 3), (6, 1, 1), (6,)):
         raise ValueError(f"{name}: theta must have shape (N, 2, 3), (N, 6, 1, 1) or (N, 6), "
                          f"got {tuple(theta.shape)}")
-    check_dzdy(name, dzdy, (theta.shape[0],) + size + (2,))
+    check_dzdy(name, dzdy, (theta.shape[0],) + size + (2,), like=theta,
+               like_name="theta")
     return affinegrid_op(theta, size=size, dzdy=dzdy)
 
 

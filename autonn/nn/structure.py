@@ -27,7 +27,7 @@ def crop(x, crop, *, dzdy=None):
         if top + bottom >= x.shape[2] or left + right >= x.shape[3]:
             raise ValueError(f"crop: crop {crop} leaves nothing of x with shape "
                              f"{tuple(x.shape)}")
-        check_dzdy("crop", dzdy, _crop_shape(x.shape, crop=crop))
+        check_dzdy("crop", dzdy, _crop_shape(x.shape, crop=crop), like=x)
     return crop_op(x, crop=crop, dzdy=dzdy)
 
 
@@ -93,7 +93,7 @@ def concat(xs, axis=1, *, dzdy=None):
     if dzdy is not None:
         shape = list(xs[0].shape)
         shape[axis] = sum(x.shape[axis] for x in xs)
-        check_dzdy("concat", dzdy, shape)
+        check_dzdy("concat", dzdy, shape, like=xs[0], like_name="xs[0]")
         ders = concat_op(*xs, axis=axis, dzdy=dzdy)
         return ders if isinstance(ders, tuple) else (ders,)
     return concat_op(*xs, axis=axis)
