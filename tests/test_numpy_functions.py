@@ -363,3 +363,24 @@ def test_astype_casts_and_passes_the_derivative_back_in_the_input_dtype():
     net.eval({"x": a * 3, "y": a})
     np.testing.assert_array_equal(net.der("x"), 0)
     np.testing.assert_array_equal(net.der("y"), (a * 3).astype(int))
+
+
+# ------------------------------------------------------------------ what the backward reads
+DIFFERENTIABLE = ([(name, f, (sample(2, 3, 4),)) for name, f, sample in UNARY + FUNCTIONS]
+                  + [(name, f, (a(3, 4), b(3, 4))) for name, f, a, b in BINARY]
+                  + LINEAR_ALGEBRA)
+
+
+@pytest.mark.parametrize("name, f, arrays", DIFFERENTIABLE, ids=[d[0] for d in DIFFERENTIABLE])
+def test_derivatives_need_only_what_the_op_declares_it_keeps(name, f, arrays):
+    # conserve_memory frees every input and output the op does not declare its backward reads
+    inputs = [an.Input(f"x{i}") for i in range(len(arrays))]
+    output = f(*inputs)
+    projection = normal(*np.shape(f(*arrays)))
+    ders = []
+    for conserve_memory in (False, True):
+        net = an.Net((output * projection).sum(), conserve_memory=conserve_memory)
+        net.eval({f"x{i}": a for i, a in enumerate(arrays)})
+        ders.append([net.der(x) for x in inputs])
+    for kept, freed in zip(*ders):
+        np.testing.assert_allclose(freed, kept, rtol=1e-12)
