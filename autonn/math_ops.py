@@ -770,13 +770,12 @@ def _check_norm(ord, axis, ndim):  # noqa: A002
 
 def _norm_vjp(g, y, x, *, ord=None, axis=None, keepdims=False):  # noqa: A002
     xp = array_module(x)
-    axes = None if axis is None else axis
-    g, y = (_expand_reduced(v, x, axes, keepdims) for v in (g, y))
+    g, y = (_expand_reduced(v, x, axis, keepdims) for v in (g, y))
     if ord is None or ord == "fro" or ord == 2:
         return g * x / y
     if ord == np.inf:
         return _extremum_vjp(lambda a, axis: a.argmax(axis=axis))(
-            g, None, xp.abs(x), axis=axes, keepdims=True) * xp.sign(x)
+            g, None, xp.abs(x), axis=axis, keepdims=True) * xp.sign(x)
     # d||x||_p / dx = sign(x) |x|^(p-1) / ||x||^(p-1)
     return g * xp.sign(x) * (xp.abs(x) / y) ** (ord - 1)
 
