@@ -63,10 +63,13 @@ AN_INLINE void AN(bnorm_forward_chunk)(index_t item, const REAL *AN_RESTRICT x,
 {
     index_t first, last;
     const index_t c = AN(bnorm_chunk)(item, S, chunk, &first, &last) % C;
+    /* (x - mu) scale + b, not x scale + (b - mu scale): the folded offset cancels against
+       x scale when |mu| is large beside sigma (x = 1e4 + noise lost its digits in float32),
+       and gave inf - inf = NaN for an infinite gain */
     const REAL scale = g[c] / moments[2 * c + 1];
-    const REAL offset = b[c] - moments[2 * c] * scale;
+    const REAL mu = moments[2 * c], bias = b[c];
     for (index_t j = first; j < last; ++j)
-        y[j] = x[j] * scale + offset;
+        y[j] = (x[j] - mu) * scale + bias;
 }
 
 AN_KERNEL_SIZED(bnorm_forward, planes * ((S + chunk - 1) / chunk), planes * S,

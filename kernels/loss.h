@@ -166,7 +166,7 @@ AN_INLINE void AN(categorical_forward_position)(index_t item, const REAL *x,
             rank += xp[k * S] > xc || (k < c && xp[k * S] == xc);
         t = rank >= topk;
     } else if (kind == 2) {
-        t = -log(xc > (REAL)1e-8 ? (double)xc : 1e-8);
+        t = -log(xc > (REAL)1e-8 || xc != xc ? (double)xc : 1e-8);   /* (NaN stays NaN) */
     } else if (kind == 3) {
         t = 1 - xc > 0 ? 1 - xc : 0;
     } else if (C > 1) {
@@ -198,7 +198,7 @@ AN_INLINE void AN(categorical_backward_position)(index_t item, const REAL *x,
     const index_t c = labels[item];
     const REAL xc = xp[c * S];
     if (kind == 2) {
-        dxp[c * S] = -w / (xc > (REAL)1e-8 ? xc : (REAL)1e-8);
+        dxp[c * S] = -w / (xc > (REAL)1e-8 || xc != xc ? xc : (REAL)1e-8);
     } else if (kind == 3) {
         dxp[c * S] = xc < 1 ? -w : 0;
     } else if (C > 1) {

@@ -8,7 +8,12 @@
  *   backward  dx_d = dy_d L_d^-beta - 2 alpha beta x_d sum_{k : d in Q(k)} dy_k x_k L_k^(-beta-1)
  *
  * The window sums slide along k (add the entering square, drop the leaving one) in double, so a
- * position costs O(C) whatever the depth. d is in Q(k) exactly when k is in [d - after,
+ * position costs O(C) whatever the depth. A sum is recomputed from its window instead where
+ * dropping would lose it: when the leaving term is more than half of the sum (the rest would
+ * be the rounding error of the large term: 1e20^2 leaving a window of ones gave 0) or the sum
+ * is not finite (a NaN or an infinity that enters would otherwise stay after it leaves,
+ * inf - inf being NaN), so every window sum is what it holds, and NaN reaches only the
+ * outputs whose window holds the NaN. d is in Q(k) exactly when k is in [d - after,
  * d + before]: the backward slides that mirrored window over eta_k = dy_k x_k L_k^(-beta-1),
  * which the first backward pass stores in `scratch` (same layout as x; each item touches only
  * its own position, so items never race).
@@ -34,6 +39,21 @@ AN_INLINE double AN(lrn_window_start)(const REAL *a, index_t S, index_t C, index
     return acc;
 }
 
+/* The window sum of squares acc of channel k (window [k - before, k + after]) moved on to
+   channel k + 1: the entering square added, the leaving one dropped, or, where dropping it
+   would leave mostly rounding error or a non-finite sum (see the top), the sum recomputed. */
+AN_INLINE double AN(lrn_slide_squares)(const REAL *a, index_t S, index_t C, index_t k,
+                                       index_t before, index_t after, double acc)
+{
+    const index_t enter = k + 1 + after, leave = k - before;
+    if (enter < C) acc += (double)a[enter * S] * a[enter * S];
+    if (leave < 0) return acc;
+    const double dropped = (double)a[leave * S] * a[leave * S];
+    if (dropped <= 0.5 * acc && acc - acc == 0)      /* (acc - acc is NaN when acc is not finite) */
+        return acc - dropped;
+    return AN(lrn_window_start)(a, S, C, k + 1 - before, k + 1 + after, 1);
+}
+
 AN_INLINE void AN(lrn_forward_position)(index_t item, const REAL *x, REAL *y, index_t C,
                                         index_t S, index_t before, index_t after, REAL kappa,
                                         REAL alpha, REAL beta)
@@ -45,9 +65,7 @@ AN_INLINE void AN(lrn_forward_position)(index_t item, const REAL *x, REAL *y, in
     for (index_t k = 0; k < C; ++k) {
         const double L = kappa + alpha * acc;
         yp[k * S] = (REAL)(xp[k * S] * AN(lrn_power)(L, beta));
-        const index_t enter = k + 1 + after, leave = k - before;
-        if (enter < C) acc += (double)xp[enter * S] * xp[enter * S];
-        if (leave >= 0) acc -= (double)xp[leave * S] * xp[leave * S];
+        acc = AN(lrn_slide_squares)(xp, S, C, k, before, after, acc);
     }
 }
 
@@ -69,17 +87,33 @@ AN_INLINE void AN(lrn_backward_position)(index_t item, const REAL *x, const REAL
         const double scale = AN(lrn_power)(L, beta);
         dxp[k * S] = (REAL)(dyp[k * S] * scale);
         eta[k * S] = (REAL)(dyp[k * S] * (double)xp[k * S] * scale / L);
-        const index_t enter = k + 1 + after, leave = k - before;
-        if (enter < C) acc += (double)xp[enter * S] * xp[enter * S];
-        if (leave >= 0) acc -= (double)xp[leave * S] * xp[leave * S];
+        acc = AN(lrn_slide_squares)(xp, S, C, k, before, after, acc);
     }
+    /* the mirrored window sums of eta, which has both signs: `magnitude` (the sum of |eta|
+       over the window) says when a leaving term dominates it, as the squares above */
     const double factor = 2.0 * alpha * beta;
     double mirrored = AN(lrn_window_start)(eta, S, C, -after, before, 0);
+    double magnitude = 0;
+    for (index_t t = 0; t <= before && t < C; ++t) magnitude += fabs((double)eta[t * S]);
     for (index_t d = 0; d < C; ++d) {
         dxp[d * S] -= (REAL)(factor * xp[d * S] * mirrored);
         const index_t enter = d + 1 + before, leave = d - after;
-        if (enter < C) mirrored += eta[enter * S];
-        if (leave >= 0) mirrored -= eta[leave * S];
+        if (enter < C) {
+            mirrored += eta[enter * S];
+            magnitude += fabs((double)eta[enter * S]);
+        }
+        if (leave < 0) continue;
+        const double dropped = fabs((double)eta[leave * S]);
+        if (dropped <= 0.5 * magnitude && mirrored - mirrored == 0) {
+            mirrored -= eta[leave * S];
+            magnitude -= dropped;
+        } else {
+            mirrored = AN(lrn_window_start)(eta, S, C, d + 1 - after, d + 1 + before, 0);
+            magnitude = 0;
+            for (index_t t = d + 1 - after < 0 ? 0 : d + 1 - after; t <= d + 1 + before && t < C;
+                 ++t)
+                magnitude += fabs((double)eta[t * S]);
+        }
     }
 }
 

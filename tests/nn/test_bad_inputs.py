@@ -13,11 +13,15 @@ bad dtypes, ranks, shapes, option values, NaN and huge geometry, one argument at
 - empty arrays: conv of an image with no channels (a ZeroDivisionError), convt of an image
   without pixels, and conv's data derivative of a padded image without pixels (the direct
   kernel divided by zero: SIGFPE killed the process);
-- huge strides and dilations that the direct kernel's padded buffer cannot hold (tens of GiB).
+- huge strides and dilations that the direct kernel's padded buffer cannot hold (tens of GiB);
+- values: NaN and infinity spread by LRN's sliding window sums beyond their window (and a
+  large value cancelled the rest of its window), 'log' loss clamping a NaN probability to
+  1e-8, bnorm folding its offset (digits lost for a large mean, NaN for an infinite gain).
 """
 
 import math
 
+import block_references as ref
 import numpy as np
 import pytest
 
@@ -194,3 +198,76 @@ def test_ordinary_layers_stay_far_inside_the_direct_buffer_bound():
         g = nn.convolution.conv_geometry("conv", nn.convolution._Shaped(x_shape),
                                          nn.convolution._Shaped(w_shape), None, 1, 1, 1)
         assert schedules.direct_buffer_bytes(g, np.float64) < schedules.DIRECT_BUFFER_BYTES / 64
+
+
+# ----------------------------------------------------------------------------- values
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_normalize_keeps_a_non_finite_value_inside_its_window(bad):
+    # depth 3: channel 0 is in the windows of channels 0 and 1 only
+    x = np.abs(normal(1, 8, 2, 2)) + 0.5
+    x[0, 0, 0, 0] = bad
+    param = (3, 1.0, 0.5, 0.75)
+    y = nn.normalize(x, param)
+    assert not np.isfinite(y[0, :2, 0, 0]).all()
+    np.testing.assert_allclose(y[0, 2:, 0, 0], ref.lrn_reference(x, *param)[0, 2:, 0, 0],
+                               rtol=1e-5)
+    # dx of channels 3.. reads no window holding channel 0
+    dy = normal(*x.shape)
+    clean = x.copy()
+    clean[0, 0, 0, 0] = 0.7
+    np.testing.assert_allclose(nn.normalize(x, param, dzdy=dy)[0, 3:, 0, 0],
+                               nn.normalize(clean, param, dzdy=dy)[0, 3:, 0, 0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normalize_window_sums_survive_a_large_value_leaving(dtype):
+    x = np.ones((1, 8, 1, 1), dtype)
+    x[0, 0] = 1e18
+    for param in ((3, 0.0, 1.0, 0.5), (3, 1.0, 1.0, 0.75), (5, 2.0, 1e-2, 1.0)):
+        np.testing.assert_allclose(nn.normalize(x, param), ref.lrn_reference(x, *param),
+                                   rtol=1e-5)
+        dy = np.ones_like(x)
+        dx = nn.normalize(x, param, dzdy=dy)
+        assert np.isfinite(dx).all()
+        np.testing.assert_allclose(dx[0, 4:], _lrn_derivative(x, dy, *param)[0, 4:], rtol=1e-4,
+                                   atol=1e-6)
+
+
+def _lrn_derivative(x, dy, depth, kappa, alpha, beta):
+    """dx of <dy, lrn(x)> by central differences in float64 (channels far from the large one)."""
+    x = x.astype(np.float64)
+    dx = np.zeros_like(x)
+    for k in range(4, x.shape[1]):
+        step = np.zeros_like(x)
+        step[0, k] = 1e-6
+        dx[0, k] = ((ref.lrn_reference(x + step, depth, kappa, alpha, beta)
+                     - ref.lrn_reference(x - step, depth, kappa, alpha, beta)) * dy).sum() / 2e-6
+    return dx
+
+
+def test_log_loss_of_a_nan_probability_is_nan():
+    p = np.full((2, 3), 0.5, F32)
+    p[0, 1] = np.nan
+    c = np.array([1, 2])
+    assert np.isnan(nn.loss(p, c, loss="log"))
+    dx = nn.loss(p, c, loss="log", dzdy=1.0)[0]
+    assert np.isnan(dx[0, 1]) and np.isfinite(np.delete(dx.ravel(), 1)).all()
+    p[0, 1] = 0.0                     # a probability of 0 is still clamped to 1e-8
+    assert nn.loss(p, c, loss="log") == pytest.approx((-math.log(1e-8) - math.log(0.5)) / 2)
+
+
+def test_bnorm_keeps_its_digits_for_a_large_mean():
+    # x scale + (b - mu scale) lost 0.06 of each output to the cancellation of two 1e6
+    # (the moments themselves are float32, so they are given here, as they are stored)
+    x = (1e4 + 0.01 * RNG.standard_normal((8, 2, 4, 4))).astype(F32)
+    moments = ref.bnorm_moments_reference(x).astype(F32)
+    np.testing.assert_allclose(nn.bnorm(x, moments=moments),
+                               ref.bnorm_reference(x, moments=moments), atol=1e-3)
+
+
+def test_bnorm_with_an_infinite_gain_is_infinite_not_nan():
+    g = np.array([np.inf, 1.0, -np.inf], F32)
+    y = nn.bnorm(X, g, np.zeros(3, F32))
+    want = ref.bnorm_reference(X, g.astype(np.float64), np.zeros(3))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+    np.testing.assert_array_equal(np.sign(y), np.sign(want))
