@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import backend
-from .errors import FormatError, UnknownOp, reading
+from .errors import FormatError, UnknownOp, reading, check_zip_members
 from .layer import Input, Layer, Param, Selector, topological_order
 from .ops import lookup
 
@@ -86,24 +86,13 @@ def load_graph(path):
                           meta=_decode(graph["meta"], arrays))
 
 
-# A member of an .npz may inflate to at most this many times its stored size (autonn writes
-# them uncompressed; deflate reaches about 1000x on zeros), or to a few MiB whatever its ratio.
-MAX_INFLATION = 64
-SMALL_MEMBER_BYTES = 4 * 2**20
-
-
 def _check_members(path, where):
     """Refuse a zip bomb before anything is inflated: a member far larger than its bytes on
     disk. Returns the members' ZipInfo."""
     if not zipfile.is_zipfile(path):
         raise FormatError(f"{where}: not an autonn network file (not an .npz archive)")
     with zipfile.ZipFile(path) as archive:
-        members = archive.infolist()
-    for info in members:
-        if info.file_size > max(SMALL_MEMBER_BYTES, MAX_INFLATION * info.compress_size):
-            raise FormatError(f"{where}: member {info.filename!r} would inflate from "
-                              f"{info.compress_size} to {info.file_size} bytes")
-    return members
+        return check_zip_members(archive, where)
 
 
 def _check_declared_sizes(members, declared, where):

@@ -257,7 +257,7 @@ def test_bad_files_give_clear_errors(tmp_path):
         load_matconvnet(path)
     path = tmp_path / "garbage.mat"
     path.write_bytes(b"not a mat file at all" * 10)
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="not a MATLAB v5 or v7.3 file"):
         load_matconvnet(path)
     with pytest.raises(FileNotFoundError):
         load_matconvnet(tmp_path / "missing.mat")
@@ -302,8 +302,8 @@ def test_every_malformed_torch_file_raises_the_format_error_naming_it(tmp_path, 
 
 # ----------------------------------------------------------------------------- PyTorch files
 class FakeStorage:
-    def __init__(self, key, data):
-        self.key, self.data = key, data
+    def __init__(self, key, data, kind="FloatStorage"):
+        self.key, self.data, self.kind = key, data, kind
 
 
 class FakeTensor:
@@ -320,16 +320,15 @@ def fake_torch(monkeypatch):
     torch = types.ModuleType("torch")
     utils = types.ModuleType("torch._utils")
 
-    class FloatStorage:
-        pass
-    FloatStorage.__module__ = "torch"
-    FloatStorage.__qualname__ = "FloatStorage"
+    for kind in ("FloatStorage", "BFloat16Storage"):
+        storage_type = type(kind, (), {"__module__": "torch"})
+        setattr(torch, kind, storage_type)
 
     def _rebuild_tensor_v2(*args):
         raise AssertionError("never called while writing")
     _rebuild_tensor_v2.__module__ = "torch._utils"
     _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
-    torch.FloatStorage, utils._rebuild_tensor_v2 = FloatStorage, _rebuild_tensor_v2
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
     torch._utils = utils
     monkeypatch.setitem(sys.modules, "torch", torch)
     monkeypatch.setitem(sys.modules, "torch._utils", utils)
@@ -340,7 +339,7 @@ def pickle_state(state, fake_torch, legacy=False):
     class Pickler(pickle.Pickler):
         def persistent_id(self, obj):
             if isinstance(obj, FakeStorage):
-                pid = ("storage", fake_torch.FloatStorage, obj.key, "cpu", obj.data.size)
+                pid = ("storage", getattr(fake_torch, obj.kind), obj.key, "cpu", obj.data.size)
                 return pid + (None,) if legacy else pid
             return None
     buffer = pyio.BytesIO()
@@ -394,6 +393,24 @@ def test_legacy_stream_state_dict_is_read(tmp_path, fake_torch):
     write_legacy_state(path, state, storages, fake_torch)
     loaded = load_torch_state_dict(path)
     np.testing.assert_array_equal(loaded["fc.weight_t"], expected["1"].T)
+
+
+def test_bfloat16_tensors_are_read_as_float32(tmp_path, fake_torch):
+    """bfloat16 is float32's upper half: read as 16-bit words, widened by a shift."""
+    values = np.array([[1.0, -2.5, 3.140625], [0.0, 1e-3, -65280.0]], np.float32)
+    words = (values.view(np.uint32) >> 16).astype(np.uint16)  # these are exact in bfloat16
+    storage = FakeStorage("0", words.ravel(), kind="BFloat16Storage")
+    state = collections.OrderedDict(w=FakeTensor(storage, 0, (3, 2), (1, 3)))
+    path = tmp_path / "half.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model/data.pkl", pickle_state(state, fake_torch))
+        archive.writestr("model/data/0", words.tobytes())
+    loaded = load_torch_state_dict(path)["w"]
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, (words.astype(np.uint32) << 16).view(np.float32).T)
+    np.testing.assert_allclose(loaded, values.T, rtol=1e-2)  # 1e-3 is not exact
+    write_legacy_state(tmp_path / "legacy.pth", state, [storage], fake_torch)
+    np.testing.assert_array_equal(load_torch_state_dict(tmp_path / "legacy.pth")["w"], loaded)
 
 
 class Evil:
@@ -456,7 +473,7 @@ def write_zip_state(path, state, storages, fake_torch):
     (0, (-1,), (1,), "must not be negative"),
     (0, (3,), (1.5,), "must be integers"),
     (0, (3, 1), (1,), "as many strides as sizes"),
-    (0, (2**40, 2**40), (0, 0), "more than a tensor may hold"),
+    (0, (2**40, 2**40), (0, 0), "zero or overlapping strides may give at most"),
 ], ids=str)
 def test_a_tensor_reaching_outside_its_storage_is_refused(tmp_path, fake_torch, offset, size,
                                                           stride, problem):

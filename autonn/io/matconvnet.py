@@ -44,6 +44,7 @@ import os
 import numpy as np
 
 from .. import dagnn, simplenn
+from . import mat5
 from ..errors import FormatError, reading
 
 SIMPLENN_NUMERIC = {"stride", "pad", "dilate", "pool", "upsample", "crop", "num_groups"}
@@ -366,6 +367,11 @@ def _read_mat(path):
         header = f.read(128)
     if header[:8] == b"\x89HDF\r\n\x1a\n" or b"MATLAB 7.3" in header:
         return _read_mat73(path)
+    where = f"load_matconvnet({os.path.basename(path)!r})"
+    if not mat5.is_v5(header):
+        raise FormatError(f"{where}: not a MATLAB v5 or v7.3 file (MatConvNet saves no other)")
+    with open(path, "rb") as f:
+        mat5.check_sizes(f, where)
     import scipy.io
     try:
         return scipy.io.loadmat(path, squeeze_me=False, struct_as_record=False,

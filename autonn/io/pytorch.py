@@ -9,24 +9,28 @@ cannot run code.
 """
 
 import collections
+import io
 import math
 import os
 import pickle
+import struct
 import zipfile
 
 import numpy as np
 
-from ..errors import RefusedCode, reading
+from ..errors import RefusedCode, reading, check_zip_members
 
 ALLOWED_STORAGES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
     "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
     "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+    "BFloat16Storage": np.uint16,  # NumPy has no bfloat16: its 16-bit words, widened on reading
 }
 LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
-# A tensor's elements must lie inside its storage, but zero strides (an expanded tensor) can
-# still ask for any number of them: this bounds what one tensor of a file may allocate.
-MAX_TENSOR_BYTES = 2**33
+# A tensor's elements must lie inside its storage, but zero or overlapping strides (what
+# ``expand`` makes) can still ask for any number of them, which reading copies out: such a
+# tensor may hold at most this many elements, any other at most its storage's.
+MAX_EXPANDED_ELEMENTS = 2**24
 
 
 def load_torch_state_dict(path):
@@ -52,7 +56,7 @@ def load_torch_state_dict(path):
 
 def _load_torch_zip(path, where):
     with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
+        names = [info.filename for info in check_zip_members(archive, where)]
         pickles = [n for n in names if n.endswith("data.pkl")]
         if len(pickles) != 1:
             raise ValueError(f"{where}: expected one '<name>/data.pkl' in the archive, found "
@@ -61,8 +65,9 @@ def _load_torch_zip(path, where):
         byteorder = "little"
         if prefix + "byteorder" in names:
             byteorder = archive.read(prefix + "byteorder").decode().strip()
-        with archive.open(pickles[0]) as stream:
-            result, storages = _restricted_load(stream, where)
+        # in memory: the unpickler allocates what a length in the pickle says before reading,
+        # and a BytesIO has no more to give than it holds
+        result, storages = _restricted_load(io.BytesIO(archive.read(pickles[0])), where)
         for key, storage in storages.items():
             member = f"{prefix}data/{key}"
             try:
@@ -76,7 +81,8 @@ def _load_torch_zip(path, where):
 
 
 def _load_torch_legacy(path, where):
-    with open(path, "rb") as stream:
+    with open(path, "rb") as file:
+        stream = _ClampedReads(file)
         # Even the magic number is read by the restricted unpickler: the first pickle of a
         # hostile file is as able to run code as any other.
         try:
@@ -113,18 +119,39 @@ def _load_torch_legacy(path, where):
     return _resolve(result)
 
 
+class _ClampedReads:
+    """A file whose reads never ask for more than is left in it: the unpickler allocates what
+    a length in the pickle says before reading (4 bytes of a hostile file could ask for 4 GiB),
+    and a file's read allocates what it is asked for."""
+
+    def __init__(self, file):
+        self.file, self.size = file, os.fstat(file.fileno()).st_size
+
+    def _left(self, n):
+        left = max(self.size - self.file.tell(), 0)
+        return left if n is None or n < 0 else min(n, left)
+
+    def read(self, n=-1):
+        return self.file.read(self._left(n))
+
+    def readline(self, n=-1):
+        return self.file.readline(self._left(n))
+
+
 class _StorageType:
     """Stands for ``torch.<Type>Storage`` inside the pickle: only its dtype matters."""
 
     def __init__(self, name):
         self.name, self.dtype = name, np.dtype(ALLOWED_STORAGES[name])
+        self.bfloat16 = name == "BFloat16Storage"
 
 
 class _Storage:
     """A storage named in the pickle; its bytes come after (legacy) or beside (zip) it."""
 
-    def __init__(self, key, dtype, count):
+    def __init__(self, key, dtype, count, bfloat16=False):
         self.key, self.dtype, self.count, self.data = key, dtype, count, None
+        self.bfloat16 = bfloat16
 
     def fill(self, data, where):
         if data.size < self.count:
@@ -145,11 +172,15 @@ class _PendingTensor:
         native = data.dtype.newbyteorder("=")
         self._check_geometry(data.size, data.itemsize)
         if not self.size:
-            return np.array(data[self.offset], dtype=native)
-        view = np.lib.stride_tricks.as_strided(
-            data[self.offset:], shape=self.size,
-            strides=tuple(s * data.itemsize for s in self.stride))
-        return np.ascontiguousarray(view).astype(native, copy=False)
+            array = np.array(data[self.offset], dtype=native)
+        else:
+            view = np.lib.stride_tricks.as_strided(
+                data[self.offset:], shape=self.size,
+                strides=tuple(s * data.itemsize for s in self.stride))
+            array = np.ascontiguousarray(view).astype(native, copy=False)
+        if self.storage.bfloat16:  # a bfloat16 is the upper half of the float32 it rounds
+            return (array.astype(np.uint32) << 16).view(np.float32)
+        return array
 
 
     def _check_geometry(self, available, itemsize):
@@ -164,9 +195,10 @@ class _PendingTensor:
         if offset < 0 or min(size, default=0) < 0 or min(stride, default=0) < 0:
             raise ValueError(f"{text}: offset, sizes and strides must not be negative")
         elements = math.prod(size)
-        if elements * itemsize > MAX_TENSOR_BYTES:
-            raise ValueError(f"{text}: {elements} elements is more than a tensor may hold "
-                             f"({MAX_TENSOR_BYTES} bytes)")
+        if elements > max(available, MAX_EXPANDED_ELEMENTS):
+            raise ValueError(f"{text}: {elements} elements from a storage of {available} "
+                             f"(zero or overlapping strides may give at most "
+                             f"{MAX_EXPANDED_ELEMENTS})")
         # the last element read: (offset when the tensor is empty: nothing is read then)
         last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if elements else offset - 1
         if last >= available:
@@ -182,7 +214,9 @@ def _restricted_load(stream, where):
     (tensors still pending) and the storages it named, by key."""
     storages = {}
 
-    class Unpickler(pickle.Unpickler):
+    # Python's own unpickler, not the C one: the C unpickler's memo is an array that a
+    # LONG_BINPUT index grows to (5 bytes of a file asked for 9 GiB); this one's is a dict.
+    class Unpickler(pickle._Unpickler):
         def find_class(self, module, name):
             if (module, name) == ("collections", "OrderedDict"):
                 return collections.OrderedDict
@@ -206,10 +240,20 @@ def _restricted_load(stream, where):
                                              f"{pid[5]!r}) are not supported")
             _, storage_type, key, _location, count = pid[:5]
             if key not in storages:
-                storages[key] = _Storage(key, storage_type.dtype, int(count))
+                storages[key] = _Storage(key, storage_type.dtype, int(count),
+                                         storage_type.bfloat16)
             return storages[key]
 
-    return Unpickler(stream).load(), storages
+    try:
+        return Unpickler(stream).load(), storages
+    except (KeyError, IndexError, AttributeError, TypeError, ValueError, EOFError,
+            struct.error, pickle.UnpicklingError) as error:
+        if isinstance(error, RefusedCode) or str(error).startswith(where):
+            raise
+        # a memo entry never stored, a call with the wrong arguments, a stack too short...
+        what = "it ends early" if isinstance(error, EOFError) else \
+            f"{type(error).__name__}: {error}"
+        raise pickle.UnpicklingError(f"{where}: the pickle is malformed ({what})") from None
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
@@ -223,15 +267,22 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
     return data
 
 
-def _resolve(value):
-    """Replace pending tensors by arrays inside dicts, lists and tuples."""
+def _resolve(value, done=None):
+    """Replace pending tensors by arrays inside dicts, lists and tuples. What the pickle shares
+    is resolved once and stays shared: a pickle of nested lists that each hold the one below
+    twice is small, and resolving it as a tree would take time exponential in its depth."""
+    done = {} if done is None else done
+    if id(value) in done:
+        return done[id(value)][1]
     if isinstance(value, _PendingTensor):
-        return value.array()
-    if isinstance(value, dict):
+        resolved = value.array()
+    elif isinstance(value, dict):
         resolved = type(value)() if isinstance(value, collections.OrderedDict) else {}
         for key, item in value.items():
-            resolved[key] = _resolve(item)
-        return resolved
-    if isinstance(value, (list, tuple)):
-        return type(value)(_resolve(v) for v in value)
-    return value
+            resolved[key] = _resolve(item, done)
+    elif isinstance(value, (list, tuple)):
+        resolved = type(value)(_resolve(v, done) for v in value)
+    else:
+        return value
+    done[id(value)] = (value, resolved)  # (the value kept alive: its id stays its own)
+    return resolved
