@@ -110,7 +110,8 @@ normalize_op = Op("normalize", normalize_forward, normalize_backward,
 
 
 # =========================================================================== bnorm
-def bnorm(x, g=None, b=None, *, moments=None, epsilon=1e-4, return_moments=False, dzdy=None):
+def bnorm(x, g=None, b=None, *, moments=None, epsilon=1e-4, return_moments=False, frozen=False,
+          dzdy=None):
     """Batch normalisation, ``vl_nnbnorm`` (manual 4.5.2, 6.5.2).
 
     ``y = g_k (x - mu_k) / sigma_k + b_k`` per channel k, where ``mu_k`` is the mean of channel
@@ -120,23 +121,36 @@ def bnorm(x, g=None, b=None, *, moments=None, epsilon=1e-4, return_moments=False
     ``dz/dx = g / sigma (dz/dy - dz/db / M - xhat dz/dg / M)``.
 
     x : (N, C, H, W) or (N, C); g, b : (C,) or None (gain 1, bias 0).
-    moments : (C, 2) array ``[mu, sigma]``; when given it is used as-is (test mode) and
-        ``dz/dx = g / sigma dz/dy``. A sigma of 0 divides by zero (inf, or NaN where x = mu):
-        moments computed by bnorm itself have sigma >= sqrt(epsilon).
-    return_moments : also return the moments used, ``(y, moments)``.
+    moments : (C, 2) array ``[mu, sigma]`` used in place of the batch's moments. As
+        MatConvNet's ``vl_nnbnorm(x, g, b, dzdy, 'moments', m)``, the backward still takes them
+        for the batch's own statistics (the derivative above, evaluated at the given mu and
+        sigma): the moments of this batch give exactly the derivatives of the call without
+        them. A sigma of 0 divides by zero (inf, or NaN where x = mu): moments computed by
+        bnorm itself have sigma >= sqrt(epsilon).
+    frozen : with ``moments``, frozen statistics (test mode, fine-tuning): the moments are
+        constants and ``dz/dx = g / sigma dz/dy`` (the forward's own derivative). In a graph a
+        frozen bnorm uses its moments in every mode and gives them their true derivative: keep
+        them fixed as an array or a Param with ``train_method='none'`` (an ``'average'`` Param
+        would move towards that derivative).
+    return_moments : also return the moments used: ``(y, moments)``, or with ``dzdy=``
+        ``(dx, dg, db, moments)`` (MatConvNet's ``[dzdx, dzdg, dzdb, moments]``).
 
     In a graph, ``nn.bnorm(x)`` creates the gain (ones), bias (zeros) and moments Params; the
     moments Param has ``train_method='average'``: training uses the batch statistics and reports
     them as the moments' derivative (as MatConvNet's AutoNN), so the solver moves the Param
-    towards them; test mode uses the Param.
+    towards them; test mode uses the Param (with the constant-moment rule of ``frozen``).
     """
     epsilon = as_real("bnorm", "epsilon", epsilon, positive=True)
     return_moments = as_flag("bnorm", "return_moments", return_moments)
+    frozen = as_flag("bnorm", "frozen", frozen)
+    if frozen and moments is None:
+        raise ValueError("bnorm: frozen=True needs the moments (moments=, a (C, 2) array "
+                         "[mu, sigma] or Layer) to hold constant")
     if any_layer(x, g, b, moments):
         if return_moments:
             raise ValueError("bnorm: return_moments is only available eagerly; in a graph the "
                              "moments Param holds the running moments")
-        return _bnorm_layer(x, g, b, moments, epsilon)
+        return _bnorm_layer(x, g, b, moments, epsilon, frozen)
     check_float_array("bnorm", "x", x, ndim=(2, 4))
     channels = x.shape[1]
     for name, value, shape in (("g", g, (channels,)), ("b", b, (channels,)),
@@ -147,19 +161,32 @@ def bnorm(x, g=None, b=None, *, moments=None, epsilon=1e-4, return_moments=False
     check_same_dtype("bnorm", x=x, g=g, b=b, moments=moments)
     check_devices("bnorm", x=x, g=g, b=b, moments=moments)
     check_dzdy("bnorm", dzdy, x.shape, like=x)
+    if dzdy is not None:
+        if moments is None:
+            ders = bnorm_op(x, g, b, epsilon=epsilon, dzdy=dzdy)
+        elif frozen:
+            ders = bnorm_given_moments_op(x, g, b, moments, dzdy=dzdy)[:3]
+        else:
+            ders = _bnorm_given_moments_derivatives(x, g, b, moments, dzdy)
+        if return_moments:
+            return (*ders, batch_moments(x, epsilon) if moments is None else moments)
+        return ders
     if moments is None:
-        if dzdy is not None:
-            return bnorm_op(x, g, b, epsilon=epsilon, dzdy=dzdy)
         y = bnorm_op(x, g, b, epsilon=epsilon)
         return (y, batch_moments(x, epsilon)) if return_moments else y
-    if dzdy is not None:
-        return bnorm_given_moments_op(x, g, b, moments, dzdy=dzdy)[:3]
     y = bnorm_given_moments_op(x, g, b, moments)
     return (y, moments) if return_moments else y
 
 
-def _bnorm_layer(x, g, b, moments, epsilon):
-    """Graph mode: create the missing Params, then a node training on batch statistics."""
+def _bnorm_given_moments_derivatives(x, g, b, moments, dzdy):
+    """MatConvNet's backward with given moments: the batch-statistics derivative at them."""
+    dx, dg, db = _bnorm_derivatives(x, g, moments, dzdy, True)
+    return dx, None if g is None else dg, None if b is None else db
+
+
+def _bnorm_layer(x, g, b, moments, epsilon, frozen):
+    """Graph mode: create the missing Params, then a node training on batch statistics (or,
+    frozen, one that always uses the given moments as constants)."""
     if g is None or b is None or moments is None:
         known = [getattr(v, "value", v) for v in (g, b) if v is not None]
         known = [v for v in known if hasattr(v, "shape") and len(v.shape) == 1]
@@ -174,6 +201,8 @@ def _bnorm_layer(x, g, b, moments, epsilon):
             moments = Param(np.concatenate([np.zeros((channels, 1), np.float32),
                                             np.ones((channels, 1), np.float32)], axis=1),
                             learning_rate=0.1, weight_decay=0.0, train_method="average")
+    if frozen:
+        return bnorm_given_moments_op(x, g, b, moments)
     return bnorm_train_op(x, g, b, moments, epsilon=epsilon)
 
 
@@ -303,7 +332,8 @@ def bnorm_given_moments_forward(x, g, b, moments):
 
 
 def bnorm_given_moments_backward(x, g, b, moments, dzdy):
-    """Exact derivatives with the moments held as an input (test mode)."""
+    """Exact derivatives with the moments held as an input (frozen statistics: test mode,
+    fine-tuning; ``nn.bnorm(..., frozen=True)``)."""
     xp = array_module(x)
     dx, dg, db = _bnorm_derivatives(x, g, moments, dzdy, False)
     # y = g (x - mu) / sigma + b: dy/dmu = -g / sigma, dy/dsigma = -g xhat / sigma.

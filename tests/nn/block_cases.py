@@ -71,6 +71,12 @@ ROIS = np.array([[0, 0, 0, 4, 3],          # from the image corner
                  [1, 4, 3, 9, 9]])         # across the border
 
 
+def batch_and_its_moments(rng, shape):
+    """x, g, b and the moments of x (bnorm's default epsilon)."""
+    x = normal(rng, *shape)
+    return x, normal(rng, shape[1]), normal(rng, shape[1]), ref.bnorm_moments_reference(x)
+
+
 # ----------------------------------------------------------------------------- the table
 def conv_case(name, x_shape, w_shape, biases, **options):
     """conv of x, w and ``biases`` biases (None: no bias); options given as tuples."""
@@ -216,16 +222,20 @@ CASES = [
                        "(test_bnorm_channel_inference_refuses_unknown_inputs)"),
     BlockCase("bnorm-given-moments", nn.bnorm,
               lambda x, g, b, m, dzdy=None: nn.bnorm(x, g, b, moments=m, dzdy=dzdy),
+              # the moments of this batch: the graph (mode 'normal') computes them itself
+              lambda rng: batch_and_its_moments(rng, (2, 3, 2, 2)),
+              lambda x, g, b, m: ref.bnorm_reference(x, g, b, moments=m),
+              differentiable=(0, 1, 2), graph_params=(1, 2),
+              gradcheck="with given moments the backward is MatConvNet's batch-statistics "
+                        "derivative, not this forward's (SPEC section 1; "
+                        "test_bnorm_backward_with_given_moments_is_the_batch_statistics_one)"),
+    BlockCase("bnorm-frozen-moments", nn.bnorm,
+              lambda x, g, b, m, dzdy=None: nn.bnorm(x, g, b, moments=m, frozen=True,
+                                                     dzdy=dzdy),
               lambda rng: (normal(rng, 2, 3, 2, 2), normal(rng, 3), normal(rng, 3),
                            moments(rng, 3)),
               lambda x, g, b, m: ref.bnorm_reference(x, g, b, moments=m),
-              differentiable=(0, 1, 2),
-              gradcheck="with given moments the backward is MatConvNet's batch-statistics "
-                        "derivative, not this forward's (SPEC section 1; "
-                        "test_bnorm_backward_with_given_moments_is_the_batch_statistics_one)",
-              in_graph="in a graph the moments are the running-average Param: mode 'normal' "
-                       "trains on the batch statistics and test mode uses the Param "
-                       "(test_bnorm_params_train_by_average_and_freeze_in_test_mode)"),
+              differentiable=(0, 1, 2), graph_params=(1, 2)),
     BlockCase("spnorm", nn.spnorm,
               lambda x, dzdy=None: nn.spnorm(x, (3, 4, 0.5, 0.6), dzdy=dzdy),
               lambda rng: (normal(rng, 2, 2, 4, 5),),

@@ -225,6 +225,29 @@ def bnorm_reference(x, g=None, b=None, moments=None, epsilon=1e-4):
     return y.reshape(x.shape)
 
 
+def bnorm_derivatives_reference(x, g, dzdy, moments=None, epsilon=1e-4):
+    """(dx, dg, db) of <dzdy, bnorm(x, g, b)> with the moments treated as the batch's own
+    (manual 6.5.2; MatConvNet's vl_nnbnorm, also when it is given the moments): with
+    M = N H W, xhat = (x - mu) / sigma, dg_k = sum dzdy xhat, db_k = sum dzdy and
+    dx = g_k / sigma_k (dzdy - db_k / M - xhat dg_k / M), by loops over channel k."""
+    x, dzdy = _f64(x), _f64(dzdy)
+    moments = bnorm_moments_reference(x, epsilon) if moments is None else _f64(moments)
+    x4, dy4 = _nchw(x), _nchw(dzdy)
+    N, C, H, W = x4.shape
+    mass = N * H * W
+    dx, dg, db = np.zeros(x4.shape), np.zeros(C), np.zeros(C)
+    for k in range(C):
+        mu, sigma = moments[k]
+        gain = 1.0 if g is None else float(_f64(g)[k])
+        for n, i, j in np.ndindex(N, H, W):
+            dg[k] += dy4[n, k, i, j] * (x4[n, k, i, j] - mu) / sigma
+            db[k] += dy4[n, k, i, j]
+        for n, i, j in np.ndindex(N, H, W):
+            xhat = (x4[n, k, i, j] - mu) / sigma
+            dx[n, k, i, j] = gain / sigma * (dy4[n, k, i, j] - db[k] / mass - xhat * dg[k] / mass)
+    return dx.reshape(x.shape), dg, db
+
+
 def bnorm_moments_reference(x, epsilon=1e-4):
     """(C, 2) [mu_k, sigma_k]: the mean of channel k over N, H, W and sigma_k =
     sqrt(var_k + epsilon), var_k the biased variance."""

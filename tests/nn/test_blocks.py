@@ -142,9 +142,6 @@ def test_a_graph_bnorm_with_given_moments_uses_them_in_test_mode_only():
     np.testing.assert_allclose(net.value(y), nn.bnorm(x, g, b), rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="bug (against SPEC section 1): with moments= the eager "
-                   "backward holds the moments constant (dx = g / sigma dzdy) and drops "
-                   "return_moments; MatConvNet's derivative reuses them as batch statistics")
 def test_bnorm_backward_with_given_moments_is_the_batch_statistics_one():
     rng = np.random.default_rng(5)
     x, g, b = normal(rng, 2, 3, 2, 2), normal(rng, 3), normal(rng, 3)

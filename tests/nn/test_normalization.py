@@ -5,6 +5,7 @@ checks."""
 import numpy as np
 import pytest
 from block_references import (
+    bnorm_derivatives_reference,
     bnorm_moments_reference,
     bnorm_reference,
     lrn_reference,
@@ -59,14 +60,112 @@ def test_bnorm_matches_the_manual_and_returns_moments():
                                rtol=1e-10, atol=1e-12)
 
 
-def test_bnorm_derivatives_with_batch_and_given_moments():
+def test_bnorm_derivatives_with_batch_and_frozen_moments():
     x = RNG.standard_normal((2, 3, 2, 2))
     g, b = RNG.standard_normal(3), RNG.standard_normal(3)
     an.gradcheck(nn.bnorm, x, g, b)
     moments = np.stack([RNG.standard_normal(3), 1 + RNG.random(3)], axis=1)
-    an.gradcheck(lambda x, g, b, dzdy=None: nn.bnorm(x, g, b, moments=moments, dzdy=dzdy),
-                 x, g, b)
+    # frozen statistics: the moments are constants, the derivative is the forward's own
+    an.gradcheck(lambda x, g, b, dzdy=None: nn.bnorm(x, g, b, moments=moments, frozen=True,
+                                                     dzdy=dzdy), x, g, b)
     an.gradcheck(nn.bnorm, RNG.standard_normal((5, 3)), g, b)       # (N, C) input
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 3, 2, 2), (7, 4), (1, 2, 3, 1)])
+def test_bnorm_backward_with_given_moments_is_matconvnets_batch_statistics_derivative(shape,
+                                                                                       dtype):
+    # vl_nnbnorm(x, g, b, dzdy, 'moments', m) differentiates as if m were the batch's moments
+    # (mu, sigma of x), evaluated at the given m; the derivative of bnorm with fixed moments is
+    # g / sigma dzdy, which this is not
+    x = (RNG.standard_normal(shape) * 2 + 1).astype(dtype)
+    g, b = RNG.standard_normal(shape[1]).astype(dtype), RNG.standard_normal(shape[1]).astype(dtype)
+    dy = RNG.standard_normal(shape).astype(dtype)
+    moments = np.stack([RNG.standard_normal(shape[1]), 1 + RNG.random(shape[1])],
+                       axis=1).astype(dtype)
+    dx, dg, db = nn.bnorm(x, g, b, moments=moments, dzdy=dy)
+    dx_ref, dg_ref, db_ref = bnorm_derivatives_reference(x, g, dy, moments=moments)
+    tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    for got, want in ((dx, dx_ref), (dg, dg_ref), (db, db_ref)):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **tol)
+    assert not np.allclose(dx, g.reshape((1, -1) + (1,) * (len(shape) - 2))
+                           / moments[:, 1].reshape((1, -1) + (1,) * (len(shape) - 2)) * dy)
+
+
+def test_bnorm_backward_with_the_batch_moments_is_the_plain_backward():
+    # MatConvNet's nnbnorm.m givenMoments: the moments of this batch give exactly the
+    # derivatives of the plain call, and [dzdx, dzdg, dzdb, moments] returns them
+    x, g, b = RNG.standard_normal((3, 4, 2, 3)), RNG.standard_normal(4), RNG.standard_normal(4)
+    dy = RNG.standard_normal(x.shape)
+    _, batch = nn.bnorm(x, g, b, epsilon=1e-3, return_moments=True)
+    plain = nn.bnorm(x, g, b, epsilon=1e-3, dzdy=dy, return_moments=True)
+    given = nn.bnorm(x, g, b, moments=batch, epsilon=1e-3, dzdy=dy, return_moments=True)
+    assert len(plain) == 4 and len(given) == 4
+    np.testing.assert_allclose(plain[3], batch, rtol=1e-12)
+    np.testing.assert_allclose(given[3], batch, rtol=1e-12)
+    for got, want in zip(given[:3], plain[:3]):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    for got, want in zip(plain[:3], bnorm_derivatives_reference(x, g, dy, epsilon=1e-3)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert len(nn.bnorm(x, g, b, moments=batch, dzdy=dy)) == 3
+
+
+def test_bnorm_frozen_uses_the_constant_moment_derivative():
+    x, g, b = RNG.standard_normal((2, 3, 2, 2)), RNG.standard_normal(3), RNG.standard_normal(3)
+    moments = np.stack([RNG.standard_normal(3), 1 + RNG.random(3)], axis=1)
+    dy = RNG.standard_normal(x.shape)
+    dx, dg, db, m = nn.bnorm(x, g, b, moments=moments, frozen=True, dzdy=dy,
+                             return_moments=True)
+    scale = (g / moments[:, 1]).reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(dx, scale * dy, rtol=1e-12)
+    xhat = (x - moments[:, 0].reshape(1, 3, 1, 1)) / moments[:, 1].reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(dg, (dy * xhat).sum(axis=(0, 2, 3)), rtol=1e-10)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-10)
+    np.testing.assert_array_equal(m, moments)
+    np.testing.assert_allclose(nn.bnorm(x, g, b, moments=moments, frozen=True),
+                               bnorm_reference(x, g, b, moments=moments), rtol=1e-12)
+
+
+def test_bnorm_frozen_needs_moments_and_is_a_flag():
+    x = RNG.standard_normal((2, 3, 2, 2))
+    with pytest.raises(ValueError, match="bnorm: frozen=True needs the moments"):
+        nn.bnorm(x, frozen=True)
+    with pytest.raises(TypeError, match="bnorm: frozen must be True or False"):
+        nn.bnorm(x, moments=np.ones((3, 2)), frozen="no")
+    with pytest.raises(ValueError, match="bnorm: frozen=True needs the moments"):
+        nn.bnorm(an.Input(name="x"), an.Param(np.ones(3)), an.Param(np.zeros(3)), frozen=True)
+
+
+def test_a_frozen_graph_bnorm_uses_its_moments_and_constant_moment_derivative_in_every_mode():
+    x, g, b = RNG.standard_normal((2, 3, 2, 2)), RNG.standard_normal(3), RNG.standard_normal(3)
+    moments = np.stack([RNG.standard_normal(3), 1 + RNG.random(3)], axis=1)
+    dy = RNG.standard_normal(x.shape)
+    gain, bias = an.Param(g), an.Param(b)
+    y = nn.bnorm(an.Input(name="x"), gain, bias, moments=an.Param(moments), frozen=True)
+    net = an.Net((y * dy).sum())
+    net.eval({"x": x})
+    np.testing.assert_allclose(net.value(y), nn.bnorm(x, g, b, moments=moments), rtol=1e-12)
+    for got, want in zip((net.der("x"), gain.der, bias.der),
+                         nn.bnorm(x, g, b, moments=moments, frozen=True, dzdy=dy)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    net.eval({"x": x}, mode="test")
+    np.testing.assert_allclose(net.value(y), nn.bnorm(x, g, b, moments=moments), rtol=1e-12)
+
+
+def test_a_graph_bnorm_trains_with_the_eager_rule_for_given_moments():
+    # in mode 'normal' the graph normalises with the batch's moments and differentiates with
+    # the batch-statistics rule: what eager bnorm gives with those moments given
+    x, g, b = RNG.standard_normal((2, 3, 2, 2)), RNG.standard_normal(3), RNG.standard_normal(3)
+    dy = RNG.standard_normal(x.shape)
+    gain, bias = an.Param(g), an.Param(b)
+    y = nn.bnorm(an.Input(name="x"), gain, bias, moments=an.Param(np.ones((3, 2))))
+    net = an.Net((y * dy).sum())
+    net.eval({"x": x})
+    _, batch = nn.bnorm(x, g, b, return_moments=True)
+    for got, want in zip((net.der("x"), gain.der, bias.der),
+                         nn.bnorm(x, g, b, moments=batch, dzdy=dy)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_bnorm_without_gain_and_bias_gives_none_derivatives():
