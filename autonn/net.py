@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-from . import backend, codegen, registration, serialization
+from . import backend, codegen, registration, serialization, state
 from .compiler import compile_graph
 from .errors import reading
 from .layer import Input, Layer, Param, first_user_frame, sequential_names, topological_order
@@ -358,6 +358,17 @@ class Net:
                 f"backward steps, {len(self.params)} params, inputs {sorted(self.inputs)}>")
 
     # ------------------------------------------------------------------ persistence
+    def state_dict(self):
+        """``OrderedDict`` of Param name -> a copy of its value (bnorm moments included)."""
+        return state.state_dict(self.params)
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Load the arrays of ``state_dict`` into the Params of the same names and shapes.
+        ``strict=False`` loads what matches and returns what did not (a
+        :class:`autonn.state.LoadReport`: missing, unexpected, mismatched shapes); with
+        ``strict=True`` any difference raises and nothing is loaded."""
+        return state.load_state_dict(self.params, state_dict, strict)
+
     def save(self, path):
         """Save the graph, parameter values, names, options and ``meta`` to one ``.npz`` file
         (arrays plus a JSON description: no pickle, so loading runs no code)."""
