@@ -111,63 +111,253 @@ WEIGHT_SUFFIXES = {"conv": ("f", "b"), "convt": ("f", "b"), "bnorm": ("m", "b", 
 
 class Record:
     """One entry of ``run``'s result, MatConvNet's ``res(i)``: ``x`` is the input of layer i
-    (the last record holds the network's output), ``dzdx`` the derivative with respect to ``x``
-    and ``dzdw`` the list of derivatives of layer i's weights (when a derivative was asked)."""
+    (the last record holds the network's output), ``dzdx`` the derivative with respect to ``x``,
+    ``dzdw`` the list of derivatives of layer i's weights (when a derivative was asked) and
+    ``aux`` the values the layer before computed besides ``x`` (``{name: value}``, such as the
+    mask of a dropout layer, MatConvNet's ``res(i+1).aux``), which ``skip_forward`` reuses."""
 
-    __slots__ = ("x", "dzdx", "dzdw")
+    __slots__ = ("x", "dzdx", "dzdw", "aux")
 
-    def __init__(self, x=None, dzdx=None, dzdw=None):
+    def __init__(self, x=None, dzdx=None, dzdw=None, aux=None):
         self.x, self.dzdx, self.dzdw = x, dzdx, list(dzdw or [])
+        self.aux = dict(aux or {})
 
     def __repr__(self):
         return (f"Record(x={_shape_text(self.x)}, dzdx={_shape_text(self.dzdx)}, "
                 f"dzdw=[{', '.join(_shape_text(d) for d in self.dzdw)}])")
 
 
-def run(net, x, dzdy=None, conserve_memory=False, *, mode="normal", labels=None):
-    """Evaluate a SimpleNN network, MatConvNet's ``res = vl_simplenn(net, x, dzdy)``.
+def run(net, x, dzdy=None, conserve_memory=False, back_prop_depth=np.inf, skip_forward=False,
+        res=None, *, mode="normal", labels=None):
+    """Evaluate a SimpleNN network, MatConvNet's ``res = vl_simplenn(net, x, dzdy, res, ...)``.
 
-    x : (N, C, H, W) input. dzdy : the projection of the output's derivative (1.0 for a loss),
-    or None for a forward pass only. mode : 'normal' (dropout active, batch normalisation on the
-    batch's moments) or 'test'. labels : the labels of loss and pdist layers whose ``'class'`` is
-    not set (one array for all of them). With ``conserve_memory`` the intermediate ``x`` and
-    ``dzdx`` that no later step needs are released (None), as MatConvNet's ``'conserveMemory'``.
+    x : (N, C, H, W) input (unused with ``skip_forward``). dzdy : the projection of the
+    output's derivative (1.0 for a loss), or None for a forward pass only. mode : 'normal'
+    (dropout active, batch normalisation on the batch's moments) or 'test'. labels : the labels
+    of loss and pdist layers whose ``'class'`` is not set (one array for all of them).
+
+    conserve_memory : release what ``vl_simplenn`` releases. In a forward pass, every ``x``
+    but the output's, unless the layer that computed it is a loss or is marked
+    ``'precious': True``; with a derivative, every ``x`` and ``dzdx`` strictly between the
+    input and the output, unless the layer that computed it is precious. The values are
+    released while the tape runs, not only in the result.
+    back_prop_depth : back-propagate through the last N layers only (a positive number, ``inf``
+        for all): the records before them get no ``dzdx`` and their layers no ``dzdw``.
+    skip_forward, res : run only the backward pass, from the forward values (``x`` and
+        ``aux``) of ``res``, the records of an earlier ``run`` of the same network (needs
+        ``dzdy``; ``res`` itself is not changed).
 
     Returns a list of ``len(layers) + 1`` :class:`Record`.
 
     The network is translated into autonn Layers and compiled into a tape: no second engine.
+    The layers before the back-propagated ones get a tape of their own, forward only.
     """
     if mode not in ("normal", "test"):
         raise ValueError(f"simplenn.run: mode must be 'normal' or 'test', got {mode!r}")
-    built = build(net, test_mode=(mode == "test"), where="simplenn.run")
-    if not hasattr(x, "shape") or len(x.shape) != 4:
+    test_mode = mode == "test"
+    layers = tidy(net)["layers"]
+    n = len(layers)
+    depth = _back_prop_depth(back_prop_depth)
+    skip_forward = _flag("skip_forward", skip_forward)
+    conserve_memory = _flag("conserve_memory", conserve_memory)
+    if skip_forward and dzdy is None:
+        raise ValueError("simplenn.run: skip_forward runs only the backward pass, which needs "
+                         "dzdy (got dzdy=None)")
+    if skip_forward and res is None:
+        raise ValueError("simplenn.run: skip_forward needs res=, the records of an earlier run "
+                         "holding the forward values")
+    if skip_forward:
+        _check_records(res, n)
+    elif not hasattr(x, "shape") or len(x.shape) != 4:
         raise ValueError(f"simplenn.run: x must be an (N, C, H, W) array, got "
                          f"{_shape_text(x) if hasattr(x, 'shape') else type(x).__name__}")
-    compiled = Net(built.output, optimize=False, conserve_memory=conserve_memory,
-                   _name_from=False)
-    feed = {built.input.name: x}
-    for label_input, index, value in built.labels:
-        if value is None:
-            value = labels
-        if value is None:
-            raise ValueError(f"simplenn.run: layer {index} "
-                             f"('{built.layers[index]['name']}') needs labels: set its 'class' "
-                             f"or pass labels=")
-        feed[label_input.name] = np.asarray(value) if isinstance(value, (list, tuple)) else value
-    if dzdy is None:
-        compiled.eval(feed, mode="forward")
-    else:
-        compiled.eval(feed, der_output=dzdy)
+    # The first back-propagated layer (MatConvNet's backPropLim, 0-based); n: none.
+    first = n if dzdy is None else (0 if depth >= n else n - int(depth))
+    records = [Record() for _ in range(n + 1)]
 
-    records = []
-    for index, variable in enumerate(built.variables):
-        record = Record(_value_or_none(compiled, variable))
-        if dzdy is not None:
-            record.dzdx = compiled.der(variable)
-            if index < len(built.params):
-                record.dzdw = [getattr(p, "der", None) for p in built.params[index]]
-        records.append(record)
+    if skip_forward:
+        for record, given in zip(records, res):
+            record.x, record.aux = given.x, dict(given.aux)
+    else:
+        records[0].x = x
+        if first > 0:  # the layers before the back-propagated ones: forward only
+            kept = [k for k in range(1, first + 1) if k == first or _kept_forward(layers, k)]
+            before = _Segment(net, 0, first, test_mode, kept, conserve_memory)
+            before.forward(x, labels)
+            before.read(records, derivatives=False)
+
+    if first < n:
+        # Back-propagated layers: precious outputs keep their values and derivatives.
+        kept = [k for k in range(first + 1, n) if _precious(layers[k - 1])] + [n]
+        after = _Segment(net, first, n, test_mode, kept, conserve_memory, derivatives=True)
+        if skip_forward:
+            after.backward_from(records, labels, dzdy)
+        else:
+            after.forward(records[first].x, labels, dzdy=dzdy)
+        after.read(records, derivatives=True)
+
+    if conserve_memory:
+        _forget(records, layers, first, dzdy is not None, skip_forward)
     return records
+
+
+def compile_keeping(outputs, kept, conserve_memory):
+    """A Net computing ``outputs`` whose ``conserve_memory`` releases neither the values nor the
+    derivatives of the Layers in ``kept`` (MatConvNet's precious variables). The kept Layers
+    that are not outputs follow ``outputs`` among the net's outputs, to be seeded with no
+    derivative (None)."""
+    extra = [k for k in dict.fromkeys(kept) if all(k is not o for o in outputs)]
+    net = Net(*outputs, *extra, optimize=False, conserve_memory=conserve_memory,
+              _name_from=False)
+    if conserve_memory and kept:
+        # Outputs keep their values; the memory plan still frees every derivative but those of
+        # the leaves once consumed, so the kept ones are taken off its lists.
+        names = {name: slot for slot, name in reversed(list(enumerate(net.tape.names)))}
+        slots = {names[layer.name] for layer in kept}
+        for step in net.tape.backward:
+            if any(s in slots for s in step.free_ders):
+                step.free_ders = tuple(s for s in step.free_ders if s not in slots)
+    return net
+
+
+class _Segment:
+    """Layers ``start`` .. ``stop - 1`` of a network on a tape of their own: the first reads an
+    Input holding ``x<start>`` (``input`` for the network's input), the records ``kept`` (the
+    indices of res) survive conserve_memory."""
+
+    def __init__(self, net, start, stop, test_mode, kept, conserve_memory, derivatives=False):
+        self.built = build(net, test_mode=test_mode, where="simplenn.run", start=start,
+                           stop=stop)
+        self.start = start
+        built = self.built
+        _name_internals(built)
+        self.net = compile_keeping([built.output], [built.variables[k - start] for k in kept],
+                                   conserve_memory)
+        self.derivatives = derivatives
+
+    def feed(self, x, labels):
+        feed = {self.built.input.name: x}
+        for label_input, index, value in self.built.labels:
+            if value is None:
+                value = labels
+            if value is None:
+                raise ValueError(f"simplenn.run: layer {index} "
+                                 f"('{self.built.layers[index]['name']}') needs labels: set its "
+                                 f"'class' or pass labels=")
+            feed[label_input.name] = np.asarray(value) if isinstance(value, (list, tuple)) \
+                else value
+        return feed
+
+    def forward(self, x, labels, dzdy=None):
+        feed = self.feed(x, labels)
+        if dzdy is None:
+            self.net.eval(feed, mode="forward")
+        else:
+            self.net.eval(feed, der_output=self._seeds(dzdy))
+
+    def backward_from(self, records, labels, dzdy):
+        """The backward pass alone, from the forward values held by ``records``."""
+        built, net, start = self.built, self.net, self.start
+        missing = [f"res[{start + k}].x" for k, _ in enumerate(built.variables)
+                   if records[start + k].x is None]
+        for k, internals in enumerate(built.internals):
+            aux = records[start + k + 1].aux
+            missing += [f"res[{start + k + 1}].aux[{layer.name!r}]" for layer in internals
+                        if aux.get(layer.name) is None]
+        if missing:
+            raise ValueError(f"simplenn.run: skip_forward needs the forward values "
+                             f"{', '.join(missing)}, which res does not hold (a run with "
+                             f"conserve_memory releases them)")
+        # Loads the Params, constants and inputs as a forward pass would, without running it.
+        net._load(self.feed(records[start].x, labels))
+        for k, variable in enumerate(built.variables[1:], start + 1):
+            net.set_value(variable, records[k].x)
+        for k, internals in enumerate(built.internals):
+            for layer in internals:
+                net.set_value(layer, records[start + k + 1].aux[layer.name])
+        net.eval({}, mode="backward", der_output=self._seeds(dzdy))
+
+    def read(self, records, derivatives):
+        built, start = self.built, self.start
+        for k, variable in enumerate(built.variables):
+            record = records[start + k]
+            if k > 0:  # the segment's input is the record given to it
+                record.x = _value_or_none(self.net, variable)
+                record.aux = {layer.name: value for layer in built.internals[k - 1]
+                              for value in [_value_or_none(self.net, layer)]
+                              if value is not None}
+            if derivatives:
+                record.dzdx = self.net.der(variable)
+                if k < len(built.params):
+                    record.dzdw = [getattr(p, "der", None) for p in built.params[k]]
+
+    def _seeds(self, dzdy):
+        return [dzdy] + [None] * (len(self.net.outputs) - 1)
+
+
+def _kept_forward(layers, k):
+    """Whether a forward pass with conserve_memory keeps ``res[k].x`` (vl_simplenn keeps the
+    output of a loss or of a precious layer)."""
+    return layers[k - 1]["type"] in ("loss", "softmaxloss") or _precious(layers[k - 1])
+
+
+def _forget(records, layers, first, derivatives, skip_forward):
+    """vl_simplenn's conserve-memory rules, on the records (the tape already released the
+    memory; this clears what the rules clear and the tape had to keep, such as the input)."""
+    n = len(layers)
+    if not skip_forward:
+        for i in range(min(first, n)):  # layers not back-propagated: forget their input
+            if i == 0 or not _kept_forward(layers, i):
+                records[i].x = None
+    if not derivatives:
+        return
+    for i in range(first, n - 1):  # after layer i's backward: its output, unless precious
+        if not _precious(layers[i]):
+            records[i + 1].x = records[i + 1].dzdx = None
+    # MatConvNet reads the flag of the layer *reading* res(backPropLim) here.
+    if first > 0 and not _precious(layers[first]):
+        records[first].x = records[first].dzdx = None
+
+
+def _precious(layer):
+    return _flag(f"layer '{layer['name']}' precious", layer.get("precious", False))
+
+
+def _flag(name, value):
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer))
+                                               and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"simplenn.run: {name} must be True or False, got {value!r}")
+
+
+def _back_prop_depth(value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                    np.floating)):
+        raise TypeError(f"simplenn.run: back_prop_depth must be a positive number of layers "
+                        f"(or inf), got {value!r}")
+    if not value > 0 or (np.isfinite(value) and value != int(value)):
+        raise ValueError(f"simplenn.run: back_prop_depth must be a positive whole number of "
+                         f"layers (or inf), got {value!r}")
+    return value
+
+
+def _check_records(res, n):
+    if not isinstance(res, (list, tuple)) or not all(hasattr(r, "x") and hasattr(r, "aux")
+                                                     for r in res):
+        raise TypeError(f"simplenn.run: res must be the list of Records of an earlier run, got "
+                        f"{type(res).__name__}")
+    if len(res) != n + 1:
+        raise ValueError(f"simplenn.run: res has {len(res)} records; a network of {n} layers "
+                         f"has {n + 1}")
+
+
+def _name_internals(built):
+    """Name the values each layer computes besides its output (``x3_aux1``...): ``aux`` and
+    ``skip_forward`` find them by name, whatever segment of the network a tape holds."""
+    for index, internals in enumerate(built.internals, built.start + 1):
+        for k, layer in enumerate(internals, 1):
+            if layer.name is None:
+                layer.name = f"x{index}_aux{k}"
 
 
 def tidy(net):
@@ -267,13 +457,15 @@ def display(net, input_size=None, *, file=None):
 # =============================================================================== building
 class Built:
     """A SimpleNN network translated into Layers: ``layers`` the tidied layers, ``meta`` the
-    network's meta, ``variables[i]`` the input of layer i (``variables[-1]`` the output),
-    ``params[i]`` layer i's Params, ``nodes[i]`` the Layer of its main op (for geometry),
-    ``labels`` (Input, layer index, value) for loss layers."""
+    network's meta, ``variables[i]`` the input of layer ``start + i`` (``variables[-1]`` the
+    output), ``params[i]`` that layer's Params, ``nodes[i]`` the Layer of its main op (for
+    geometry), ``internals[i]`` the Layers it computes besides its output (a dropout mask, the
+    steps of a custom layer), ``labels`` (Input, layer index, value) for loss layers."""
 
     def __init__(self):
         self.layers, self.variables, self.params, self.nodes, self.labels = [], [], [], [], []
-        self.input, self.meta = None, {}
+        self.internals = []
+        self.input, self.meta, self.start = None, {}, 0
 
     @property
     def output(self):
@@ -294,23 +486,33 @@ def to_layers(net):
     return [build(net, where="Net").output]
 
 
-def build(net, *, test_mode=False, where="simplenn", x=None):
+def build(net, *, test_mode=False, where="simplenn", x=None, input_name="input", start=0,
+          stop=None):
     """Translate ``net`` into autonn Layers (see :class:`Built`). ``test_mode`` builds the test
     graph itself (bnorm on its stored moments, no dropout) so that derivatives asked in test mode
     are the derivatives of the test-mode function. ``x``: the Layer the first layer reads (by
-    default a new Input named ``input``)."""
+    default a new Input named ``input_name``). ``start``, ``stop``: build only the layers
+    ``start`` .. ``stop - 1`` (the names stay those of the whole network: the first reads an
+    Input ``x<start>`` when ``start > 0``)."""
     net = tidy(net)
     built = Built()
-    built.layers, built.meta = net["layers"], net["meta"]
-    x = built.input = Input("input") if x is None else x
+    built.layers, built.meta, built.start = net["layers"], net["meta"], start
+    stop = len(built.layers) if stop is None else stop
+    if x is None:
+        x = Input(input_name if start == 0 else f"x{start}")
+    built.input = x
     built.variables.append(x)
+    known = {id(x)}
     label_count = 0
-    for index, layer in enumerate(built.layers):
+    for index, layer in enumerate(built.layers[:stop]):
         kind = layer["type"]
+        if "class" in DEFAULTS[kind]:  # counted over the whole network: the names stay put
+            label_count += 1
+        if index < start:
+            continue
         params = _make_params(layer, where, index)
         node = None
         if "class" in DEFAULTS[kind]:
-            label_count += 1
             label = Input("label" if label_count == 1 else f"label{label_count}")
             built.labels.append((label, index, layer["class"]))
         try:
@@ -354,11 +556,31 @@ def build(net, *, test_mode=False, where="simplenn", x=None):
         if y is x:  # dropout in test mode: the identity, but each variable needs its own node
             y = x * 1.0
         y.name = f"x{index + 1}"
+        known.update(id(p) for p in params if p is not None)
+        known.update(id(label_input) for label_input, _, _ in built.labels)
+        built.internals.append(_internals(y, known))
+        known.add(id(y))
         built.variables.append(y)
         built.params.append(params)
         built.nodes.append(node)
         x = y
     return built
+
+
+def _internals(y, known):
+    """The Layers computed on the way to ``y`` from the ``known`` ones (which this adds them
+    to), leaving out multi-output nodes (their Selectors stand for their values)."""
+    found, stack = [], [y]
+    while stack:
+        layer = stack.pop()
+        for source in layer.inputs:
+            if isinstance(source, Layer) and id(source) not in known \
+                    and not isinstance(source, (Input, Param)):
+                known.add(id(source))
+                stack.append(source)
+                if source.op is None or source.op.num_outputs == 1:
+                    found.append(source)
+    return found[::-1]
 
 
 def _make_params(layer, where, index):

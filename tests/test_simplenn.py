@@ -91,7 +91,7 @@ def test_test_mode_uses_stored_moments_and_skips_dropout():
     expected = nn.bnorm(res[3].x, g, b, moments=moments)
     np.testing.assert_allclose(res[4].x, expected, rtol=1e-12)
     np.testing.assert_array_equal(res[5].x, res[4].x)       # dropout is the identity
-    dx = nn.bnorm(res[3].x, g, b, moments=moments, dzdy=res[4].dzdx)[0]
+    dx = nn.bnorm(res[3].x, g, b, moments=moments, frozen=True, dzdy=res[4].dzdx)[0]
     np.testing.assert_allclose(res[3].dzdx, dx, rtol=1e-9)  # derivative of the test function
     train = simplenn.run(net, x, labels=np.array([1, 2]))
     assert not np.allclose(train[4].x, res[4].x)             # normal mode: batch moments
@@ -192,3 +192,144 @@ def test_converted_simplenn_passes_gradcheck():
     converted = an.Net(net)
     x = RNG.standard_normal((2, 3, 8, 8))
     an.gradcheck(converted, {"input": x, "label": np.array([1, 4])})
+
+
+# ----------------------------------------------------------------- vl_simplenn's options
+def chain():
+    """conv, relu, softmaxloss, then a layer after the loss (a loss output read further on)."""
+    return {"layers": [
+        {"type": "conv", "name": "c1", "weights": [RNG.standard_normal((3, 2, 3, 3)),
+                                                    RNG.standard_normal(3)], "pad": 1},
+        {"type": "relu"},
+        {"type": "conv", "name": "c2", "weights": [RNG.standard_normal((4, 3, 3, 3)),
+                                                    RNG.standard_normal(4)]},
+        {"type": "sigmoid"},
+        {"type": "softmaxloss", "class": np.array([1, 3])},
+        {"type": "custom", "forward": lambda v: v * 3.0},
+    ]}
+
+
+def test_conserve_memory_forward_keeps_only_the_output_loss_outputs_and_precious_ones():
+    net = chain()
+    x = RNG.standard_normal((2, 2, 5, 5))
+    full = simplenn.run(net, x)
+    res = simplenn.run(net, x, conserve_memory=True)
+    kept = [i for i, r in enumerate(res) if r.x is not None]
+    assert kept == [5, 6]                    # the loss's output and the network's output
+    np.testing.assert_allclose(res[5].x, full[5].x)
+    np.testing.assert_allclose(res[6].x, full[6].x)
+    net["layers"][1]["precious"] = True      # the relu's output, res[2]
+    res = simplenn.run(net, x, conserve_memory=True)
+    assert [i for i, r in enumerate(res) if r.x is not None] == [2, 5, 6]
+    np.testing.assert_allclose(res[2].x, full[2].x)
+
+
+def test_conserve_memory_with_derivatives_keeps_input_output_and_precious_derivatives():
+    net = chain()
+    net["layers"][2]["precious"] = True      # c2's output, res[3]
+    x = RNG.standard_normal((2, 2, 5, 5))
+    full = simplenn.run(net, x, dzdy=1.0)
+    res = simplenn.run(net, x, dzdy=1.0, conserve_memory=True)
+    assert [i for i, r in enumerate(res) if r.x is not None] == [0, 3, 6]
+    assert [i for i, r in enumerate(res) if r.dzdx is not None] == [0, 3, 6]
+    for i in (0, 3, 6):
+        np.testing.assert_allclose(res[i].x, full[i].x)
+        np.testing.assert_allclose(res[i].dzdx, full[i].dzdx, rtol=1e-12)
+    for k in (0, 2):
+        for got, want in zip(res[k].dzdw, full[k].dzdw):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_conserve_memory_releases_values_while_the_tape_runs():
+    net = chain()
+    segment = simplenn._Segment(net, 0, 6, False, [3], True, derivatives=True)
+    forward, backward = segment.net.tape.forward, segment.net.tape.backward
+    freed = {s for step in forward for s in step.free} | \
+        {s for step in backward for s in step.free_values}
+    freed_ders = {s for step in backward for s in step.free_ders}
+    names = segment.net.tape.names
+    assert names.index("x1") in freed and names.index("x2") in freed_ders
+    assert names.index("x3") not in freed and names.index("x3") not in freed_ders  # precious
+
+
+def test_back_prop_depth_stops_the_backward_pass_after_the_last_layers():
+    net = chain()
+    x = RNG.standard_normal((2, 2, 5, 5))
+    full = simplenn.run(net, x, dzdy=1.0)
+    res = simplenn.run(net, x, dzdy=1.0, back_prop_depth=4)     # layers 2..5: from c2 on
+    for a, b in zip(res, full):
+        np.testing.assert_allclose(a.x, b.x)
+    assert [r.dzdx is None for r in res] == [True, True, False, False, False, False, False]
+    for i in range(2, 7):
+        np.testing.assert_allclose(res[i].dzdx, full[i].dzdx, rtol=1e-12)
+    assert res[0].dzdw == [] and len(res[2].dzdw) == 2
+    np.testing.assert_allclose(res[2].dzdw[0], full[2].dzdw[0], rtol=1e-12)
+    deep = simplenn.run(net, x, dzdy=1.0, back_prop_depth=100)
+    np.testing.assert_allclose(deep[0].dzdx, full[0].dzdx, rtol=1e-12)
+    # with conserve_memory, res[backPropLim] goes too (unless its reader is precious)
+    res = simplenn.run(net, x, dzdy=1.0, back_prop_depth=4, conserve_memory=True)
+    assert [i for i, r in enumerate(res) if r.x is not None] == [6]
+    net["layers"][2]["precious"] = True
+    res = simplenn.run(net, x, dzdy=1.0, back_prop_depth=4, conserve_memory=True)
+    assert [i for i, r in enumerate(res) if r.x is not None] == [2, 3, 6]
+    np.testing.assert_allclose(res[2].dzdx, full[2].dzdx, rtol=1e-12)
+
+
+def test_bad_back_prop_depth_and_res_are_named():
+    net, x = chain(), RNG.standard_normal((2, 2, 5, 5))
+    for depth in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="back_prop_depth must be a positive"):
+            simplenn.run(net, x, dzdy=1.0, back_prop_depth=depth)
+    with pytest.raises(ValueError, match="back_prop_depth must be a positive whole"):
+        simplenn.run(net, x, dzdy=1.0, back_prop_depth=1.5)
+    for depth in (True, "2", None):
+        with pytest.raises(TypeError, match="back_prop_depth"):
+            simplenn.run(net, x, dzdy=1.0, back_prop_depth=depth)
+    res = simplenn.run(net, x, dzdy=1.0)
+    with pytest.raises(ValueError, match="res has 6 records; a network of 6 layers has 7"):
+        simplenn.run(net, x, dzdy=1.0, res=res[:-1], skip_forward=True)
+    with pytest.raises(TypeError, match="res must be the list of Records"):
+        simplenn.run(net, x, dzdy=1.0, res=[1, 2], skip_forward=True)
+    net["layers"][0]["precious"] = "yes"
+    with pytest.raises(TypeError, match="layer 'c1' precious must be True or False"):
+        simplenn.run(net, x, conserve_memory=True)
+
+
+def test_skip_forward_runs_only_the_backward_pass_from_the_given_values():
+    calls = []
+
+    def forward(v):
+        calls.append("forward")
+        return v * 2.0
+
+    def backward(v, dzdy):
+        calls.append("backward")
+        return 2.0 * dzdy
+
+    net = chain()
+    net["layers"].insert(2, {"type": "custom", "forward": forward, "backward": backward})
+    net["layers"].insert(1, {"type": "dropout", "rate": 0.5})
+    x = RNG.standard_normal((2, 2, 5, 5))
+    res = simplenn.run(net, x, dzdy=1.0)
+    assert calls == ["forward", "backward"] and res[2].aux        # the dropout mask
+    again = simplenn.run(net, None, dzdy=1.0, res=res, skip_forward=True)
+    assert calls == ["forward", "backward", "backward"]
+    for a, b in zip(res, again):
+        np.testing.assert_array_equal(a.x, b.x)
+        np.testing.assert_allclose(a.dzdx, b.dzdx, rtol=1e-12)  # the same mask
+    # the backward pass reads the records: change the input of the loss (its dzdy is 3, from
+    # the layer after it)
+    changed = [simplenn.Record(r.x, aux=r.aux) for r in res]
+    changed[6].x = RNG.standard_normal(res[6].x.shape)
+    labels = net["layers"][6]["class"]
+    out = simplenn.run(net, None, dzdy=1.0, res=changed, skip_forward=True)
+    np.testing.assert_allclose(out[6].dzdx, nn.softmaxloss(changed[6].x, labels, dzdy=3.0)[0],
+                               rtol=1e-12)
+    assert res[6].dzdx is not out[6].dzdx and changed[6].dzdx is None   # res is left alone
+    # only the last layers, from the values of a conserve_memory run: they are needed
+    kept = simplenn.run(net, x, dzdy=1.0, conserve_memory=True)
+    with pytest.raises(ValueError, match=r"skip_forward needs the forward values res\[1\].x"):
+        simplenn.run(net, None, dzdy=1.0, res=kept, skip_forward=True)
+    top = simplenn.run(net, None, dzdy=1.0, res=res, skip_forward=True, back_prop_depth=2)
+    np.testing.assert_allclose(top[6].dzdx, res[6].dzdx, rtol=1e-12)
+    assert top[5].dzdx is None and top[4].dzdw == []
