@@ -49,7 +49,7 @@ import numpy as np
 from ..backend import array_module
 from ..layer import Param
 from ..ops import Op
-from ..receptive_fields import filters_field, transposed_filters_field
+from ..receptive_fields import filter_field, filters_field, transposed_filters_field
 from . import convolution_schedules as schedules
 from ._arguments import (any_layer, as_pair, as_quad, check_devices, check_float_array,
                          check_index_range)
@@ -78,7 +78,10 @@ def conv(x, w=None, b=None, *, stride=1, pad=0, dilate=1, size=None, init="xavie
     x : (N, C, H, W) array or Layer.
     w : (K, C/G, kh, kw) filters; the number of groups ``G = C // w.shape[1]`` is inferred as in
         MatConvNet, and K must be a multiple of G. A window covering the whole (unpadded) input is
-        a fully-connected layer (computed as one matrix product).
+        a fully-connected layer (computed as one matrix product). ``None`` is MatConvNet's empty
+        filter bank: identity filters (1 x 1, K = C), so ``y[n, c, oy, ox] = x[n, c, oy*sh - pt,
+        ox*sw - pl] + b[c]``, a subsampling of the padded input; dilate must be 1, and the
+        backward returns ``(dx, None, db)``.
     b : (K,) biases, or None.
     stride, dilate : int or (h, w), at least 1.
     pad : int, (h, w) or (top, bottom, left, right).
@@ -96,8 +99,6 @@ def conv(x, w=None, b=None, *, stride=1, pad=0, dilate=1, size=None, init="xavie
     if size is not None:
         w, b = _create_params("conv", x, w, b, size, init, has_bias, learning_rate,
                               weight_decay, dtype, transposed=False)
-    elif w is None:
-        raise TypeError("conv: give the filters w, or size=(kh, kw, cin, cout) in a graph")
     return conv_op(x, w, b, dzdy=dzdy, **options)
 
 
@@ -138,6 +139,8 @@ def convt(x, w=None, b=None, *, upsample=1, crop=0, num_groups=1, size=None, ini
 # ============================================================================ ops
 def conv_forward(x, w, b=None, *, stride=1, pad=0, dilate=1):
     """Eager forward of ``conv`` (see :func:`conv`)."""
+    if w is None:
+        return identity_forward(x, b, identity_geometry(x, b, stride, pad, dilate))
     g = conv_geometry("conv", x, w, b, stride, pad, dilate)
     xp = array_module(x, w)
     return schedules.forward("conv", xp.ascontiguousarray(x), xp.ascontiguousarray(w), b, g)
@@ -145,6 +148,12 @@ def conv_forward(x, w, b=None, *, stride=1, pad=0, dilate=1):
 
 def conv_backward(x, w, b, dzdy, *, stride=1, pad=0, dilate=1, need=(True, True, True)):
     """Derivatives of ``<dzdy, conv(x, w, b)>``: ``(dx, dw, db)``."""
+    if w is None:
+        g = identity_geometry(x, b, stride, pad, dilate)
+        dzdy = _check_dzdy("conv", dzdy, x, (g.N, g.K, g.Ho, g.Wo))
+        dx = identity_backward(dzdy, g) if need[0] else None
+        db = dzdy.sum(axis=(0, 2, 3)) if (b is not None and need[2]) else None
+        return dx, None, db
     g = conv_geometry("conv", x, w, b, stride, pad, dilate)
     dzdy = _check_dzdy("conv", dzdy, x, (g.N, g.K, g.Ho, g.Wo))
     xp = array_module(x, w, dzdy)
@@ -155,18 +164,26 @@ def conv_backward(x, w, b, dzdy, *, stride=1, pad=0, dilate=1, need=(True, True,
 
 
 def conv_shape(x_shape, w_shape, b_shape=None, *, stride=1, pad=0, dilate=1):
-    g = conv_geometry("conv", _Shaped(x_shape), _Shaped(w_shape),
-                      None if b_shape is None else _Shaped(b_shape), stride, pad, dilate)
+    b = None if b_shape is None else _Shaped(b_shape)
+    if w_shape is None:
+        g = identity_geometry(_Shaped(x_shape), b, stride, pad, dilate)
+    else:
+        g = conv_geometry("conv", _Shaped(x_shape), _Shaped(w_shape), b, stride, pad, dilate)
     return (g.N, g.K, g.Ho, g.Wo)
+
+
+def _conv_field(node):
+    """The window through which conv reads x: its filters', or 1 x 1 for the identity bank."""
+    stride, pad = node.options["stride"], node.options["pad"]
+    if node.inputs[1] is None:
+        return (filter_field((1, 1), stride, (pad[0], pad[2])),)
+    return (filters_field(node.inputs[1], stride, pad, node.options["dilate"]),)
 
 
 # The biases are listed among the inputs the backward reads only because their presence decides
 # whether db is returned (they are never large).
 conv_op = Op("conv", conv_forward, conv_backward, backward_accepts_need=True,
-             backward_needs_inputs=(0, 1, 2), shape=conv_shape,
-             receptive_field=lambda node: (filters_field(
-                 node.inputs[1], node.options["stride"], node.options["pad"],
-                 node.options["dilate"]),),
+             backward_needs_inputs=(0, 1, 2), shape=conv_shape, receptive_field=_conv_field,
              matconvnet_types=("conv", "dagnn.Conv"), input_names=("x", "filters", "biases"))
 
 
@@ -276,6 +293,72 @@ def conv_geometry(op, x, w, b, stride, pad, dilate):
     check_conv_limits(op, g, f"x shape {tuple(x.shape)}, filters shape {tuple(w.shape)}, "
                       f"stride {(sh, sw)}, pad {(pt, pb, pl, pr)}, dilate {(dh, dw)}")
     return g
+
+
+def identity_geometry(x, b, stride, pad, dilate):
+    """Validate the arguments of ``conv`` without filters (MatConvNet's empty filter bank:
+    1 x 1 identity filters, K = C) and return their :class:`ConvGeometry`."""
+    (sh, sw), (pt, pb, pl, pr), (dh, dw) = _conv_options("conv", stride, pad, dilate).values()
+    if (dh, dw) != (1, 1):
+        raise ValueError(f"conv: dilate must be 1 without filters (w None, the identity filter "
+                         f"bank), got {(dh, dw)}")
+    for name, value in (("x", x), ("biases", b)):
+        if value is not None and not isinstance(value, _Shaped):
+            check_float_array("conv", name, value, ndim=4 if name == "x" else None)
+    if len(x.shape) != 4:
+        raise ValueError(f"conv: x must be 4-D, got shape {tuple(x.shape)}")
+    N, C, H, W = x.shape
+    if b is not None and tuple(b.shape) != (C,):
+        raise ValueError(f"conv: biases must have shape ({C},) without filters (identity "
+                         f"filters, one per channel of x shape {tuple(x.shape)}), got "
+                         f"{tuple(b.shape)}")
+    if b is not None and not isinstance(b, _Shaped):
+        if b.dtype != x.dtype:
+            raise TypeError(f"conv: x and biases must share one dtype, got x {x.dtype} "
+                            f"{tuple(x.shape)}, biases {b.dtype} {tuple(b.shape)}")
+        check_devices("conv", x=x, biases=b)
+    Ho = max(0, (H + pt + pb - 1) // sh + 1)
+    Wo = max(0, (W + pl + pr - 1) // sw + 1)
+    check_index_range("conv", f"x shape {tuple(x.shape)}, no filters, stride {(sh, sw)}, pad "
+                      f"{(pt, pb, pl, pr)}", input_height_plus_pad=H + pt + pb,
+                      input_width_plus_pad=W + pl + pr, output_bytes=N * C * Ho * Wo * 8)
+    return ConvGeometry(N, C, H, W, C, 1, 1, 1, Ho, Wo, sh, sw, pt, pb, pl, pr, 1, 1)
+
+
+def _identity_taps(size, before, stride, outputs):
+    """(output slice, input slice) of the outputs o whose tap ``o*stride - before`` lies in
+    ``[0, size)`` (the others read the padding)."""
+    first = -(-before // stride)
+    last = min(outputs - 1, (size - 1 + before) // stride)
+    if last < first:
+        return slice(0, 0), slice(0, 0)
+    return (slice(first, last + 1),
+            slice(first * stride - before, last * stride - before + 1, stride))
+
+
+def _identity_windows(g):
+    rows_out, rows_in = _identity_taps(g.H, g.pt, g.sh, g.Ho)
+    cols_out, cols_in = _identity_taps(g.W, g.pl, g.sw, g.Wo)
+    return (..., rows_out, cols_out), (..., rows_in, cols_in)
+
+
+def identity_forward(x, b, g):
+    """conv with the identity filter bank: the padded input subsampled by the stride, plus b."""
+    y = array_module(x).zeros((g.N, g.C, g.Ho, g.Wo), dtype=x.dtype)
+    out, into = _identity_windows(g)
+    y[out] = x[into]
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
+def identity_backward(dzdy, g):
+    """The adjoint of :func:`identity_forward`'s subsampling: dz/dy scattered back, 0 where
+    no output read x."""
+    dx = array_module(dzdy).zeros((g.N, g.C, g.H, g.W), dtype=dzdy.dtype)
+    out, into = _identity_windows(g)
+    dx[into] = dzdy[out]
+    return dx
 
 
 def convt_geometry(x, w, b, upsample, crop, num_groups):

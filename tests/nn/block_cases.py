@@ -166,9 +166,7 @@ CASES = [
               lambda x, w, b, dzdy=None: nn.conv(x, w, b, stride=2, pad=(1, 0, 1, 1), dzdy=dzdy),
               lambda rng: (normal(rng, 2, 3, 4, 5), None, normal(rng, 3)),
               lambda x, w, b: ref.conv_identity_reference(x, b, (2, 2), (1, 0, 1, 1)),
-              differentiable=(0, 2),
-              xfail="conv(x, None, b), MatConvNet's empty filter bank (SPEC section 1), is not "
-                    "implemented: conv raises 'give the filters w'"),
+              differentiable=(0, 2), graph_params=(2,)),
     # convt: groups, upsampling, 4-side crop
     convt_case("convt-plain", (2, 3, 3, 3), (3, 2, 3, 3), 2),
     convt_case("convt-groups-upsample-crop", (2, 4, 3, 3), (4, 2, 3, 2), 4, upsample=(2, 1),

@@ -6,7 +6,8 @@ import threading
 
 import numpy as np
 import pytest
-from block_references import conv_derivatives_reference, conv_reference, convt_reference
+from block_references import (conv_derivatives_reference, conv_identity_reference, conv_reference,
+                              convt_reference)
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,53 @@ DEVICES = ["cpu", pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif
 
 def random(rng, shape, dtype=np.float64):
     return rng.standard_normal(shape).astype(dtype)
+
+
+# ----------------------------------------------------------------------------- no filters
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stride, pad", [((1, 1), (0, 0, 0, 0)), ((2, 3), (1, 0, 2, 1)),
+                                         ((3, 1), (0, 2, 0, 0)), ((4, 4), (5, 5, 5, 5)),
+                                         ((1, 2), (3, 3, 1, 1))])
+def test_conv_without_filters_is_matconvnets_identity_filter_bank(stride, pad, dtype):
+    rng = np.random.default_rng(sum(stride) + sum(pad))
+    x, b = random(rng, (2, 3, 5, 4), dtype), random(rng, (3,), dtype)
+    y = nn.conv(x, None, b, stride=stride, pad=pad)
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y, conv_identity_reference(x, b, stride, pad), **TOL[dtype])
+    # the same as explicit 1 x 1 identity filters
+    identity = np.eye(3, dtype=dtype).reshape(3, 3, 1, 1)
+    np.testing.assert_allclose(y, nn.conv(x, identity, b, stride=stride, pad=pad), **TOL[dtype])
+    dy = random(rng, y.shape, dtype)
+    dx, dw, db = nn.conv(x, None, b, dzdy=dy, stride=stride, pad=pad)
+    want_dx, _, want_db = nn.conv(x, identity, b, dzdy=dy, stride=stride, pad=pad)
+    assert dw is None and dx.dtype == dtype and db.dtype == dtype
+    np.testing.assert_allclose(dx, want_dx, **TOL[dtype])
+    np.testing.assert_allclose(db, want_db, **TOL[dtype])
+    assert nn.conv(x, None, None, dzdy=dy, stride=stride, pad=pad)[2] is None
+    an.gradcheck(lambda x, w, b, dzdy=None: nn.conv(x, w, b, stride=stride, pad=pad, dzdy=dzdy),
+                 x.astype(np.float64), None, b.astype(np.float64), wrt=(0, 2))
+
+
+def test_conv_without_filters_builds_a_graph_with_shape_and_receptive_field():
+    from autonn.receptive_fields import receptive_fields
+    from autonn.shapes import variable_shapes
+    rng = np.random.default_rng(4)
+    values, biases = rng.standard_normal((2, 3, 7, 6)), an.Param(rng.standard_normal(3))
+    x = an.Input(name="x")
+    y = nn.conv(x, None, biases, stride=2, pad=(1, 0, 1, 1))
+    assert variable_shapes([y], {x: values.shape})[y] == (2, 3, 4, 4)
+    field = receptive_fields(y, x)[y]
+    assert field.size == (1, 1) and field.stride == (2, 2) and field.offset == (-1, -1)
+    dy = rng.standard_normal((2, 3, 4, 4))
+    net = an.Net((y * dy).sum())
+    net.eval({"x": values})
+    np.testing.assert_allclose(net.value(y), nn.conv(values, None, biases.value, stride=2,
+                                                     pad=(1, 0, 1, 1)), rtol=1e-12)
+    dx, _, db = nn.conv(values, None, biases.value, dzdy=dy, stride=2, pad=(1, 0, 1, 1))
+    np.testing.assert_allclose(net.der("x"), dx, rtol=1e-12)
+    np.testing.assert_allclose(biases.der, db, rtol=1e-12)
+    assert conv_module.conv_op.output_shape((2, 3, 7, 6), None, (3,), stride=(2, 2),
+                                            pad=(1, 0, 1, 1), dilate=(1, 1)) == (2, 3, 4, 4)
 
 
 # ----------------------------------------------------------------------------- forward
@@ -605,7 +653,12 @@ W = np.zeros((6, 2, 3, 3), np.float32)
      r"conv: x must be float32 or float64, got float16"),
     (lambda: nn.conv(X, W, dzdy=np.zeros((2, 6, 4, 4), np.float32)), ValueError,
      r"conv: dzdy must have the output shape \(2, 6, 3, 3\)"),
-    (lambda: nn.conv(X), TypeError, r"conv: give the filters"),
+    (lambda: nn.conv(X, None, dilate=2), ValueError, r"conv: dilate must be 1 without filters"),
+    (lambda: nn.conv(X, None, np.zeros(5, np.float32)), ValueError,
+     r"conv: biases must have shape \(4,\) without filters.*got \(5,\)"),
+    (lambda: nn.conv(X, None, np.zeros(4)), TypeError, r"conv: x and biases must share one "
+                                                       r"dtype.*float32.*float64"),
+    (lambda: nn.conv(X[0], None), ValueError, r"conv: x must be 4-D"),
     (lambda: nn.conv(X, size=(3, 3, 4, 2)), TypeError, r"conv: size= creates Params"),
     (lambda: nn.convt(X, W), ValueError, r"convt: filters.shape\[0\] \(6.*channels of x \(C=4"),
     (lambda: nn.convt(X, np.zeros((4, 2, 3, 3), np.float32), num_groups=3), ValueError,
