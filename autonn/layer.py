@@ -37,6 +37,11 @@ class Layer:
         The op's keyword options.
     name : str or None
         Set by the user, by :func:`workspace_names`, by :meth:`sequential_names` or at compile.
+    automatic_name : bool
+        True when the name was given by :meth:`sequential_names` (as every Net does for the
+        Layers left unnamed); assigning ``name`` makes it a user name. The optimizer may fold
+        away Layers with automatic names, never those the user named, so a graph compiles the
+        same the second time as the first.
     source : str
         ``file:line`` of the user code that created the Layer, for error messages.
     """
@@ -50,6 +55,21 @@ class Layer:
         self.options = dict(options or {})
         self.name = name
         self.source = _user_source()
+
+    @property
+    def name(self):
+        return self._name
+
+    @name.setter
+    def name(self, name):
+        # A name the user gives (or a variable's, by workspace_names) is a user name: the
+        # optimizer keeps that Layer visible. Only sequential_names gives automatic names.
+        self._name = name
+        self.automatic_name = False
+
+    def _set_automatic_name(self, name):
+        self._name = name
+        self.automatic_name = True
 
     @classmethod
     def create(cls, op, inputs, options):
@@ -112,15 +132,43 @@ class Layer:
         sequential_names([self], start)
         return self
 
-    def deep_copy(self, *shared):
-        """A copy of the whole graph up to this Layer; Layers listed in ``shared`` (for example
-        the Inputs) are reused instead of copied. Params are copied with their values."""
-        copies = {id(layer): layer for layer in shared}
+    def deep_copy(self, *shared, rename=None):
+        """A copy of the whole graph up to this Layer (AutoNN's ``deepCopy``). Params are copied
+        with their values.
+
+        ``shared`` (Layers, or lists of them) are reused instead of copied, and so is everything
+        they depend on: a shared Layer reading the copy of its input would read two different
+        graphs (``(sqrt(a) + abs(a)).deep_copy(b)`` with ``b = sqrt(a)`` shares ``a`` too,
+        which ``abs`` reads). Share the Inputs for a second stream on the same data, the Params
+        for tied weights. ``rename(name)`` gives each named copy its name (AutoNN's
+        ``renameFn``), e.g. ``rename=lambda name: 'streamB_' + name``; unnamed copies stay
+        unnamed.
+        """
+        roots = _flatten_layers("deep_copy", shared)
+        if any(layer is self for layer in roots):
+            raise ValueError(f"deep_copy: the Layer copied ({self.name or self.describe()!r}) "
+                             f"cannot be one of the shared Layers")
+        if rename is not None and not callable(rename):
+            raise TypeError(f"deep_copy: rename must be a function of a name, got "
+                            f"{type(rename).__name__}")
+        copies = {id(layer): layer for layer in topological_order(roots)}
+        if id(self) in copies:
+            raise ValueError(f"deep_copy: the Layer copied ({self.name or self.describe()!r}) "
+                             f"is an input of a shared Layer, so it is shared too: nothing "
+                             f"would be copied")
         for layer in self.graph():
             if id(layer) in copies:
                 continue
-            copies[id(layer)] = layer._copy_with(
+            clone = layer._copy_with(
                 [copies[id(x)] if isinstance(x, Layer) else x for x in layer.inputs])
+            if rename is not None and layer.name is not None:
+                automatic = layer.automatic_name
+                clone.name = rename(layer.name)
+                if not isinstance(clone.name, str):
+                    raise TypeError(f"deep_copy: rename({layer.name!r}) must return a str, "
+                                    f"got {type(clone.name).__name__}")
+                clone.automatic_name = automatic
+            copies[id(layer)] = clone
         return copies[id(self)]
 
     def _copy_with(self, inputs):
@@ -452,22 +500,22 @@ def sequential_names(outputs, start=1):
 
     for layer in order:
         if layer.name is None and type(layer) is Layer:
-            layer.name = fresh(layer.op.name)
+            layer._set_automatic_name(fresh(layer.op.name))
         elif layer.name is None and isinstance(layer, Input):
-            layer.name = fresh("input")
+            layer._set_automatic_name(fresh("input"))
     for layer in order:
         if isinstance(layer, Selector) and layer.name is None:
-            layer.name = _unique(f"{layer.inputs[0].name}_{layer.index}", used)
+            layer._set_automatic_name(_unique(f"{layer.inputs[0].name}_{layer.index}", used))
         if type(layer) is not Layer:
             continue
         for position, x in enumerate(layer.inputs):
             if isinstance(x, Param) and x.name is None:
                 role = (layer.op.input_names[position]
                         if position < len(layer.op.input_names) else f"param{position}")
-                x.name = _unique(f"{layer.name}_{role}", used)
+                x._set_automatic_name(_unique(f"{layer.name}_{role}", used))
     for layer in order:  # what is left: Params that are outputs themselves
         if layer.name is None:
-            layer.name = fresh("param" if isinstance(layer, Param) else "var")
+            layer._set_automatic_name(fresh("param" if isinstance(layer, Param) else "var"))
 
 
 def topological_order(outputs):
@@ -502,6 +550,19 @@ def topological_order(outputs):
 
 
 # ---------------------------------------------------------------------- helpers
+def _flatten_layers(where, values):
+    """Layers given one by one or in lists (AutoNN passes cell arrays)."""
+    layers = []
+    for value in values:
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        for item in items:
+            if not isinstance(item, Layer):
+                raise TypeError(f"{where}: shared layers must be Layers, got "
+                                f"{type(item).__name__}")
+            layers.append(item)
+    return layers
+
+
 def _unsupported(function):
     return TypeError(f"{function} is not supported on Layers (no autonn op implements it); "
                      f"write it as a custom layer with @an.op, a function of arrays with a "

@@ -66,7 +66,8 @@ class Net:
             workspace_names(_name_from or first_user_frame())
         # Layers the user named stay visible: the optimizer never folds them away.
         if _protected is None:
-            _protected = {id(layer) for layer in topological_order(outputs) if layer.name}
+            _protected = {id(layer) for layer in topological_order(outputs)
+                          if layer.name and not layer.automatic_name}
         self._protected = _protected
         sequential_names(outputs)
         self.outputs = outputs

@@ -132,6 +132,8 @@ class Op:
 
     # ----------------------------------------------------------------- calling
     def __call__(self, *inputs, dzdy=None, **options):
+        if dzdy is not None:
+            _refuse_dzdy_in_graph(self.name, inputs, dzdy)
         if contains_layer(inputs):
             return registration.layer_class().create(self, inputs, options)
         if dzdy is not None:
@@ -321,6 +323,8 @@ class CustomOp(Op):
         self.__name__ = function.__name__
 
     def __call__(self, *inputs, dzdy=None, **options):
+        if dzdy is not None:
+            _refuse_dzdy_in_graph(self.name, inputs, dzdy)
         if self.backward_fn is None:
             if contains_layer(inputs):
                 return self.function(*inputs, **options)
@@ -425,6 +429,17 @@ def _describe(value):
 
 
 # --------------------------------------------------------------------- helpers
+def _refuse_dzdy_in_graph(name, inputs, dzdy):
+    """``dzdy=`` is the eager projected derivative, of arrays. With a Layer among the inputs
+    (or as ``dzdy``) the call would otherwise build the plain forward node and drop ``dzdy``
+    without a word; a graph gets its derivatives from the Net instead."""
+    if contains_layer(inputs) or contains_layer((dzdy,)):
+        raise TypeError(f"{name}: dzdy= computes derivatives eagerly, of arrays; it cannot be "
+                        f"given with a Layer input or a Layer dzdy. In a graph the Net "
+                        f"computes the derivatives: net.eval(inputs, der_output=dzdy), then "
+                        f"net.der(...)")
+
+
 def contains_layer(values):
     """Whether any of ``values`` (or of a list or tuple among them, as ``concat`` takes) is a
     graph node, a Layer: then a call builds the graph instead of computing."""

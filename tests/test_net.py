@@ -409,3 +409,33 @@ def test_a_net_needs_an_output():
     with pytest.raises(TypeError, match="Net: give at least one output Layer"):
         an.Net([])
 
+
+
+def test_compiling_a_graph_twice_keeps_the_optimisations():
+    # the first Net names every Layer; those names are automatic, so the second Net folds the
+    # same chain into one weighted sum instead of taking them for user names
+    x = an.Input("x")
+    objective = (np.exp(x) * 2 + x * 3 - 1).sum()
+    first = an.Net(objective)
+    second = an.Net(objective)
+    ops = [step.op.name for step in first.tape.forward]
+    assert ops == ["exp", "weighted_sum", "sum"]
+    assert [step.op.name for step in second.tape.forward] == ops
+    value = np.array([0.5, -1.0])
+    for net in (first, second):
+        net.eval({"x": value})
+        np.testing.assert_allclose(net.value(objective), (np.exp(value) * 2 + value * 3 - 1).sum())
+        np.testing.assert_allclose(net.der("x"), np.exp(value) * 2 + 3)
+
+
+def test_a_name_the_user_gives_after_a_compile_is_kept_by_the_next():
+    x = an.Input("x")
+    scaled = x * 3
+    objective = (scaled + 1).sum()
+    assert [s.op.name for s in an.Net(objective, _name_from=False).tape.forward] == [
+        "weighted_sum", "sum"]
+    scaled.name = "scaled"
+    net = an.Net(objective, _name_from=False)
+    assert [s.op.name for s in net.tape.forward] == ["multiply", "add", "sum"]
+    net.eval({"x": np.ones(2)}, mode="forward")
+    np.testing.assert_allclose(net.value("scaled"), [3.0, 3.0])

@@ -70,7 +70,7 @@ def loss(x, c, *, loss="softmaxlog", instance_weights=None, topk=5, threshold=0.
                "normalise": as_flag(name, "normalise", normalise)}
     inputs = (x, c) if instance_weights is None else (x, c, instance_weights)
     if any_layer(*inputs):
-        return loss_op(*inputs, **options)
+        return loss_op(*inputs, dzdy=dzdy, **options)
     check_float_array(name, "x", x, ndim=(2, 4))
     if not is_array(c):
         raise TypeError(f"{name}: labels c must be a NumPy or CuPy array, got {type(c).__name__}")

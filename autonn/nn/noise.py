@@ -37,7 +37,7 @@ def dropout(x, *, rate=0.5, mask=None, return_mask=False, dzdy=None):
     if any_layer(x, mask):
         if mask is None:
             mask = dropout_mask_op(x, rate=rate)
-        y = dropout_op(x, mask)
+        y = dropout_op(x, mask, dzdy=dzdy)
         return (y, mask) if return_mask else y
     check_float_array("dropout", "x", x)
     if mask is not None:

@@ -52,7 +52,7 @@ def roipool(x, rois, *, method="max", subdivisions=(1, 1), transform=1.0, dzdy=N
     transform = _transform_matrix(transform)
     options = {"method": method, "subdivisions": subdivisions, "transform": transform}
     if any_layer(x, rois):
-        return roipool_op(x, rois, **options)
+        return roipool_op(x, rois, dzdy=dzdy, **options)
     check_float_array(name, "x", x, ndim=4)
     if not is_array(rois):
         raise TypeError(f"{name}: rois must be a NumPy or CuPy array, got {type(rois).__name__}")

@@ -37,7 +37,7 @@ def bilinearsampler(x, grid, *, dzdy=None):
     """
     name = "bilinearsampler"
     if any_layer(x, grid):
-        return bilinearsampler_op(x, grid)
+        return bilinearsampler_op(x, grid, dzdy=dzdy)
     check_float_array(name, "x", x, ndim=4)
     check_float_array(name, "grid", grid, ndim=4)
     if grid.shape[3] != 2:
