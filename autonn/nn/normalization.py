@@ -450,48 +450,104 @@ spnorm_op = Op("spnorm", spnorm_forward, spnorm_backward,
 
 
 # =========================================================================== normalizelp
-def normalizelp(x, *, p=2, epsilon=0.01, spatial=False, dzdy=None):
+def normalizelp(x, *, p=2, epsilon=0.01, spatial=False, dimensions=None, dzdy=None):
     """Lp normalisation, ``vl_nnnormalizelp``.
 
-    ``y = x / (sum x^p + epsilon)^(1/p)``, the sum over channels at each pixel, or over the
-    spatial positions of each channel when ``spatial=True``. As MatConvNet, ``x^p`` is not
-    ``|x|^p``: use an even p (or non-negative x). Derivative, with ``m = (sum x^p + eps)^(1/p)``:
-    ``dz/dx = dz/dy / m - x^(p-1) / m^p * sum(dz/dy x) / m``.
+    ``y = x / (sum x^p + epsilon)^(1/p)``, the sum over the channels at each pixel (the
+    default), over the spatial positions of each channel when ``spatial=True``, or over the
+    axes ``dimensions`` of NCHW: any non-empty subset of (0, 1, 2, 3) (an int or a tuple;
+    MatConvNet's 1-based H, W, C, N dimensions are the NCHW axes 2, 3, 1, 0; spatial is
+    ``dimensions=(2, 3)``). As MatConvNet, ``x^p`` is not ``|x|^p``: use an even p (or
+    non-negative x). Derivative, with ``m = (sum x^p + eps)^(1/p)``:
+    ``dz/dx = dz/dy / m - x^(p-1) / m^p * sum(dz/dy x) / m``, the sum over the same axes.
 
-    x : (N, C, H, W) (or (N, C) when not spatial). With ``epsilon = 0`` a pixel whose values
-    are all zero gives 0 / 0 = NaN; keep epsilon positive (the default 0.01) where that can
-    happen.
+    x : (N, C, H, W), or (N, C) when the sum is over axes 0 and 1 only. With ``epsilon = 0``
+    a group whose values are all zero gives 0 / 0 = NaN; keep epsilon positive (the default
+    0.01) where that can happen.
     """
     p = as_real("normalizelp", "p", p, positive=True)
     epsilon = as_real("normalizelp", "epsilon", epsilon, nonnegative=True)
     spatial = as_flag("normalizelp", "spatial", spatial)
+    options = {"p": p, "epsilon": epsilon, "spatial": spatial}
+    if dimensions is not None:
+        dimensions = _lp_dimensions(dimensions, spatial)
+        options = {"p": p, "epsilon": epsilon, "dimensions": dimensions}
     if not any_layer(x):
-        check_float_array("normalizelp", "x", x, ndim=4 if spatial else (2, 4))
+        check_float_array("normalizelp", "x", x,
+                          ndim=4 if spatial and dimensions is None else (2, 4))
+        _check_lp_rank(x, _lp_axes(spatial, dimensions))
         check_dzdy("normalizelp", dzdy, x.shape, like=x)
-    return normalizelp_op(x, p=p, epsilon=epsilon, spatial=spatial, dzdy=dzdy)
+    return normalizelp_op(x, dzdy=dzdy, **options)
 
 
-def _lp_axes(spatial):
-    return (2, 3) if spatial else 1
+def _lp_dimensions(dimensions, spatial):
+    """``dimensions`` as a sorted tuple of distinct NCHW axes, refused by name otherwise."""
+    if isinstance(dimensions, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"normalizelp: dimensions must be an int or a tuple of ints, got "
+                        f"{dimensions!r}")
+    if isinstance(dimensions, (int, np.integer)):
+        axes = (int(dimensions),)
+    else:
+        try:
+            axes = tuple(dimensions)
+        except TypeError:
+            raise TypeError(f"normalizelp: dimensions must be an int or a tuple of ints, got "
+                            f"{dimensions!r}") from None
+        if not all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
+                   for a in axes):
+            raise TypeError(f"normalizelp: dimensions must contain ints (axes of NCHW), got "
+                            f"{dimensions!r}")
+        axes = tuple(int(a) for a in axes)
+    if not axes:
+        raise ValueError("normalizelp: dimensions must be a non-empty subset of the axes "
+                         "(0, 1, 2, 3) of NCHW, got ()")
+    if not all(0 <= a <= 3 for a in axes):
+        raise ValueError(f"normalizelp: dimensions {axes} must be axes of x (0 to 3 of NCHW)")
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"normalizelp: dimensions {axes} repeat an axis")
+    axes = tuple(sorted(axes))
+    if spatial and axes != (2, 3):
+        raise ValueError(f"normalizelp: spatial=True sums over the axes (2, 3); dimensions "
+                         f"{axes} contradicts it (give one of the two)")
+    return axes
 
 
-def normalizelp_forward(x, *, p=2.0, epsilon=0.01, spatial=False):
-    massp = (x ** p).sum(axis=_lp_axes(spatial), keepdims=True) + epsilon
+def _lp_axes(spatial, dimensions=None):
+    if dimensions is not None:
+        return tuple(dimensions)
+    return (2, 3) if spatial else (1,)
+
+
+def _check_lp_rank(x, axes):
+    if max(axes) >= x.ndim:
+        raise ValueError(f"normalizelp: dimensions {axes} must be axes of x (0 to {x.ndim - 1}, "
+                         f"x shape {tuple(x.shape)})")
+
+
+def normalizelp_forward(x, *, p=2.0, epsilon=0.01, spatial=False, dimensions=None):
+    axes = _lp_axes(spatial, dimensions)
+    _check_lp_rank(x, axes)
+    massp = (x ** p).sum(axis=axes, keepdims=True) + epsilon
     return x / massp ** (1 / p)
 
 
-def normalizelp_backward(x, dzdy, *, p=2.0, epsilon=0.01, spatial=False):
-    axes = _lp_axes(spatial)
+def normalizelp_backward(x, dzdy, *, p=2.0, epsilon=0.01, spatial=False, dimensions=None):
+    axes = _lp_axes(spatial, dimensions)
+    _check_lp_rank(x, axes)
     massp = (x ** p).sum(axis=axes, keepdims=True) + epsilon
     dzdy = dzdy / massp ** (1 / p)
     return dzdy - (dzdy * x).sum(axis=axes, keepdims=True) * (x ** (p - 1) / massp)
 
 
+def _lp_field(node):
+    # a sum over channels or images: per pixel; one over space: every pixel reads them all
+    axes = _lp_axes(node.options.get("spatial", False), node.options.get("dimensions"))
+    return "none" if set(axes) & {2, 3} else "elementwise"
+
+
 normalizelp_op = Op("normalizelp", normalizelp_forward, normalizelp_backward,
-                    shape=lambda x_shape, **options: tuple(x_shape),
-                    # over the channels: per pixel; over space: every pixel reads them all
-                    receptive_field=lambda node: "none" if node.options.get("spatial") else
-                    "elementwise", input_names=("x",), doc=normalizelp.__doc__)
+                    shape=lambda x_shape, **options: tuple(x_shape), receptive_field=_lp_field,
+                    input_names=("x",), doc=normalizelp.__doc__)
 
 
 # =========================================================================== noffset

@@ -280,25 +280,24 @@ def spnorm_reference(x, ph, pw, alpha, beta):
     return y
 
 
-def normalizelp_reference(x, p=2, epsilon=0.01, spatial=False):
-    """y = x / (sum x^p + epsilon)^(1/p), the sum over the channels of each pixel, or over the
-    pixels of each channel when spatial (vl_nnnormalizelp)."""
+def normalizelp_reference(x, p=2, epsilon=0.01, spatial=False, dimensions=None):
+    """y = x / (sum x^p + epsilon)^(1/p), the sum over the channels of each pixel, over the
+    pixels of each channel when spatial, or over the NCHW axes ``dimensions``
+    (vl_nnnormalizelp): each group of elements that agree on the other axes has one norm."""
     x = _f64(x)
-    x4 = _nchw(x)
-    N, C, H, W = x4.shape
-    y = np.zeros(x4.shape)
-    for n in range(N):
-        if spatial:
-            for c in range(C):
-                mass = (sum(x4[n, c, i, j] ** p for i in range(H) for j in range(W))
-                        + epsilon) ** (1 / p)
-                y[n, c] = x4[n, c] / mass
-        else:
-            for i in range(H):
-                for j in range(W):
-                    mass = (sum(x4[n, c, i, j] ** p for c in range(C)) + epsilon) ** (1 / p)
-                    y[n, :, i, j] = x4[n, :, i, j] / mass
-    return y.reshape(x.shape)
+    if dimensions is None:
+        dimensions = (2, 3) if spatial else (1,)
+    dimensions = tuple(np.atleast_1d(dimensions))
+    kept = [axis for axis in range(x.ndim) if axis not in dimensions]
+    y = np.zeros(x.shape)
+    groups = {}
+    for index in np.ndindex(*x.shape):
+        groups.setdefault(tuple(index[axis] for axis in kept), []).append(index)
+    for members in groups.values():
+        mass = (sum(x[index] ** p for index in members) + epsilon) ** (1 / p)
+        for index in members:
+            y[index] = x[index] / mass
+    return y
 
 
 def noffset_reference(x, a, b):

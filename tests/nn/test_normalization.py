@@ -225,6 +225,92 @@ def test_normalizelp_matches_the_definition(spatial, p):
     an.gradcheck(lambda v, dzdy=None: nn.normalizelp(v, p=p, spatial=spatial, dzdy=dzdy), x)
 
 
+# MatConvNet's nnnormalizelp.m 'dimensions' cases, H x W x C x N 1-based, and their NCHW axes
+MATCONVNET_AXES = {1: 2, 2: 3, 3: 1, 4: 0}
+MATCONVNET_DIMENSIONS = [[1], [2], [3], [4], [1, 2], [1, 3], [1, 4], [2, 3], [2, 4], [3, 4],
+                         [1, 2, 3], [2, 3, 4], [1, 2, 3, 4]]
+EVERY_SUBSET = [tuple(a for a in range(4) if mask >> a & 1) for mask in range(1, 16)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dimensions", EVERY_SUBSET, ids=str)
+def test_normalizelp_over_any_subset_of_the_axes(dimensions, dtype):
+    x = RNG.standard_normal((3, 5, 2, 3))
+    for p in (2, 4):
+        y = nn.normalizelp(x.astype(dtype), p=p, epsilon=1e-4, dimensions=dimensions)
+        assert y.dtype == dtype
+        tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-12}
+        np.testing.assert_allclose(y, normalizelp_reference(x, p, 1e-4, dimensions=dimensions),
+                                   **tol)
+        an.gradcheck(lambda v, dzdy=None: nn.normalizelp(v, p=p, epsilon=1e-4,
+                                                         dimensions=dimensions, dzdy=dzdy), x)
+
+
+def test_normalizelp_dimensions_cover_matconvnets_cases_in_nchw():
+    x = RNG.standard_normal((3, 5, 2, 3))
+    for matlab in MATCONVNET_DIMENSIONS:
+        axes = sorted(MATCONVNET_AXES[d] for d in matlab)
+        assert tuple(axes) in EVERY_SUBSET
+        norms = np.sqrt((x ** 2).sum(axis=tuple(axes), keepdims=True) + 1e-4)
+        np.testing.assert_allclose(nn.normalizelp(x, epsilon=1e-4, dimensions=axes), x / norms,
+                                   rtol=1e-12)
+
+
+def test_normalizelp_dimensions_defaults_and_spellings():
+    x = RNG.standard_normal((2, 3, 2, 2))
+    np.testing.assert_array_equal(nn.normalizelp(x, dimensions=1), nn.normalizelp(x))
+    np.testing.assert_array_equal(nn.normalizelp(x, dimensions=[3, 2]),
+                                  nn.normalizelp(x, spatial=True))
+    np.testing.assert_array_equal(nn.normalizelp(x, dimensions=(2, 3), spatial=True),
+                                  nn.normalizelp(x, spatial=True))
+    x2 = RNG.standard_normal((4, 3))
+    np.testing.assert_allclose(nn.normalizelp(x2, dimensions=0),
+                               x2 / np.sqrt((x2 ** 2).sum(axis=0) + 0.01), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dimensions, error, pattern", [
+    ((), ValueError, r"normalizelp: dimensions must be a non-empty"),
+    ([], ValueError, r"normalizelp: dimensions must be a non-empty"),
+    ((4,), ValueError, r"normalizelp: dimensions \(4,\) must be axes of x \(0 to 3"),
+    ((-1,), ValueError, r"normalizelp: dimensions \(-1,\) must be axes of x \(0 to 3"),
+    ((1, 1), ValueError, r"normalizelp: dimensions \(1, 1\) repeat an axis"),
+    ((1.5,), TypeError, r"normalizelp: dimensions must contain ints"),
+    ((True,), TypeError, r"normalizelp: dimensions must contain ints"),
+    ("1", TypeError, r"normalizelp: dimensions must be an int or a tuple of ints"),
+])
+def test_normalizelp_refuses_bad_dimensions_by_name(dimensions, error, pattern):
+    with pytest.raises(error, match=pattern):
+        nn.normalizelp(RNG.standard_normal((2, 3, 2, 2)), dimensions=dimensions)
+    with pytest.raises(error, match=pattern):
+        nn.normalizelp(an.Input(name="x"), dimensions=dimensions)
+
+
+def test_normalizelp_refuses_dimensions_beyond_the_rank_and_contradicting_spatial():
+    with pytest.raises(ValueError, match=r"normalizelp: dimensions \(2,\) must be axes of x "
+                                         r"\(0 to 1, x shape \(4, 3\)\)"):
+        nn.normalizelp(RNG.standard_normal((4, 3)), dimensions=2)
+    with pytest.raises(ValueError, match=r"normalizelp: spatial=True sums over the axes "
+                                         r"\(2, 3\); dimensions \(1,\) contradicts it"):
+        nn.normalizelp(RNG.standard_normal((2, 3, 2, 2)), spatial=True, dimensions=1)
+
+
+@pytest.mark.parametrize("dimensions, field", [((1,), "elementwise"), ((0, 1), "elementwise"),
+                                               ((2,), "none"), ((0, 3), "none")])
+def test_normalizelp_dimensions_in_a_graph(dimensions, field):
+    from autonn.receptive_fields import IDENTITY, receptive_fields
+    values, dy = RNG.standard_normal((2, 3, 4, 2)), RNG.standard_normal((2, 3, 4, 2))
+    x = an.Input(name="x")
+    y = nn.normalizelp(x, p=4, dimensions=dimensions)
+    net = an.Net((y * dy).sum())
+    net.eval({"x": values})
+    np.testing.assert_allclose(net.value(y), nn.normalizelp(values, p=4, dimensions=dimensions),
+                               rtol=1e-12)
+    np.testing.assert_allclose(net.der("x"), nn.normalizelp(values, p=4, dimensions=dimensions,
+                                                            dzdy=dy), rtol=1e-12)
+    got = receptive_fields(y, x)[y]
+    assert (got == IDENTITY) if field == "elementwise" else got is None
+
+
 def test_noffset_matches_the_definition():
     x = RNG.standard_normal((2, 3, 2, 2))
     np.testing.assert_allclose(nn.noffset(x, (0.5, 0.7)), noffset_reference(x, 0.5, 0.7))
