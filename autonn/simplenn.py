@@ -38,9 +38,10 @@ Layer types and their options (defaults in brackets; MatConvNet's camelCase spel
 
 Every layer also takes ``name`` [``layer<i>``], ``learning_rate`` and ``weight_decay`` (one
 multiplier per weight [1]) and ``precious``. In a converted network (``an.Net(net)``) the
-variables are named as MatConvNet's ``dagnn.DagNN.fromSimpleNN`` names them: ``input``,
-``x1`` ... ``x<n>`` (the output of layer i is ``x<i+1>`` counting layers from 0), ``label`` for
-the labels of a loss layer (``label2``... for further ones), and the weights ``<name>f``,
+variables are named as MatConvNet's ``dagnn.DagNN.fromSimpleNN`` names them, but for the input,
+``input`` as with its canonical names (``DagNN.from_simplenn`` names it ``x0``): ``x1`` ...
+``x<n>`` (the output of layer i is ``x<i+1>`` counting layers from 0), ``label`` for the labels
+of a loss layer (``label1``, ``label2``... for further ones), and the weights ``<name>f``,
 ``<name>b`` (conv, convt) and ``<name>m``, ``<name>b``, ``<name>x`` (bnorm).
 
 Where things are: which autonn op each layer type builds is declared on the op
@@ -513,7 +514,8 @@ def build(net, *, test_mode=False, where="simplenn", x=None, input_name="input",
         params = _make_params(layer, where, index)
         node = None
         if "class" in DEFAULTS[kind]:
-            label = Input("label" if label_count == 1 else f"label{label_count}")
+            # fromSimpleNN's getNewVarName: label, label1, label2...
+            label = Input("label" if label_count == 1 else f"label{label_count - 1}")
             built.labels.append((label, index, layer["class"]))
         try:
             if kind == "conv":

@@ -195,14 +195,14 @@ def test_simplenn_round_trip_and_conversions():
     assert [type(layer.block).__name__ for layer in dag.layers] == \
         ["Conv", "Sigmoid", "DropOut", "PDist"]
     dag.mode = "test"
-    dag.eval({"input": x, "label": target}, {"x4": dzdy})
+    dag.eval({"x0": x, "label": target}, {"x4": dzdy})
     np.testing.assert_allclose(dag.vars[dag.get_var_index("x4")].value, res[-1].x)
     np.testing.assert_allclose(dag.vars[0].der, res[0].dzdx, rtol=1e-12)
     np.testing.assert_allclose(dag.params[0].der, res[0].dzdw[0], rtol=1e-12)
     outputs = an.Layer.from_dagnn(dag)
     assert [layer.name for layer in outputs] == ["x4"]
     net = an.Net(dag)
-    net.eval({"input": x, "label": target}, mode="test")
+    net.eval({"x0": x, "label": target}, mode="test")
     np.testing.assert_allclose(net.value("x4"), res[-1].x)
 
 
@@ -223,10 +223,13 @@ def test_conserve_memory_keeps_only_precious_variables():
     assert dag.vars[dag.get_var_index("x1")].value is None
     assert dag.vars[dag.get_var_index("x2")].value is not None
     assert dag.params[0].der is not None and dag.vars[0].der is not None
-    kept = dag.vars[dag.get_var_index("objective")].value
+    # backwardAdvanced releases the outputs of every layer it runs, the objective's too
+    assert dag.vars[dag.get_var_index("objective")].value is None
+    x2, dx2 = dag.vars[dag.get_var_index("x2")].value, dag.vars[dag.get_var_index("x2")].der
     dag.conserve_memory = False
     dag.eval({"input": x, "label": np.array([0, 1])}, {"objective": 1.0})
-    assert float(kept) == pytest.approx(float(dag.vars[-1].value))
+    np.testing.assert_allclose(x2, dag.vars[dag.get_var_index("x2")].value)
+    np.testing.assert_allclose(dx2, dag.vars[dag.get_var_index("x2")].der)
 
 
 def test_converted_dag_passes_gradcheck():
@@ -247,3 +250,104 @@ def test_converted_dag_passes_gradcheck():
     ref = RNG.standard_normal((1, 2, 4, 5))
     report = an.gradcheck(net, {"x": x, "ref": ref})
     assert report is not None
+
+
+def test_conserve_memory_forward_clears_each_variable_after_its_last_reader():
+    dag = lenet_like()
+    dag.add_layer("side", ReLU(), "x2", "side")        # x2 has two readers; side is an output
+    x, c = RNG.standard_normal((2, 1, 6, 6)), np.array([1, 0])
+    dag.eval({"input": x, "label": c})
+    full = {v.name: v.value for v in dag.vars}
+    dag.conserve_memory = True
+    dag.eval({"input": x, "label": c})
+    kept = [v.name for v in dag.vars if v.value is not None]
+    assert kept == ["objective", "side"]               # the inputs are released too
+    np.testing.assert_allclose(dag.vars[dag.get_var_index("side")].value, full["side"])
+    # precious, set after the network was compiled once
+    dag.vars[dag.get_var_index("x1")].precious = True
+    dag.vars[dag.get_var_index("input")].precious = True
+    dag.eval({"input": x, "label": c})
+    assert [v.name for v in dag.vars if v.value is not None] == \
+        ["input", "x1", "objective", "side"]
+    np.testing.assert_allclose(dag.vars[dag.get_var_index("x1")].value, full["x1"])
+
+
+def test_conserve_memory_backward_keeps_inputs_and_unreached_layers_outputs():
+    dag = lenet_like()
+    dag.add_layer("side", ReLU(), "x2", "side")        # no derivative reaches this layer
+    x, c = RNG.standard_normal((2, 1, 6, 6)), np.array([1, 0])
+    dag.conserve_memory = True
+    dag.eval({"input": x, "label": c}, {"objective": 1.0})
+    assert [v.name for v in dag.vars if v.value is not None] == ["input", "label", "side"]
+    assert dag.vars[0].der is not None and all(p.der is not None for p in dag.params)
+    dag.vars[dag.get_var_index("x3")].precious = True
+    dag.eval({"input": x, "label": c}, {"objective": 1.0})
+    x3 = dag.vars[dag.get_var_index("x3")]
+    dx3 = nn.conv(x3.value, dag.params[2].value, dag.params[3].value,
+                  dzdy=nn.loss(nn.conv(x3.value, dag.params[2].value, dag.params[3].value), c,
+                               dzdy=1.0)[0])[0]
+    np.testing.assert_allclose(x3.der, dx3, rtol=1e-10)
+
+
+def test_reset_clears_values_and_derivatives():
+    dag = lenet_like()
+    x, c = RNG.standard_normal((2, 1, 6, 6)), np.array([1, 0])
+    dag.eval({"input": x, "label": c}, {"objective": 1.0})
+    assert dag.params[0].der is not None and dag.vars[1].value is not None
+    values = [p.value for p in dag.params]
+    dag.reset()
+    assert all(v.value is None and v.der is None for v in dag.vars)
+    assert all(p.der is None for p in dag.params)
+    assert all(p.value is v for p, v in zip(dag.params, values))   # parameters stay
+    net = dag._compiled[False]["net"]
+    assert net.value("x1") is None and net.value("input") is None   # the tape lets go too
+    dag.eval({"input": x, "label": c}, {"objective": 1.0})
+    assert dag.vars[dag.get_var_index("objective")].value is not None
+
+
+def lenet_simplenn():
+    r = RNG.standard_normal
+    return {"layers": [
+        {"type": "conv", "weights": [r((3, 1, 3, 3)), np.zeros(3)]},
+        {"type": "relu"},
+        {"type": "conv", "weights": [r((4, 3, 2, 2)), np.zeros(4)]},
+        {"type": "softmax"},
+        {"type": "conv", "weights": [r((5, 4, 1, 1)), np.zeros(5)]},
+        {"type": "softmaxloss"},
+        {"type": "loss", "loss": "classerror"},
+    ], "meta": {"inputs": {"name": "data", "size": (5, 5, 1)}}}
+
+
+def test_from_simplenn_names_as_fromsimplenn():
+    net = lenet_simplenn()
+    net["layers"] = net["layers"][:6]
+    dag = DagNN.from_simplenn(net)
+    assert [v.name for v in dag.vars] == ["x0", "x1", "x2", "x3", "x4", "x5", "label", "x6"]
+    assert dag.get_inputs() == ["x0", "label"] and dag.get_outputs() == ["x6"]
+    assert dag.meta["inputs"] == {"name": "x0", "size": (5, 5, 1)}
+    assert net["meta"]["inputs"]["name"] == "data"        # the given net is left alone
+    two = DagNN.from_simplenn(lenet_simplenn()["layers"])
+    assert two.get_inputs() == ["x0", "label", "label1"]   # getNewVarName's numbering
+
+
+def test_from_simplenn_canonical_names():
+    dag = DagNN.from_simplenn(lenet_simplenn(), canonical_names=True)
+    # the second loss reads the first one's objective, which becomes its prediction (in
+    # fromSimpleNN's order: the second objective is named while the first still holds the name)
+    assert [v.name for v in dag.vars] == ["input", "x1", "x2", "prediction", "prob",
+                                          "prediction1", "label", "prediction2", "label1",
+                                          "objective1"]
+    assert dag.meta["inputs"]["name"] == "input"
+    assert [layer.inputs for layer in dag.layers][3:] == \
+        [["prediction"], ["prob"], ["prediction1", "label"], ["prediction2", "label1"]]
+    single = DagNN.from_simplenn(lenet_simplenn()["layers"][:4], canonical_names=True)
+    assert [v.name for v in single.vars] == ["input", "x1", "x2", "prediction", "prob"]
+    layers = lenet_simplenn()["layers"][:6]
+    one_loss = DagNN.from_simplenn(layers, canonical_names=True)
+    assert one_loss.get_outputs() == ["objective"]
+    assert one_loss.layers[-1].inputs == ["prediction1", "label"]
+    x = RNG.standard_normal((2, 1, 5, 5))
+    c = np.array([0, 3])
+    res = simplenn.run(layers, x, labels=c)
+    one_loss.eval({"input": x, "label": c})
+    assert float(one_loss.vars[-1].value) == pytest.approx(float(res[-1].x), rel=1e-12)

@@ -147,7 +147,7 @@ def test_wrappers_agree_with_the_net():
     net = an.Net({"layers": layers})
     from_net = net.receptive_fields("input")
     dag = dagnn.DagNN.from_simplenn(layers)
-    from_dag = dict(zip([v.name for v in dag.vars], dag.var_receptive_fields("input")))
+    from_dag = dict(zip([v.name for v in dag.vars], dag.var_receptive_fields("x0")))
     rows = simplenn.display(layers, (1, 3, 32, 32), file=open("/dev/null", "w"))
     assert from_net["x4"] == from_dag["x4"] == ReceptiveField((17, 17), (4, 4), (2, 2))
     assert rows[3]["rf_size"] == "17" and rows[3]["rf_offset"] == "2"

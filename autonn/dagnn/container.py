@@ -13,10 +13,9 @@ import numpy as np
 from .. import simplenn
 from ..formatting import bytes_text, shape_text, text_table, value_shape_text
 from ..layer import Input, Param, topological_order
-from ..net import Net
 from ..receptive_fields import receptive_fields
 from ..shapes import variable_shapes
-from .blocks import Block, block_from_simplenn
+from .blocks import Block, Loss, SoftMax, block_from_simplenn
 
 __all__ = ["DagNN", "LayerEntry", "ParamEntry", "Var", "to_layers"]
 
@@ -66,8 +65,13 @@ class DagNN:
 
     Attributes: ``layers``, ``vars``, ``params`` (lists of :class:`LayerEntry`, :class:`Var`,
     :class:`ParamEntry`), ``meta`` (dict: classes, normalization...), ``mode`` ('normal' or
-    'test') and ``conserve_memory`` (release the values and derivatives of variables that no
-    later step needs; set ``vars[i].precious = True`` to keep a variable's value).
+    'test') and ``conserve_memory`` (MatConvNet's ``conserveMemory``; False by default, so that
+    every value can be read after ``eval``). With ``conserve_memory``, as MatConvNet's
+    ``forwardAdvanced`` and ``backwardAdvanced``: a forward pass releases each variable after
+    its last reader, inputs included, so only the outputs are left; a pass with derivatives
+    keeps everything through the forward pass and releases the value and derivative of each
+    layer's outputs as its backward runs, so only the inputs (and the parameters' derivatives)
+    are left. ``vars[i].precious = True`` keeps a variable's value and derivative.
     """
 
     def __init__(self, meta=None):
@@ -230,9 +234,16 @@ class DagNN:
             for name in ders:
                 if name not in self.get_outputs():
                     raise ValueError(f"DagNN.eval: derivatives given for {name!r}, which is not "
-                                     f"an output of the network (outputs: {outputs})")
+                                     f"an output of the network (outputs: "
+                                     f"{self.get_outputs()})")
             net.eval(feed, der_output=[ders.get(name) for name in outputs])
+        released = self._released(ders) if self.conserve_memory else set()
         for var in self.vars:
+            if var.name in released:
+                var.value = var.der = None
+                if var.fanin == 0:  # an input: the tape kept it, as it keeps every leaf
+                    net.set_value(var.name, None)
+                continue
             var.value = _value_or_none(net, var.name)
             var.der = _der_or_none(net, var.name) if ders is not None else None
         if ders is not None:
@@ -240,17 +251,46 @@ class DagNN:
                 entry.der = getattr(param, "der", None)
         return self
 
+    def reset(self):
+        """Clear the values and derivatives of the variables and the derivatives of the
+        parameters (MatConvNet's ``reset``), here and in the compiled tapes."""
+        for var in self.vars:
+            var.value = var.der = None
+        for param in self.params:
+            param.der = None
+        for compiled in self._compiled.values():
+            net = compiled["net"]
+            slots = set(net.vars)
+            for var in self.vars:
+                if var.name in slots:
+                    net.set_value(var.name, None)
+            for _, param in compiled["params"]:
+                param.der = None
+
+    def _released(self, ders):
+        """Names of the variables conserve_memory releases: after a forward pass, every one
+        some layer reads (forwardAdvanced); after a backward pass, the outputs of the layers
+        whose backward ran (backwardAdvanced: those all of whose outputs got a derivative).
+        Precious variables are kept."""
+        if ders is None:
+            return {v.name for v in self.vars if v.fanout > 0 and not v.precious}
+        has_der = {name for name, der in ders.items() if der is not None}
+        released = set()
+        for layer in reversed(_execution_order(self)):
+            if all(name in has_der for name in layer.outputs):
+                has_der.update(layer.inputs)
+                released.update(layer.outputs)
+        return {name for name in released if not self.vars[self.get_var_index(name)].precious}
+
     def _compile(self, test_mode):
-        key = (self._version, test_mode, self.conserve_memory)
+        precious = tuple(v.name for v in self.vars if v.precious)
+        key = (self._version, test_mode, bool(self.conserve_memory), precious)
         if self._compiled.get(test_mode, {}).get("key") != key:
             outputs, params = _build(self, test_mode)
-            # Precious variables survive conserve_memory: the net keeps its outputs' values.
-            precious = [v.name for v in self.vars if v.precious and v.fanout > 0]
-            if precious:
-                layers = _layers_by_name(outputs)
-                outputs = outputs + [layers[name] for name in precious if name in layers]
-            net = Net(*outputs, optimize=False, conserve_memory=self.conserve_memory,
-                      _name_from=False)
+            # Precious variables survive conserve_memory, values and derivatives.
+            layers = _layers_by_name(outputs)
+            kept = [layers[name] for name in precious if name in layers]
+            net = simplenn.compile_keeping(outputs, kept, bool(self.conserve_memory))
             self._compiled[test_mode] = {"key": key, "net": net, "params": params}
         return self._compiled[test_mode]
 
@@ -315,13 +355,23 @@ class DagNN:
 
     # ---------------------------------------------------------------------- conversion
     @staticmethod
-    def from_simplenn(net):
+    def from_simplenn(net, canonical_names=False):
         """A DagNN computing the same function as a SimpleNN network, named as MatConvNet's
-        ``fromSimpleNN``: variables ``input``, ``x1``...; labels ``label``; weights
-        ``<layer>f``/``<layer>b`` (conv) and ``<layer>m``/``<layer>b``/``<layer>x`` (bnorm)."""
+        ``fromSimpleNN``: variables ``x0`` (the input), ``x1``, ... (``x<i>`` the output of
+        the i-th layer, counting from 1); the labels of loss layers ``label`` (then ``label1``,
+        ``label2``...); weights ``<layer>f``/``<layer>b`` (conv, convt) and ``<layer>m``/
+        ``<layer>b``/``<layer>x`` (bnorm). ``meta['inputs']``, if any, names its first input
+        after the network's.
+
+        canonical_names : rename as MatConvNet's ``'CanonicalNames'`` option: the input
+            ``input``, the output of each SoftMax ``prob`` (``prob1``...) and its input
+            ``prediction`` (``prediction1``...), the output of each Loss ``objective`` and its
+            input, unless it is a ``prob``, ``prediction``. (MatConvNet names every Loss output
+            ``objective``, which two losses cannot share: the second is ``objective1``.)
+        """
         # simplenn.build names the variables, labels and weights, and sets the weights'
         # learning rates, decays and train methods; the blocks read the layers' options.
-        built = simplenn.build(net, where="DagNN.from_simplenn")
+        built = simplenn.build(net, where="DagNN.from_simplenn", input_name="x0")
         dag = DagNN(meta=built.meta)
         labels = {index: label.name for label, index, _ in built.labels}
         for index, layer in enumerate(built.layers):
@@ -334,7 +384,34 @@ class DagNN:
                 entry = dag.params[dag.get_param_index(param.name)]
                 entry.value, entry.train_method = param.value, param.train_method
                 entry.learning_rate, entry.weight_decay = param.learning_rate, param.weight_decay
+        if canonical_names:
+            dag._canonical_names()
+        if "inputs" in dag.meta and dag.layers:
+            dag.meta["inputs"] = _first_input_named(dag.meta["inputs"], dag.layers[0].inputs[0])
         return dag
+
+    def _canonical_names(self):
+        """fromSimpleNN's CanonicalNames renaming, in its order."""
+        for index, layer in enumerate(self.layers):
+            if index == 0:
+                self.rename_var(layer.inputs[0], "input")
+            if isinstance(layer.block, SoftMax):
+                self.rename_var(layer.outputs[0], self._new_var_name("prob"))
+                self.rename_var(layer.inputs[0], self._new_var_name("prediction"))
+            if isinstance(layer.block, Loss):
+                self.rename_var(layer.outputs[0], self._new_var_name("objective"))
+                if not layer.inputs[0].startswith("prob"):
+                    self.rename_var(layer.inputs[0], self._new_var_name("prediction"))
+
+    def _new_var_name(self, prefix):
+        """``prefix``, or ``prefix1``, ``prefix2``... the first no variable has (MatConvNet's
+        getNewVarName)."""
+        names = {v.name for v in self.vars}
+        name, t = prefix, 0
+        while name in names:
+            t += 1
+            name = f"{prefix}{t}"
+        return name
 
     # ---------------------------------------------------------------------- bookkeeping
     def _check_writers(self):
@@ -402,34 +479,54 @@ def _build(dag, test_mode):
                       weight_decay=entry.weight_decay, train_method=entry.train_method)
         params[entry.name] = param
         pairs.append((entry, param))
-    pending = list(dag.layers)
+    for layer in _execution_order(dag):
+        inputs = [values[v] for v in layer.inputs]
+        try:
+            outputs = layer.block.forward(inputs, [params[p] for p in layer.params],
+                                          test_mode=test_mode)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"DagNN: layer {layer.name!r} ({type(layer.block).__name__})"
+                              f": {error}") from None
+        if len(outputs) != len(layer.outputs):
+            raise ValueError(f"DagNN: layer {layer.name!r} gives {len(outputs)} outputs for "
+                             f"{len(layer.outputs)} output variables {layer.outputs}")
+        for name, output in zip(layer.outputs, outputs):
+            if output.name is not None:  # an identity (dropout in test mode): own node
+                output = +output
+            output.name = name
+            values[name] = output
+    return [values[name] for name in dag.get_outputs()], pairs
+
+
+def _execution_order(dag):
+    """The layers in an order that runs each after the writers of its inputs (MatConvNet's
+    executionOrder: the order of ``layers`` where it allows)."""
+    known = set(dag.get_inputs())
+    order, pending = [], list(dag.layers)
     while pending:
-        ready = [layer for layer in pending if all(v in values for v in layer.inputs)]
+        ready = [layer for layer in pending if all(v in known for v in layer.inputs)]
         if not ready:
-            missing = {v for layer in pending for v in layer.inputs if v not in values}
+            missing = {v for layer in pending for v in layer.inputs if v not in known}
             raise ValueError(f"DagNN: layers {[layer.name for layer in pending]} can never run: "
                              f"variables {sorted(missing)} are part of a cycle")
         for layer in ready:
             pending.remove(layer)
-            inputs = [values[v] for v in layer.inputs]
-            try:
-                outputs = layer.block.forward(inputs, [params[p] for p in layer.params],
-                                              test_mode=test_mode)
-            except (TypeError, ValueError) as error:
-                raise type(error)(f"DagNN: layer {layer.name!r} ({type(layer.block).__name__})"
-                                  f": {error}") from None
-            if len(outputs) != len(layer.outputs):
-                raise ValueError(f"DagNN: layer {layer.name!r} gives {len(outputs)} outputs for "
-                                 f"{len(layer.outputs)} output variables {layer.outputs}")
-            for name, output in zip(layer.outputs, outputs):
-                if output.name is not None:  # an identity (dropout in test mode): own node
-                    output = +output
-                output.name = name
-                values[name] = output
-    return [values[name] for name in dag.get_outputs()], pairs
+            known.update(layer.outputs)
+            order.append(layer)
+    return order
 
 
 # ============================================================================== helpers
+def _first_input_named(inputs, name):
+    """A copy of ``meta['inputs']`` (a dict or a list of dicts) whose first input is named
+    ``name``."""
+    if isinstance(inputs, dict):
+        return {**inputs, "name": name}
+    if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
+        return [{**inputs[0], "name": name}] + list(inputs[1:])
+    return inputs
+
+
 def _names(value):
     if value is None:
         return []
