@@ -4,43 +4,27 @@ converted from SimpleNN keeps and releases with ``conserveMemory`` and ``preciou
 5x5x1x20, max pool, conv 5x5x20x50, max pool, conv 4x4x50x500, relu, conv 1x1x500x10,
 softmaxloss) and a batch of 20 32x32 images.
 
-As in the suite (``nntest``), every case runs in single and double precision, on the CPU and,
-when there is one, the GPU; data are NCHW and the labels 0-based. The suite's ``forward`` and
-``backward`` helpers reset the network and evaluate it on ``{'x0', x, 'label', class}`` (and
-``{'x8', 1}``): ``fromSimpleNN`` names the input ``x0``.
+As in the suite, every case runs on the ``t`` fixture (``nntest.py``, the port of nntest.m): in
+single and double precision, on the CPU and, when there is one, the GPU (the weights are made
+there, which stands for ``net.move(device)``); data are NCHW and the labels 0-based. The
+suite's ``forward`` and ``backward`` helpers reset the network and evaluate it on
+``{'x0', x, 'label', class}`` (and ``{'x8', 1}``): ``fromSimpleNN`` names the input ``x0``.
 """
 
-import numpy as np
 import pytest
 
-import autonn as an
-from autonn import backend, simplenn
+from autonn import simplenn
 from autonn.dagnn import DagNN
-
-RANGE = 128          # nntest's range: its randn draws RANGE times a standard normal
-DTYPES = [np.float32, np.float64]
-DEVICES = ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)]
-
-
-@pytest.fixture(params=DEVICES)
-def device(request):
-    if request.param == "gpu" and not an.gpu_available():
-        pytest.skip("no GPU")
-    return request.param
 
 
 class Suite:
-    """nndagnn's properties (net, x, class, inputs, outputs) and its forward/backward helpers."""
+    """nndagnn's properties (net, x, class, inputs, outputs) and its forward/backward helpers,
+    on ``t`` (nntest)."""
 
-    def __init__(self, dtype, device):
-        rng = np.random.default_rng(0)
-
-        def randn(*shape):
-            return (RANGE * rng.standard_normal(shape)).astype(dtype)
-
+    def __init__(self, t):
         def conv(k, c, h, w):
-            return {"type": "conv", "weights": [randn(k, c, h, w), np.zeros(k, dtype)],
-                    "stride": 1, "pad": 0}
+            return {"type": "conv", "weights": [t.randn(k, c, h, w), t.zeros(k)], "stride": 1,
+                    "pad": 0}
 
         pool = {"type": "pool", "method": "max", "pool": (2, 2), "stride": 2, "pad": 0}
         layers = [conv(20, 1, 5, 5), dict(pool), conv(50, 20, 5, 5), dict(pool),
@@ -49,10 +33,8 @@ class Suite:
         self.net = DagNN.from_simplenn(simplenn.tidy({"layers": layers}))
         self.inputs = self.net.get_inputs()
         self.outputs = self.net.get_outputs()
-        self.x = backend.to_device(randn(20, 1, 32, 32), device)
-        self.cls = backend.to_device(rng.integers(0, 10, 20), device)
-        for param in self.net.params:          # net.move(device)
-            param.value = backend.to_device(param.value, device)
+        self.x = t.randn(20, 1, 32, 32)
+        self.cls = t.to_device(t.rng.integers(0, 10, 20))
 
     def forward(self):
         self.net.reset()
@@ -63,9 +45,9 @@ class Suite:
         self.net.eval({"x0": self.x, "label": self.cls}, {"x8": 1})
 
 
-@pytest.fixture(params=DTYPES, ids=["single", "double"])
-def suite(request, device):
-    return Suite(request.param, device)
+@pytest.fixture
+def suite(t):
+    return Suite(t)
 
 
 def test_simple_run(suite):

@@ -3,64 +3,36 @@
 and release, on the suite's LeNet-like network (conv 5x5x1x20, max pool, conv 5x5x20x50, max
 pool, conv 4x4x50x500, relu, conv 1x1x500x10, softmaxloss) and a batch of 20 32x32 images.
 
-As in the suite (``nntest``), every case runs in single and double precision, on the CPU and,
-when there is one, the GPU; data are NCHW and the labels 0-based. MATLAB's ``res(i)`` is
+As in the suite, every case runs on the ``t`` fixture (``nntest.py``, the port of nntest.m): in
+single and double precision, on the CPU and, when there is one, the GPU; data are NCHW and the
+labels 0-based. MATLAB's ``res(i)`` is
 ``res[i - 1]`` here and its layer ``i`` is ``net['layers'][i - 1]``.
 """
 
-import numpy as np
 import pytest
 
-import autonn as an
-from autonn import backend, simplenn
-
-RANGE = 128          # nntest's range: randn(...)/range is a standard normal
-DTYPES = [np.float32, np.float64]
-DEVICES = ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)]
+from autonn import simplenn
 
 
-@pytest.fixture(params=DEVICES)
-def device(request):
-    if request.param == "gpu" and not an.gpu_available():
-        pytest.skip("no GPU")
-    return request.param
-
-
-@pytest.fixture(params=DTYPES, ids=["single", "double"])
-def setup(request, device):
-    """nnsimplenn's initNet: the network (tidied and moved to the device), x and the labels."""
-    dtype = request.param
-    rng = np.random.default_rng(0)
-
-    def randn(*shape):
-        return backend.to_device((RANGE * rng.standard_normal(shape)).astype(dtype), device)
-
-    def zeros(*shape):
-        return backend.to_device(np.zeros(shape, dtype), device)
-
+@pytest.fixture
+def setup(t):
+    """nnsimplenn's initNet, on ``t`` (nntest): the network (tidied, on t's device), x and the
+    labels."""
     def conv(k, c, h, w):
-        return {"type": "conv", "weights": [randn(k, c, h, w) / RANGE, zeros(k)], "stride": 1,
-                "pad": 0}
+        return {"type": "conv", "weights": [t.randn(k, c, h, w) / t.range, t.zeros(k)],
+                "stride": 1, "pad": 0}
 
     pool = {"type": "pool", "method": "max", "pool": (2, 2), "stride": 2, "pad": 0}
     net = simplenn.tidy({"layers": [conv(20, 1, 5, 5), dict(pool), conv(50, 20, 5, 5), dict(pool),
                                     conv(500, 50, 4, 4), {"type": "relu"},
                                     conv(10, 500, 1, 1), {"type": "softmaxloss"}]})
-    x = randn(20, 1, 32, 32) / RANGE
-    labels = backend.to_device(rng.integers(0, 10, 20), device)
-    return net, x, labels
-
-
-def eq(a, b):
-    """nntest's eq: equal up to 1% of the range of the values."""
-    a, b = backend.to_device(a, "cpu"), backend.to_device(b, "cpu")
-    both = np.concatenate([np.ravel(a), np.ravel(b)])
-    tau = max(1e-2 * (both.max() - both.min()), 1e-3 * max(both.max(), -both.min()))
-    np.testing.assert_allclose(a, b, rtol=0, atol=tau)
+    x = t.randn(20, 1, 32, 32) / t.range
+    labels = t.to_device(t.rng.integers(0, 10, 20))
+    return t, net, x, labels
 
 
 def test_simple_run(setup):
-    net, x, labels = setup
+    t, net, x, labels = setup
     net["layers"][-1]["class"] = labels
     # the forget functionality of the forward pass: only the output survives
     res = simplenn.run(net, x, None, conserve_memory=True)
@@ -80,7 +52,7 @@ def test_simple_run(setup):
 
 
 def test_conserve_memory(setup):
-    net, x, labels = setup
+    t, net, x, labels = setup
     net["layers"][-1]["class"] = labels
     res = simplenn.run(net, x, None, conserve_memory=False)
     for record in res:
@@ -91,7 +63,7 @@ def test_conserve_memory(setup):
 
 
 def test_precious(setup):
-    net, x, labels = setup
+    t, net, x, labels = setup
     sel_layer = 3                            # MATLAB's layer 3, the second conv
     net["layers"][-1]["class"] = labels
     net["layers"][sel_layer - 1]["precious"] = True
@@ -111,7 +83,7 @@ def test_precious(setup):
 
 
 def test_back_prop_depth(setup):
-    net, x, labels = setup
+    t, net, x, labels = setup
     depth = 3
     net["layers"][-1]["class"] = labels
     options = {"conserve_memory": True, "back_prop_depth": depth}
@@ -130,13 +102,13 @@ def test_back_prop_depth(setup):
 
 
 def test_skip_forward(setup):
-    net, x, labels = setup
+    t, net, x, labels = setup
     net["layers"][-1]["class"] = labels
     res = simplenn.run(net, x, 1)
     res_ = simplenn.run(net, x, 1, res=res, skip_forward=True)
     for a, b in zip(res, res_):
-        eq(a.x, b.x)
-        eq(a.dzdx, b.dzdx)
+        t.eq(a.x, b.x)
+        t.eq(a.dzdx, b.dzdx)
     with pytest.raises(ValueError, match="skip_forward.*dzdy"):          # skipForwardNoBackwPass
         simplenn.run(net, x, None, res=None, skip_forward=True)
     with pytest.raises(ValueError, match="skip_forward needs res"):      # skipForwardEmptyRes
