@@ -310,6 +310,10 @@ CASES = [
               lambda a, b, dzdy=None: nn.concat([a, b], axis=0, dzdy=dzdy),
               lambda rng: (normal(rng, 2, 3, 2, 2), normal(rng, 1, 3, 2, 2)),
               lambda a, b: ref.concat_reference([a, b], axis=0), differentiable=(0, 1)),
+    BlockCase("concat-height-input-sizes", nn.concat,
+              lambda a, b, dzdy=None: nn.concat([a, b], 2, [(2, 3, 2, 2), 1], dzdy=dzdy),
+              lambda rng: (normal(rng, 2, 3, 2, 2), normal(rng, 2, 3, 1, 2)),
+              lambda a, b: ref.concat_reference([a, b], axis=2), differentiable=(0, 1)),
     # ROI pooling, spatial transformer
     BlockCase("roipool-max", nn.roipool,
               lambda x, rois, dzdy=None: nn.roipool(x, rois, subdivisions=(2, 3), dzdy=dzdy),
