@@ -351,3 +351,26 @@ def test_from_simplenn_canonical_names():
     res = simplenn.run(layers, x, labels=c)
     one_loss.eval({"input": x, "label": c})
     assert float(one_loss.vars[-1].value) == pytest.approx(float(res[-1].x), rel=1e-12)
+
+
+def test_blocks_forward_and_backward_on_arrays_as_matconvnet_blocks():
+    block = Conv(size=(3, 3, 2, 4), pad=1)
+    f, b = block.init_params(np.random.default_rng(0))
+    f, b = f.astype(np.float64), b.astype(np.float64)
+    x = RNG.standard_normal((2, 2, 5, 5))
+    (y,) = block.forward([x], [f, b])
+    np.testing.assert_allclose(y, nn.conv(x, f, b, pad=1))
+    dzdy = RNG.standard_normal(y.shape)
+    (dx,), (df, db) = block.backward([x], [f, b], [dzdy])
+    want = nn.conv(x, f, b, pad=1, dzdy=dzdy)
+    for got, expected in zip((dx, df, db), want):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    scores, labels = RNG.standard_normal((2, 3, 1, 1)), np.array([2, 0])
+    (dscores, dlabels), _ = Loss().backward([scores, labels], [], [1.0])
+    np.testing.assert_allclose(dscores, nn.loss(scores, labels, dzdy=1.0)[0], rtol=1e-12)
+    assert dlabels is None
+    dzdx = RNG.standard_normal(x.shape)
+    (dx,), _ = DropOut().backward([x], [], [dzdx], test_mode=True)     # the identity
+    np.testing.assert_array_equal(dx, dzdx)
+    with pytest.raises(ValueError, match="Conv.backward: der_outputs has 2 entries for 1"):
+        block.backward([x], [f, b], [dzdy, dzdy])

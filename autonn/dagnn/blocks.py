@@ -17,6 +17,8 @@ import numpy as np
 
 from .. import nn, simplenn
 from ..backend import array_module
+from ..layer import Input, Param
+from ..net import Net
 from ..nn.normalization import bnorm_given_moments_op
 from ..ops import Op
 from ..receptive_fields import ReceptiveField
@@ -83,6 +85,24 @@ class Block:
 
     def forward(self, inputs, params, test_mode=False):
         raise NotImplementedError
+
+    def backward(self, inputs, params, der_outputs, test_mode=False):
+        """MatConvNet's ``[derInputs, derParams] = block.backward(inputs, params, derOutputs)``
+        on arrays: the derivatives of the inputs and of the params, from the derivatives of the
+        outputs. (``forward`` takes arrays as well as Layers: the blocks are made of autonn
+        operations, which work on both.) The derivatives come from the block's own graph,
+        compiled into a tape; an input nothing differentiates (labels) gets None."""
+        xs = [Input(f"{type(self).__name__}_input{k + 1}") for k in range(len(inputs))]
+        ps = [Param(value, name=f"{type(self).__name__}_param{k + 1}")
+              for k, value in enumerate(params)]
+        outputs = self.forward(xs, ps, test_mode=test_mode)
+        if len(der_outputs) != len(outputs):
+            raise ValueError(f"{type(self).__name__}.backward: der_outputs has "
+                             f"{len(der_outputs)} entries for {len(outputs)} outputs")
+        outputs = [+y if isinstance(y, Input) else y for y in outputs]  # each its own node
+        net = Net(*outputs, optimize=False, _name_from=False)
+        net.eval({x.name: value for x, value in zip(xs, inputs)}, der_output=list(der_outputs))
+        return [net.der(x) for x in xs], [p.der for p in ps]
 
     def init_params(self, rng):
         return []
