@@ -325,6 +325,12 @@ def test_from_simplenn_names_as_fromsimplenn():
     assert [v.name for v in dag.vars] == ["x0", "x1", "x2", "x3", "x4", "x5", "label", "x6"]
     assert dag.get_inputs() == ["x0", "label"] and dag.get_outputs() == ["x6"]
     assert dag.meta["inputs"] == {"name": "x0", "size": (5, 5, 1)}
+    assert dag.layers[5].input_indexes == [5, 6] and dag.layers[5].output_indexes == [7]
+    assert dag.layers[2].param_indexes == [2, 3]
+    dag.rename_var("x5", "scores")
+    dag.remove_layer("layer2")
+    assert dag.layers[4].input_indexes == [dag.get_var_index("scores"), dag.get_var_index("label")]
+    assert dag.layers[1].input_indexes == [dag.get_var_index("x2")]
     assert net["meta"]["inputs"]["name"] == "data"        # the given net is left alone
     two = DagNN.from_simplenn(lenet_simplenn()["layers"])
     assert two.get_inputs() == ["x0", "label", "label1"]   # getNewVarName's numbering

@@ -49,11 +49,14 @@ class ParamEntry:
 
 class LayerEntry:
     """A layer of a DagNN: ``name``, ``block`` and the names of its ``inputs``, ``outputs`` and
-    ``params``."""
+    ``params``; ``input_indexes``, ``output_indexes`` and ``param_indexes`` are their positions
+    in the DagNN's ``vars`` and ``params`` (MatConvNet's ``inputIndexes``..., 0-based), kept up
+    to date by every edit made through the DagNN."""
 
     def __init__(self, name, block, inputs, outputs, params):
         self.name, self.block = name, block
         self.inputs, self.outputs, self.params = list(inputs), list(outputs), list(params)
+        self.input_indexes, self.output_indexes, self.param_indexes = [], [], []
 
     def __repr__(self):
         return (f"Layer({self.name!r}, {self.block!r}, inputs={self.inputs}, "
@@ -453,6 +456,12 @@ class DagNN:
                     param_index[name] = entry
                     self.params.append(entry)
                 param_index[name].fanout += 1
+        var_at = {v.name: k for k, v in enumerate(self.vars)}
+        param_at = {p.name: k for k, p in enumerate(self.params)}
+        for layer in self.layers:
+            layer.input_indexes = [var_at[name] for name in layer.inputs]
+            layer.output_indexes = [var_at[name] for name in layer.outputs]
+            layer.param_indexes = [param_at[name] for name in layer.params]
         self._version += 1
         self._compiled.clear()
 

@@ -84,7 +84,7 @@ def test_conserve_memory(suite):
 
 def test_precious(suite):
     sel_layer = 3                                     # MATLAB's layer 3, the second conv
-    output_idx = suite.net.get_var_index(suite.net.layers[sel_layer - 1].outputs[0])
+    output_idx = suite.net.layers[sel_layer - 1].output_indexes[0]
     suite.net.vars[output_idx].precious = True
     suite.net.conserve_memory = True
     suite.forward()
