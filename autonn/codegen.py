@@ -72,7 +72,13 @@ def forward_pass(steps, test, trace=None):
 def _forward_part(steps, first, test, trace):
     writer = _Writer()
     produced = {o for step in steps for o in step.outputs}
-    read = sorted({i for step in steps for i in step.inputs} - produced)
+    # what the part reads before it writes comes from the slot list: an input, a constant,
+    # an earlier part's result, or a slot an edited step writes over after reading it
+    read, written = set(), set()
+    for step in steps:
+        read.update(i for i in step.inputs if i not in written)
+        written.update(step.outputs)
+    read = sorted(read)
     body = []
     for k, step in enumerate(steps, first):
         function = writer.closure(f"f{k}", step.function_test if test else step.function)

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import math_ops
 from .layer import Input, Layer, Param, Selector, topological_order
-from .tape import BackwardStep, ForwardStep, Tape
+from .tape import ForwardStep, Tape, backward_steps
 
 
 class CompiledGraph:
@@ -111,79 +111,14 @@ def compile_graph(outputs, optimize=True, conserve_memory=False, protected=()):
         forward.append(ForwardStep(node.name, node.op, inputs, outs, node.options, node.source))
         node_slots.append((inputs, outs))
 
-    backward = _backward_steps(forward, requires_der,
-                               [compiled.slot_of[id(layer)] for layer in outputs])
-    compiled.tape = Tape(forward, backward, names, constants)
+    output_slots = [compiled.slot_of[id(layer)] for layer in outputs]
+    leaves = [compiled.slot_of[id(x)] for x in compiled.inputs + compiled.params]
+    backward = backward_steps(forward, requires_der, output_slots)
+    compiled.tape = Tape(forward, backward, names, constants, outputs=output_slots,
+                         leaves=leaves, requires_der=requires_der)
     if conserve_memory:
-        leaves = {compiled.slot_of[id(x)] for x in compiled.inputs + compiled.params}
-        keep = leaves | {slot for slot, _ in constants}
-        keep |= {compiled.slot_of[id(layer)] for layer in outputs}
-        _plan_memory(compiled.tape, keep, der_keep=leaves)
+        compiled.tape.plan_memory()
     return compiled
-
-
-def _backward_steps(forward, requires_der, output_slots):
-    """Backward steps in reverse order, only for steps a derivative can reach."""
-    receives = set(output_slots)
-    steps = []
-    for step in reversed(forward):
-        if not any(o in receives for o in step.outputs) or not step.op.differentiable:
-            continue
-        targets = [(position, slot) for position, slot in enumerate(step.inputs)
-                   if requires_der[slot] and step.op.has_derivative(position)]
-        if not targets:
-            continue
-        steps.append(BackwardStep(step.name, step.op, step.inputs, step.outputs, step.options,
-                                  step.source, targets))
-        receives.update(slot for _, slot in targets)
-    return steps
-
-
-def _plan_memory(tape, keep, der_keep):
-    """Liveness: release each value after its last reader, each derivative once consumed."""
-    needed_by_backward = set()
-    for step in tape.backward:
-        needs = step.op.backward_needs_inputs
-        positions = range(len(step.inputs)) if needs is None else needs
-        needed_by_backward.update(step.inputs[p] for p in positions)
-        if step.op.backward_needs_output or step.multiple_outputs:
-            needed_by_backward.update(step.outputs)
-
-    def release_after_last_read(steps, readers, protected):
-        seen = set()
-        for step in reversed(steps):
-            dead = [s for s in readers(step) if s not in seen and s not in protected]
-            seen.update(readers(step))
-            yield step, tuple(dict.fromkeys(dead))
-
-    for step, dead in release_after_last_read(tape.forward, lambda s: s.inputs,
-                                              keep | needed_by_backward):
-        step.free = dead
-    for step, dead in release_after_last_read(tape.forward, lambda s: s.inputs, keep):
-        step.free_test = dead
-    # An output nobody reads is dead at once, unless the backward pass or the user needs it.
-    read = {s for step in tape.forward for s in step.inputs}
-    for step in tape.forward:
-        unread = tuple(o for o in step.outputs if o not in read and o not in keep)
-        step.free += tuple(o for o in unread if o not in needed_by_backward)
-        step.free_test += unread
-
-    def backward_reads(step):
-        needs = step.op.backward_needs_inputs
-        positions = range(len(step.inputs)) if needs is None else needs
-        reads = [step.inputs[p] for p in positions]
-        if step.op.backward_needs_output or step.multiple_outputs:
-            reads += list(step.outputs)
-        return reads
-
-    seen = set()
-    for step in reversed(tape.backward):
-        reads = backward_reads(step)
-        step.free_values = tuple(dict.fromkeys(s for s in reads
-                                               if s not in seen and s not in keep))
-        seen.update(reads)
-    for step in tape.backward:
-        step.free_ders = tuple(o for o in step.outputs if o not in der_keep)
 
 
 def _merge_linear_chains(nodes, order, keep_ids, compiled):

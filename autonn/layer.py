@@ -398,6 +398,15 @@ class Layer:
 
     # ------------------------------------------------------------------ conversions
     @staticmethod
+    def from_compiled_net(net):
+        """The implicit graph of a compiled :class:`autonn.Net`, read back from its tape
+        (AutoNN's ``Layer.fromCompiledNet``): a list of the output Layers, whose nodes carry
+        the steps' ops, options and names, and which share the net's Inputs and Params
+        (values included). ``Net(*Layer.from_compiled_net(net))`` compiles to the same tape.
+        Edits of the tape are read back too (:func:`autonn.net.layers_from_net`)."""
+        return registration.provided("compiled_net_layers")(net)
+
+    @staticmethod
     def from_dagnn(dag):
         """The implicit graph of a :class:`autonn.dagnn.DagNN`: its output Layers (the
         conversion lives in :func:`autonn.dagnn.to_layers`)."""

@@ -24,7 +24,8 @@ import numpy as np
 from . import backend, codegen, registration, serialization, state
 from .compiler import compile_graph
 from .errors import reading
-from .layer import Input, Layer, Param, first_user_frame, sequential_names, topological_order
+from .layer import Input, Layer, Param, Selector, first_user_frame, sequential_names
+from .layer import topological_order
 from .layer import workspace_names
 from .receptive_fields import net_receptive_fields
 from .summary import net_summary
@@ -84,7 +85,6 @@ class Net:
         self._compiled = compiled
         self._input_slots = [(layer, compiled.slot_of[id(layer)]) for layer in compiled.inputs]
         self._param_slots = [(p, compiled.slot_of[id(p)]) for p in compiled.params]
-        self._output_slots = [compiled.slot_of[id(layer)] for layer in outputs]
         n = len(self.tape.names)
         self._values = [None] * n
         self._ders = [None] * n
@@ -112,6 +112,11 @@ class Net:
             step._forget_tapes()
         clone.tape.forward, clone.tape.backward = list(clone.tape.forward), list(clone.tape.backward)
         return clone
+
+    @property
+    def _output_slots(self):
+        # the tape's: an edit of the tape (Tape.insert) may move an output to a new slot
+        return self.tape.outputs
 
     # ------------------------------------------------------------------ evaluation
     def eval(self, inputs=None, mode="normal", der_output=1.0, accumulate_param_ders=False):
@@ -214,6 +219,7 @@ class Net:
         if (self._generated is None or self._generated_at[0] is not tape
                 or self._generated_at[1] != tape.edits or self._generated_at[2] != DEBUG):
             trace = codegen.trace_step if DEBUG else None
+            self._fit_slots(tape)
             self._generated = {
                 "normal": codegen.forward_pass(tape.forward, test=False, trace=trace),
                 "test": codegen.forward_pass(tape.forward, test=True, trace=trace),
@@ -221,6 +227,20 @@ class Net:
             }
             self._generated_at = (tape, tape.edits, DEBUG)
         return self._generated
+
+    def _fit_slots(self, tape):
+        """An edited tape may use slots beyond those compiled: the slot lists (and names,
+        ``v12`` for a slot nobody named) grow to hold them."""
+        steps = list(tape.forward) + list(tape.backward)
+        used = [slot for step in steps for slot in step.inputs + step.outputs]
+        count = max([len(tape.names)] + [slot + 1 for slot in used
+                                         if type(slot) is int and slot >= 0])
+        for k in range(len(tape.names), count):
+            tape.names.append(f"v{k}")
+        while len(tape.requires_der) < count:
+            tape.requires_der.append(False)
+        for slots in (self._values, self._ders):
+            slots.extend([None] * (count - len(slots)))
 
     def _seed(self, der_output):
         if isinstance(der_output, (list, tuple)):
@@ -231,7 +251,7 @@ class Net:
         else:
             seeds = [der_output] * len(self._output_slots)
         for slot, seed in zip(self._output_slots, seeds):
-            if seed is None or not self._compiled.requires_der[slot]:
+            if seed is None or not self.tape.requires_der[slot]:
                 continue
             value = self._values[slot]
             if value is None:
@@ -294,6 +314,8 @@ class Net:
                 raise KeyError(f"Layer '{key.name}' is not part of this net")
             return slot
         slot = compiled.slot_by_name.get(key)
+        if slot is None and isinstance(key, str) and key in self.tape.names:
+            slot = self.tape.names.index(key)  # a slot an edit of the tape added
         if slot is None:
             if key in compiled.merged_names:
                 raise KeyError(f"'{key}' was merged into a weighted sum by the optimizer; "
@@ -386,6 +408,65 @@ class Net:
             return Net(*graph.outputs, optimize=graph.optimize,
                        conserve_memory=graph.conserve_memory, meta=graph.meta,
                        _name_from=False, _protected=graph.protected)
+
+# ---------------------------------------------------------------------- decompiling
+def layers_from_net(net):
+    """The implicit graph of a compiled net, read back from its tape: one Layer per forward
+    step, with the step's op, options, name and source, and the net's own Input and Param
+    Layers (so the graph trains the very Params the net does). Returns the output Layers, in
+    the net's order. See :meth:`autonn.Layer.from_compiled_net`.
+
+    The tape is read as it is now, edits included: a step writing a slot that an earlier step
+    wrote gives the later readers the new Layer. A step whose function was replaced by one
+    that is not its op's cannot be a Layer, and is refused by name.
+    """
+    if not isinstance(net, Net):
+        raise TypeError(f"Layer.from_compiled_net: expected a Net, got {type(net).__name__}")
+    tape, compiled = net.tape, net._compiled
+    layers = {slot: layer for layer, slot in net._input_slots + net._param_slots}
+    constants = dict(tape.constants)
+
+    def graph_input(slot, step):
+        if slot in layers:
+            return layers[slot]
+        if slot in constants:
+            return constants[slot]
+        raise ValueError(f"Layer.from_compiled_net: step '{step.name}' ({step.op.name}) reads "
+                         f"slot {slot}, which no step writes")
+
+    for step in tape.forward:
+        if step.function is not step.op.forward or step.function_test is not step.op.forward_test:
+            raise ValueError(f"Layer.from_compiled_net: step '{step.name}' ({step.op.name}) "
+                             f"runs a function that is not its op's; make it an op (@an.op) "
+                             f"and set step.op instead")
+        node = Layer(step.op, [graph_input(slot, step) for slot in step.inputs],
+                     dict(step.options))
+        node.source = step.source
+        original = compiled.layer_at.get(step.outputs[0])
+        _name_like(node, step.name, original)
+        if step.op.num_outputs > 1:
+            for index, slot in enumerate(step.outputs):
+                selector = Selector(node, index)
+                selector.source = step.source
+                _name_like(selector, tape.names[slot], None)
+                layers[slot] = selector
+        else:
+            layers[step.outputs[0]] = node
+    missing = [tape.names[slot] for slot in net._output_slots if slot not in layers]
+    if missing:
+        raise ValueError(f"Layer.from_compiled_net: no step writes the outputs {missing}")
+    return [layers[slot] for slot in net._output_slots]
+
+
+def _name_like(layer, name, original):
+    """Name a decompiled Layer as the compiled one was: automatically or by the user."""
+    layer.name = name
+    if original is not None and getattr(original, "automatic_name", False):
+        layer.automatic_name = True
+
+
+registration.provide("compiled_net_layers", layers_from_net)
+
 
 # ---------------------------------------------------------------------- tracing
 def traced_derivatives(function, inputs, dzdy, options, need):

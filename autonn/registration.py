@@ -8,7 +8,8 @@ what the user holds is a lower object:
 - an op called on a Layer builds a graph node (``ops`` → ``layer``);
 - a custom op without a backward is differentiated by tracing it into a Net (``ops`` → ``net``);
 - ``Net(simplenn_or_dagnn)`` converts a MatConvNet wrapper (``net`` → ``wrappers``), and
-  ``Layer.from_dagnn`` reads a DagNN (``layer`` → ``dagnn``);
+  ``Layer.from_dagnn`` reads a DagNN (``layer`` → ``dagnn``), ``Layer.from_compiled_net`` a Net
+  (``layer`` → ``net``);
 - Jupyter shows a Layer or a Net as a picture (``layer``, ``net`` → ``viz``).
 
 Each of those is a named slot below. The upper module fills its slot when it is imported
@@ -21,6 +22,7 @@ SLOTS = {
     "traced_derivatives": "autonn.net (derivatives of a function of ops, traced into a Net)",
     "wrapper_outputs": "autonn.wrappers (the output Layers of a SimpleNN net or a DagNN)",
     "dagnn_layers": "autonn.dagnn (the output Layers of a DagNN)",
+    "compiled_net_layers": "autonn.net (the output Layers read back from a Net's tape)",
     "graph_svg": "autonn.viz (the SVG picture of a Layer's graph or a Net's tape)",
 }
 

@@ -439,3 +439,38 @@ def test_a_name_the_user_gives_after_a_compile_is_kept_by_the_next():
     assert [s.op.name for s in net.tape.forward] == ["multiply", "add", "sum"]
     net.eval({"x": np.ones(2)}, mode="forward")
     np.testing.assert_allclose(net.value("scaled"), [3.0, 3.0])
+
+
+def test_from_compiled_net_gives_back_the_graph_with_the_nets_params_and_inputs():
+    x = an.Input("x")
+    w = an.Param(np.array([1.0, 2.0]), name="w", learning_rate=0.5)
+    y, z = np.tanh(x * w), (x - 1) * 2
+    objective = y.sum() + z.sum()
+    net = an.Net(objective, y)
+    outputs = an.Layer.from_compiled_net(net)
+    assert len(outputs) == 2 and outputs[0] is not objective
+    graph = outputs[0].graph()
+    assert [layer for layer in graph if isinstance(layer, an.Param)] == [w]
+    assert [layer for layer in graph if isinstance(layer, an.Input)] == [x]
+    assert [layer.name for layer in graph if type(layer) is an.Layer] == [
+        step.name for step in net.tape.forward]
+    again = an.Net(*outputs)
+    assert [repr(step) for step in again.tape.forward] == [repr(s) for s in net.tape.forward]
+    assert [repr(step) for step in again.tape.backward] == [repr(s) for s in net.tape.backward]
+    value = np.array([0.3, -0.7])
+    net.eval({"x": value})
+    again.eval({"x": value})
+    for name in ("x", "w"):
+        np.testing.assert_allclose(again.der(name), net.der(name))
+    np.testing.assert_allclose(again.value(outputs[1]), np.tanh(value * w.value))
+
+
+def test_from_compiled_net_refuses_a_step_whose_function_is_not_its_ops():
+    x = an.Input("x")
+    net = an.Net(np.exp(x).sum())
+    net.tape.forward[0].function = np.sin
+    with pytest.raises(ValueError, match=r"from_compiled_net: step 'exp1' \(exp\) runs a "
+                                         r"function that is not its op's"):
+        an.Layer.from_compiled_net(net)
+    with pytest.raises(TypeError, match="from_compiled_net: expected a Net"):
+        an.Layer.from_compiled_net(x)

@@ -5,6 +5,7 @@ import gc
 import weakref
 
 import numpy as np
+import pytest
 
 import autonn as an
 from autonn import math_ops
@@ -160,3 +161,170 @@ def test_a_tape_is_freed_with_its_net():
     del net
     gc.collect()
     assert tape() is None
+
+
+# ---------------------------------------------------------------------- editing, every mode
+MODES_CHECKED = ("normal", "test", "forward")
+
+
+def assert_net_computes(net, reference, inputs):
+    """``net`` (edited) gives the values of ``reference`` (compiled from the graph the edit
+    stands for) in every forward mode, and the same derivatives, with a backward-only pass
+    too."""
+    reference.eval(inputs)
+    expected_value = reference.value(reference.outputs[0])
+    expected_ders = {name: reference.der(name) for name in reference.inputs}
+    for mode in MODES_CHECKED:
+        net.eval(inputs, mode=mode)
+        np.testing.assert_allclose(net.value(net.tape.names[net.tape.outputs[0]]),
+                                   expected_value, rtol=1e-12)
+    net.eval(inputs, mode="forward")
+    net.eval({}, mode="backward")
+    for name, der in expected_ders.items():
+        np.testing.assert_allclose(net.der(name), der, rtol=1e-12)
+    net.eval(inputs)
+    for name, der in expected_ders.items():
+        np.testing.assert_allclose(net.der(name), der, rtol=1e-12)
+
+
+def test_a_step_inserted_in_the_list_may_write_over_an_input_slot():
+    # the generated code read the input only when no step wrote its slot (UnboundLocalError)
+    net = scaled_net()
+    x_slot = net.tape.names.index("x")
+    net.tape.forward.insert(0, negate_in_place(x_slot))
+    for mode in MODES_CHECKED:
+        net.eval({"x": X}, mode=mode)
+        np.testing.assert_allclose(net.value(net.outputs[0]), np.exp(-2 * X).sum())
+
+
+def test_a_step_inserted_in_the_list_may_write_a_new_slot():
+    # the slot lists were sized at compile time (IndexError)
+    net = scaled_net()
+    last = net.tape.forward[-1].outputs[0]
+    new = len(net.tape.names)
+    net.tape.forward.append(ForwardStep("negated", math_ops.negative, [last], [new]))
+    for mode in MODES_CHECKED:
+        net.eval({"x": X}, mode=mode)
+        np.testing.assert_allclose(net.value(f"v{new}"), -np.exp(2 * X).sum())
+
+
+def test_assigning_a_step_function_changes_every_mode():
+    net = scaled_net()
+    step = step_named(net.tape.forward, "exp")
+    step.function = np.sin
+    assert step.function_test is np.sin
+    for mode in MODES_CHECKED:
+        net.eval({"x": X}, mode=mode)
+        np.testing.assert_allclose(net.value(net.outputs[0]), np.sin(2 * X).sum())
+    # a distinct test-mode function is still possible, assigned after
+    step.function_test = np.cos
+    net.eval({"x": X}, mode="test")
+    np.testing.assert_allclose(net.value(net.outputs[0]), np.cos(2 * X).sum())
+    net.eval({"x": X}, mode="forward")
+    np.testing.assert_allclose(net.value(net.outputs[0]), np.sin(2 * X).sum())
+
+
+def test_a_copy_of_a_step_keeps_its_test_mode_function():
+    import copy
+    net = scaled_net()
+    step = step_named(net.tape.forward, "exp")
+    step.function = np.sin
+    step.function_test = np.cos
+    clone = copy.copy(step)
+    assert (clone.function, clone.function_test) == (np.sin, np.cos)
+
+
+@pytest.mark.parametrize("conserve_memory", [False, True])
+def test_tape_insert_over_an_input_keeps_values_and_derivatives_right(conserve_memory):
+    x = an.Input("x")
+    net = an.Net(np.exp(scaled(x, k=2.0)).sum(), conserve_memory=conserve_memory)
+    step = net.tape.insert(0, negate_in_place(net.tape.names.index("x")))
+    assert step.outputs != (net.tape.names.index("x"),)   # given a slot of its own
+    u = an.Input("x")
+    reference = an.Net(np.exp(scaled(-u, k=2.0)).sum())
+    assert_net_computes(net, reference, {"x": X})
+    an.gradcheck(net, {"x": X})
+
+
+@pytest.mark.parametrize("conserve_memory", [False, True])
+def test_tape_insert_of_a_step_with_a_new_slot_and_replace_rewire_the_readers(conserve_memory):
+    x = an.Input("x")
+    net = an.Net(np.exp(scaled(x, k=2.0)).sum(), conserve_memory=conserve_memory)
+    exp_position = net.tape.index("exp1")
+    scaled_slot = net.tape.forward[exp_position - 1].outputs[0]
+    # a new step (writing a new slot) between scaled and exp, which then reads it
+    sine = ForwardStep("sine", math_ops.sin, [scaled_slot], [net.tape.new_slot("sine")])
+    net.tape.insert(exp_position, sine)
+    exp_step = net.tape.forward[exp_position + 1]
+    net.tape.replace(exp_step, ForwardStep("exp1", math_ops.exp, sine.outputs,
+                                           exp_step.outputs, source="edit"))
+    u = an.Input("x")
+    reference = an.Net(np.exp(np.sin(scaled(u, k=2.0))).sum())
+    assert_net_computes(net, reference, {"x": X})
+    if not conserve_memory:
+        np.testing.assert_allclose(net.value("sine"), np.sin(2 * X))
+    # replace the exp by a tanh writing another slot: the sum reads that one
+    net.tape.replace("exp1", ForwardStep("tanh", math_ops.tanh, sine.outputs,
+                                         [net.tape.new_slot("tanh")]))
+    reference = an.Net(np.tanh(np.sin(scaled(an.Input("x"), k=2.0))).sum())
+    assert_net_computes(net, reference, {"x": X})
+    an.gradcheck(net, {"x": X})
+
+
+@pytest.mark.parametrize("conserve_memory", [False, True])
+def test_tape_delete_rewires_the_readers_or_names_them(conserve_memory):
+    x = an.Input("x")
+    net = an.Net(np.exp(-scaled(x, k=2.0)).sum(), conserve_memory=conserve_memory,
+                 optimize=False)
+    negative = step_named(net.tape.forward, "negative")
+    with pytest.raises(ValueError, match=r"tape.delete: \['exp1'\] read the output of step"):
+        net.tape.delete(negative)
+    scaled_slot = negative.inputs[0]
+    removed = net.tape.delete("negative1", rewire=scaled_slot)
+    assert removed is negative
+    assert all(step.op is not math_ops.negative for step in net.tape.forward)
+    assert all(step.op is not math_ops.negative for step in net.tape.backward)
+    reference = an.Net(np.exp(scaled(an.Input("x"), k=2.0)).sum())
+    assert_net_computes(net, reference, {"x": X})
+
+
+def test_tape_editing_keeps_the_backward_steps_of_unchanged_steps_with_their_edits():
+    net = scaled_net()
+    exp_backward = step_named(net.tape.backward, "exp")
+    (_, targets), = exp_backward.calls
+    exp_backward.calls = ((lambda dzdy, y, x: -dzdy * y, targets),)
+    net.tape.insert(0, negate_in_place(net.tape.names.index("x")))
+    assert step_named(net.tape.backward, "exp") is exp_backward
+    net.eval({"x": X})
+    np.testing.assert_allclose(net.der("x"), 2 * np.exp(-2 * X))   # -(-1) * 2 exp(-2x)
+
+
+def test_tape_editing_refuses_what_would_not_run():
+    net = scaled_net()
+    unwritten = net.tape.forward[-1].outputs[0]
+    with pytest.raises(ValueError, match=r"tape.insert: step 'negate' \(negative\) reads "
+                                         r"slots \[\d+\], which hold no value before"):
+        net.tape.insert(0, negate_in_place(unwritten))
+    with pytest.raises(ValueError, match="tape.insert: step 'negate' writes slot"):
+        net.tape.insert(0, ForwardStep("negate", math_ops.negative, [0], [unwritten]))
+    with pytest.raises(TypeError, match="tape: expected a ForwardStep"):
+        net.tape.insert(0, "exp")
+    with pytest.raises(ValueError, match="tape: no forward step is named 'nope'"):
+        net.tape.delete("nope")
+    with pytest.raises(IndexError, match="tape: step 7 is out of range"):
+        net.tape.replace(7, negate_in_place(0))
+    with pytest.raises(ValueError, match="tape.replace: step 'pair' has 2 outputs"):
+        net.tape.replace(0, ForwardStep("pair", math_ops.negative, [0], [20, 21]))
+    net.eval({"x": X})   # nothing was changed by the refused edits
+    np.testing.assert_allclose(net.value(net.outputs[0]), np.exp(2 * X).sum())
+
+
+def test_an_edited_tape_reads_back_as_a_graph():
+    net = scaled_net()
+    net.tape.insert(0, negate_in_place(net.tape.names.index("x")))
+    outputs = an.Layer.from_compiled_net(net)
+    again = an.Net(*outputs)
+    assert [s.op.name for s in again.tape.forward] == [s.op.name for s in net.tape.forward]
+    again.eval({"x": X})
+    np.testing.assert_allclose(again.value(again.outputs[0]), np.exp(-2 * X).sum())
+    np.testing.assert_allclose(again.der("x"), -2 * np.exp(-2 * X))
