@@ -1,5 +1,6 @@
 """DagNN wrapper: building and editing graphs, eval with dict and flat-list inputs, parameter
-sharing, every block against the eager functions, sizes, test mode and conversions."""
+sharing, every block against the eager functions, sizes, test mode, conserve_memory and precious
+variables as MatConvNet's, reset, blocks on arrays, and conversions (fromSimpleNN's names)."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,6 @@
-"""SimpleNN wrapper: run (forward, backward, test mode, conserve_memory), tidy, display, custom
-layers, and conversion to a Net."""
+"""SimpleNN wrapper: run (forward, backward, test mode, vl_simplenn's conserve_memory rules with
+precious layers, back_prop_depth, skip_forward), tidy, display, custom layers, and conversion to
+a Net."""
 
 import io
 
