@@ -283,7 +283,8 @@ class DagNN:
             if all(name in has_der for name in layer.outputs):
                 has_der.update(layer.inputs)
                 released.update(layer.outputs)
-        return {name for name in released if not self.vars[self.get_var_index(name)].precious}
+        precious = {v.name for v in self.vars if v.precious}
+        return released - precious
 
     def _compile(self, test_mode):
         precious = tuple(v.name for v in self.vars if v.precious)
