@@ -133,9 +133,10 @@ def run(net, x, dzdy=None, conserve_memory=False, back_prop_depth=np.inf, skip_f
     """Evaluate a SimpleNN network, MatConvNet's ``res = vl_simplenn(net, x, dzdy, res, ...)``.
 
     x : (N, C, H, W) input (unused with ``skip_forward``). dzdy : the projection of the
-    output's derivative (1.0 for a loss), or None for a forward pass only. mode : 'normal'
-    (dropout active, batch normalisation on the batch's moments) or 'test'. labels : the labels
-    of loss and pdist layers whose ``'class'`` is not set (one array for all of them).
+    output's derivative (1.0 for a loss), or None (or MATLAB's empty ``[]``) for a forward pass
+    only. mode : 'normal' (dropout active, batch normalisation on the batch's moments) or
+    'test'. labels : the labels of loss and pdist layers whose ``'class'`` is not set (one array
+    for all of them).
 
     conserve_memory : release what ``vl_simplenn`` releases. In a forward pass, every ``x``
     but the output's, unless the layer that computed it is a loss or is marked
@@ -156,6 +157,8 @@ def run(net, x, dzdy=None, conserve_memory=False, back_prop_depth=np.inf, skip_f
     if mode not in ("normal", "test"):
         raise ValueError(f"simplenn.run: mode must be 'normal' or 'test', got {mode!r}")
     test_mode = mode == "test"
+    dzdy = None if _empty(dzdy) else dzdy      # vl_simplenn's isempty(dzdy), isempty(res)
+    res = None if _empty(res) else res
     layers = tidy(net)["layers"]
     n = len(layers)
     depth = _back_prop_depth(back_prop_depth)
@@ -294,6 +297,10 @@ class _Segment:
 
     def _seeds(self, dzdy):
         return [dzdy] + [None] * (len(self.net.outputs) - 1)
+
+
+def _empty(value):
+    return isinstance(value, (list, tuple)) and len(value) == 0
 
 
 def _kept_forward(layers, k):

@@ -381,3 +381,11 @@ def test_blocks_forward_and_backward_on_arrays_as_matconvnet_blocks():
     np.testing.assert_array_equal(dx, dzdx)
     with pytest.raises(ValueError, match="Conv.backward: der_outputs has 2 entries for 1"):
         block.backward([x], [f, b], [dzdy, dzdy])
+
+
+def test_empty_derivatives_are_a_forward_pass():
+    dag = lenet_like()
+    dag.conserve_memory = True
+    dag.eval({"input": RNG.standard_normal((2, 1, 6, 6)), "label": np.array([0, 1])}, [])
+    assert [v.name for v in dag.vars if v.value is not None] == ["objective"]
+    assert all(v.der is None for v in dag.vars)

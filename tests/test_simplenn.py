@@ -334,3 +334,12 @@ def test_skip_forward_runs_only_the_backward_pass_from_the_given_values():
     top = simplenn.run(net, None, dzdy=1.0, res=res, skip_forward=True, back_prop_depth=2)
     np.testing.assert_allclose(top[6].dzdx, res[6].dzdx, rtol=1e-12)
     assert top[5].dzdx is None and top[4].dzdw == []
+
+
+def test_empty_dzdy_and_res_mean_none_as_matlab_empties():
+    net, x = chain(), RNG.standard_normal((2, 2, 5, 5))
+    res = simplenn.run(net, x, [], conserve_memory=True)
+    assert [r.x is not None for r in res] == [False] * 5 + [True, True]
+    assert all(r.dzdx is None for r in res)
+    with pytest.raises(ValueError, match="skip_forward needs res"):
+        simplenn.run(net, x, 1.0, res=[], skip_forward=True)

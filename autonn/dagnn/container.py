@@ -215,6 +215,7 @@ class DagNN:
         feed = _pairs(inputs, "DagNN.eval", "inputs")
         ders = _pairs(derivatives, "DagNN.eval", "derivatives") if derivatives is not None \
             else None
+        ders = ders or None  # MatConvNet: an empty derOutputs is a forward pass
         test_mode = self.mode == "test"
         if self.mode not in ("normal", "test"):
             raise ValueError(f"DagNN.eval: mode must be 'normal' or 'test', got {self.mode!r}")
