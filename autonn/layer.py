@@ -105,8 +105,11 @@ class Layer:
         function or an op name) or a kind (``Input``, ``Param``, ...).
 
         ``what`` guesses which of these it is. Returns a list, or the ``index``-th match
-        (``layer.find(nn.relu, 0)``, ``-1`` for the last, as AutoNN's ``find(..., n)``).
+        (``layer.find(nn.relu, 0)``, ``-1`` for the last, as AutoNN's ``find(..., n)``); an
+        int alone is that index among all the Layers (``layer.find(0)``: the first).
         """
+        if isinstance(what, (int, np.integer)) and not isinstance(what, bool) and index is None:
+            what, index = None, int(what)
         if isinstance(what, str):
             name = what
         elif isinstance(what, type):
