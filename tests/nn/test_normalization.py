@@ -173,6 +173,13 @@ def test_bnorm_without_gain_and_bias_gives_none_derivatives():
     dx, dg, db = nn.bnorm(x, dzdy=np.ones_like(x))
     assert dg is None and db is None
     np.testing.assert_allclose(dx, 0, atol=1e-10)  # normalised output sums to a constant
+    _, batch = nn.bnorm(x, return_moments=True)
+    for frozen in (False, True):
+        dx, dg, db, m = nn.bnorm(x, moments=batch, frozen=frozen, dzdy=np.ones_like(x),
+                                 return_moments=True)
+        assert dg is None and db is None and m is batch
+        if not frozen:
+            np.testing.assert_allclose(dx, 0, atol=1e-10)
 
 
 def test_bnorm_in_a_graph_creates_params_and_freezes_moments_in_test_mode():
