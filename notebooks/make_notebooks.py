@@ -932,7 +932,31 @@ for ax, (name, image) in zip(axes, variants.items()):
     ax.set_title(f"{name}\\n→ {p.argmax()} ({p.max():.2f})", fontsize=10)
 '''),
     md('''
-## 5.5 An ImageNet model on real photographs
+## 5.5 Moving the model to another framework: ONNX
+
+`an.io.export_onnx` writes the test-mode forward of a net as an ONNX model, which ONNX Runtime
+(or any other ONNX-reading stack) then runs without autonn; `an.io.load_onnx` reads such a model
+back as an autonn graph. Here ONNX Runtime reproduces the digit CNN's probabilities:
+'''),
+    code('''
+import os
+import tempfile
+
+import onnxruntime
+
+onnx_path = os.path.join(tempfile.mkdtemp(), "digits.onnx")
+an.io.export_onnx(digit_net, onnx_path, {"images": raw[:8]})
+session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+(onnx_probabilities,) = session.run(None, {"images": raw[:8]})
+digit_net.eval({"images": raw[:8]}, mode="test")
+ours = digit_net.value(probabilities)
+print(f"{os.path.getsize(onnx_path) / 1e6:.1f} MB of ONNX; the largest difference from "
+      f"autonn's probabilities: {np.abs(onnx_probabilities - ours).max():.1e}")
+print("ONNX Runtime's digits:", onnx_probabilities[:, :, 0, 0].argmax(axis=1))
+print("autonn's digits:      ", ours[:, :, 0, 0].argmax(axis=1))
+'''),
+    md('''
+## 5.6 An ImageNet model on real photographs
 
 EfficientNet-Lite0 (4.7 M parameters, 1000 ImageNet classes): a stem convolution, 16 inverted
 residual blocks with depthwise convolutions (autonn's grouped `nn.conv`), batch normalisation in

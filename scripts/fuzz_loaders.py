@@ -15,7 +15,10 @@ memory past ``-rss_limit_mb``) is a finding: libFuzzer prints it, saves the inpu
 - ``pth-pickle``: the bytes as the data pickle inside a valid zip ``.pth`` (with its storages),
   so that mutations reach the restricted unpickler;
 - ``mat``: the bytes as a whole MatConvNet ``.mat`` file (MATLAB v5), for
-  :func:`autonn.io.load_matconvnet`.
+  :func:`autonn.io.load_matconvnet`;
+- ``onnx``: the bytes as a whole ONNX model, for :func:`autonn.io.load_onnx`;
+- ``safetensors``: the bytes as a whole safetensors file, for
+  :func:`autonn.io.load_safetensors`.
 
 Each target starts from valid files written here. The slow tests run every target for a
 bounded time (``tests/test_fuzz_loaders.py``).
@@ -37,9 +40,9 @@ import numpy as np
 with atheris.instrument_imports(include=["autonn"]):
     import autonn as an
     from autonn import nn
-    from autonn.io import load_matconvnet, load_torch_state_dict
+    from autonn.io import load_matconvnet, load_onnx, load_safetensors, load_torch_state_dict
 
-TARGETS = ("net", "net-graph", "pth", "pth-pickle", "mat")
+TARGETS = ("net", "net-graph", "pth", "pth-pickle", "mat", "onnx", "safetensors")
 
 
 # ------------------------------------------------------------------------------ valid files
@@ -166,6 +169,27 @@ def mat_files():
     return files
 
 
+def onnx_file():
+    x = an.Input("x")
+    y = nn.pool(nn.relu(nn.conv(x, np.ones((2, 1, 3, 3), np.float32), np.zeros(2, np.float32),
+                                pad=1)), 2, stride=2)
+    net = an.Net(nn.bnorm(y, np.ones(2, np.float32), np.zeros(2, np.float32),
+                          moments=np.ones((2, 2), np.float32)).sum(axis=1))
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "net.onnx")
+        an.io.export_onnx(net, path, {"x": np.zeros((1, 1, 6, 6), np.float32)})
+        with open(path, "rb") as file:
+            return file.read()
+
+
+def safetensors_file():
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "w.safetensors")
+        an.io.save_safetensors({"w": np.ones((2, 3), np.float32), "n": np.arange(3)}, path)
+        with open(path, "rb") as file:
+            return file.read()
+
+
 def seeds(target):
     if target == "net":
         return [net_file()]
@@ -175,6 +199,10 @@ def seeds(target):
         return [pth_zip(pth_pickle()), pth_legacy()]
     if target == "pth-pickle":
         return [pth_pickle()]
+    if target == "onnx":
+        return [onnx_file()]
+    if target == "safetensors":
+        return [safetensors_file()]
     return mat_files()
 
 
@@ -211,7 +239,8 @@ def reader(target, path):
 
 
 LOADERS = {"net": an.Net.load, "net-graph": an.Net.load, "pth": load_torch_state_dict,
-           "pth-pickle": load_torch_state_dict, "mat": load_matconvnet}
+           "pth-pickle": load_torch_state_dict, "mat": load_matconvnet, "onnx": load_onnx,
+           "safetensors": load_safetensors}
 
 
 def main():
@@ -225,7 +254,7 @@ def main():
         with open(os.path.join(corpus, f"seed{k}"), "wb") as file:
             file.write(seed)
     suffix = {"net": ".npz", "net-graph": ".npz", "pth": ".pth", "pth-pickle": ".pth",
-              "mat": ".mat"}[target]
+              "mat": ".mat", "onnx": ".onnx", "safetensors": ".safetensors"}[target]
     test_one_input, check_seed = reader(target, os.path.join(folder, "input" + suffix))
     for seed in seeds(target):
         check_seed(seed)

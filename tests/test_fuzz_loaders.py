@@ -3,7 +3,7 @@
 ``scripts/fuzz_loaders.py`` fuzzes every reader with atheris; the slow step runs it for
 ``AUTONN_FUZZ_SECONDS`` (default 40) per target. What it found is rebuilt here, byte by byte,
 and replayed on every run in a child process with its address space capped at 2 GiB: before
-the readers checked these files, four of them crashed SciPy (segmentation faults), three asked
+the readers checked these files, four of them crashed SciPy (segmentation faults), five asked
 for gigabytes and three raised raw errors.
 """
 
@@ -104,6 +104,9 @@ HUGE_MEMO_INDEX = b"r\xff\xff\xff\x7f"
 LEGACY_MAGIC_WITH_HUGE_MEMO = (b"\x80\x02\x8a\x0a" + TORCH_MAGIC.to_bytes(10, "little")
                                + HUGE_MEMO_INDEX + b".")
 STATE_WITH_HUGE_MEMO = b"\x80\x02}" + HUGE_MEMO_INDEX + b"."
+# BYTEARRAY8 of 16 GiB: Python's unpickler allocates the bytearray before reading it
+HUGE_BYTEARRAY = b"\x80\x05\x96" + struct.pack("<Q", 2**34) + b"xyz."
+LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + TORCH_MAGIC.to_bytes(10, "little") + b"."
 
 
 def hostile_files(folder):
@@ -120,6 +123,10 @@ def hostile_files(folder):
                                       "the pickle is malformed (it ends early)"),
         "pth-zip-pickle-memo.pth": (zipped({"model/data.pkl": STATE_WITH_HUGE_MEMO}),
                                     "loaded {}"),
+        "pth-legacy-bytearray.pth": (LEGACY_MAGIC + HUGE_BYTEARRAY,
+                                     "a byte array of 17179869184 bytes is cut short at 4"),
+        "pth-zip-bytearray.pth": (zipped({"model/data.pkl": HUGE_BYTEARRAY}),
+                                  "a byte array of 17179869184 bytes is cut short at 4"),
         "mat-struct-dims.mat": (
             mat_file(mat_struct((1, 2**30 + 2), 32, TYPE_FIELD, mat_double(1.0))),
             "a struct array declares 1073741826 elements in 64 bytes"),  # SciPy: 8 GiB
@@ -177,28 +184,29 @@ def where(name):
     return f"{reader}({name!r})"
 
 
-def test_the_hostile_pickles_do_exhaust_the_c_unpickler():
-    """The two memo files are hostile only through C's unpickler, which the reader must not
-    use: under a 2 GiB cap it cannot allocate their memo."""
+def test_the_hostile_pickles_do_exhaust_the_stock_unpicklers():
+    """The memo files are hostile through C's unpickler, which the reader must not use, and
+    the byte array through Python's as it comes: under a 2 GiB cap neither can allocate."""
     code = textwrap.dedent("""
         import pickle, resource, sys
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-        for data in sys.argv[1:]:
+        for load, data in zip((pickle.loads, pickle.loads, pickle._loads), sys.argv[1:]):
             try:
-                pickle.loads(bytes.fromhex(data))
+                load(bytes.fromhex(data))
             except MemoryError:
                 print("MemoryError")
     """)
     done = subprocess.run([sys.executable, "-c", code, LEGACY_MAGIC_WITH_HUGE_MEMO.hex(),
-                           STATE_WITH_HUGE_MEMO.hex()], capture_output=True, text=True,
-                          timeout=60)
-    assert done.stdout.split() == ["MemoryError", "MemoryError"], done.stderr
+                           STATE_WITH_HUGE_MEMO.hex(), HUGE_BYTEARRAY.hex()],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["MemoryError"] * 3, done.stderr
     assert pickle._loads(STATE_WITH_HUGE_MEMO) == {}  # the pure-Python one keeps a dict
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="needs atheris")
-@pytest.mark.parametrize("target", ["net", "net-graph", "pth", "pth-pickle", "mat"])
+@pytest.mark.parametrize("target", ["net", "net-graph", "pth", "pth-pickle", "mat", "onnx",
+                                    "safetensors"])
 def test_the_fuzzer_finds_nothing(tmp_path, target):
     seconds = int(os.environ.get("AUTONN_FUZZ_SECONDS", "40"))
     done = subprocess.run(

@@ -217,6 +217,19 @@ def _restricted_load(stream, where):
     # Python's own unpickler, not the C one: the C unpickler's memo is an array that a
     # LONG_BINPUT index grows to (5 bytes of a file asked for 9 GiB); this one's is a dict.
     class Unpickler(pickle._Unpickler):
+        dispatch = dict(pickle._Unpickler.dispatch)
+
+        def load_bytearray8(self):
+            # Python's version allocates the length the pickle gives before reading (8 bytes
+            # of a file asked for gigabytes); this one reads what is there, then checks.
+            (length,) = struct.unpack("<Q", self.read(8))
+            data = self.read(length)
+            if len(data) != length:
+                raise pickle.UnpicklingError(f"{where}: a byte array of {length} bytes is "
+                                             f"cut short at {len(data)}")
+            self.append(bytearray(data))
+        dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
         def find_class(self, module, name):
             if (module, name) == ("collections", "OrderedDict"):
                 return collections.OrderedDict
