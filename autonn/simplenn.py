@@ -27,11 +27,12 @@ Layer types and their options (defaults in brackets; MatConvNet's camelCase spel
 - ``pool``: pool [(1, 1)] (the window), method ['max'], stride [1], pad [0];
 - ``relu``: leak [0];  ``sigmoid``;  ``softmax``;
 - ``normalize`` / ``lrn``: param [(5, 1, 0.0001/5, 0.75)];  ``spnorm``: param [(2, 2, 10, 2)];
-- ``bnorm``: weights [gain, bias, moments], epsilon [1e-5]; normal mode uses the batch's moments
-  and reports them as the derivative of the moments (as MatConvNet), test mode uses the stored ones;
+- ``bnorm``: weights [gain, bias, moments] (missing moments: zeros), epsilon [1e-5]; normal mode
+  uses the batch's moments and reports them as the derivative of the moments (as MatConvNet),
+  test mode uses the stored ones;
 - ``dropout``: rate [0.5] (the identity in test mode);
 - ``softmaxloss``: class (labels);  ``loss``: class, loss ['softmaxlog'], instance_weights, topk;
-- ``pdist``: class (the target x0), p [2], no_root [False], epsilon [1e-6], aggregate [False];
+- ``pdist``: class (the target x0), p [2], no_root [False], epsilon [1e-3], aggregate [False];
 - ``custom``: forward, and optionally backward. ``forward(x)`` is an autonn op (``@an.op``), or
   a plain function of arrays with ``backward(x, dzdy) -> dzdx``, or (without backward) a function
   built from autonn operations, which then needs no derivative of its own.
@@ -57,6 +58,7 @@ import copy
 import numpy as np
 
 from . import nn
+from .backend import array_module
 from .formatting import bytes_text, shape_text, text_table, value_shape_text
 from .layer import Input, Layer, Param
 from .net import Net
@@ -97,7 +99,7 @@ DEFAULTS = {
     "dropout": {"rate": 0.5},
     "softmaxloss": {"class": None},
     "loss": {"class": None, "loss": "softmaxlog", "instance_weights": None, "topk": 5},
-    "pdist": {"class": None, "p": 2.0, "no_root": False, "epsilon": 1e-6, "aggregate": False,
+    "pdist": {"class": None, "p": 2.0, "no_root": False, "epsilon": 1e-3, "aggregate": False,
               "instance_weights": None},
     "custom": {"backward": None},
 }
@@ -395,6 +397,12 @@ def tidy(net):
             full["name"] = f"layer{index + 1}"
         if "weights" in full:
             full["weights"] = list(w for w in full["weights"])
+            if kind == "bnorm" and len(full["weights"]) == 2 and full["weights"][0] is not None:
+                # vl_simplenn_tidy: moments missing from an older net start at zero
+                gain = full["weights"][0]
+                gain = gain if hasattr(gain, "dtype") else np.asarray(gain, np.float32)
+                full["weights"].append(array_module(gain).zeros((int(np.size(gain)), 2),
+                                                                dtype=gain.dtype))
             count = len(full["weights"])
             full.setdefault("learning_rate", (1.0,) * count)
             full.setdefault("weight_decay", (1.0,) * count)

@@ -343,3 +343,16 @@ def test_empty_dzdy_and_res_mean_none_as_matlab_empties():
     assert all(r.dzdx is None for r in res)
     with pytest.raises(ValueError, match="skip_forward needs res"):
         simplenn.run(net, x, 1.0, res=[], skip_forward=True)
+
+
+def test_tidy_fills_vl_simplenn_tidys_defaults_pdist_epsilon_and_bnorm_moments():
+    gain, bias = np.ones(3, np.float32), np.zeros(3, np.float32)
+    net = simplenn.tidy([{"type": "pdist"}, {"type": "bnorm", "weights": [gain, bias]}])
+    pdist, bnorm = net["layers"]
+    assert pdist["epsilon"] == 1e-3
+    moments = bnorm["weights"][2]
+    assert moments.shape == (3, 2) and moments.dtype == np.float32 and not moments.any()
+    x = RNG.standard_normal((2, 3, 2, 2)).astype(np.float32)
+    res = simplenn.run([{"type": "bnorm", "weights": [gain, bias]}], x, dzdy=np.ones_like(x))
+    np.testing.assert_allclose(res[1].x, nn.bnorm(x, gain, bias, epsilon=1e-5), rtol=1e-5,
+                               atol=1e-6)
