@@ -204,3 +204,20 @@ def test_the_derivative_of_a_wide_op_is_one_call(monkeypatch, build):
     net.eval({x: X})
     assert calls == [1]
     np.testing.assert_allclose(net.der(x), np.full(X.shape, sum(range(1, 51))))
+
+
+def test_a_forward_part_loads_each_slot_it_reads_before_writing_it(monkeypatch):
+    # v0 is read, then written over: the generated code must load it from the slot list
+    # first (it loaded only the slots no step wrote: UnboundLocalError), in every part
+    from autonn import codegen, math_ops
+    from autonn.tape import ForwardStep
+    steps = [ForwardStep("twice", math_ops.multiply, [0, 1], [2]),
+             ForwardStep("negate", math_ops.negative, [0], [0]),
+             ForwardStep("sum", math_ops.add, [0, 2], [3])]
+    for per_function in (256, 1):
+        monkeypatch.setattr(codegen, "STEPS_PER_FUNCTION", per_function)
+        for test in (False, True):
+            values = [np.array([1.0, 2.0]), 2.0, None, None]
+            codegen.forward_pass(steps, test=test).function(values)
+            np.testing.assert_allclose(values[0], [-1.0, -2.0])
+            np.testing.assert_allclose(values[3], [1.0, 2.0])
