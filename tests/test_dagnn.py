@@ -389,3 +389,14 @@ def test_empty_derivatives_are_a_forward_pass():
     dag.eval({"input": RNG.standard_normal((2, 1, 6, 6)), "label": np.array([0, 1])}, [])
     assert [v.name for v in dag.vars if v.value is not None] == ["objective"]
     assert all(v.der is None for v in dag.vars)
+
+
+def test_from_simplenn_sets_batchnorm_moments_as_matconvnet():
+    weights = [np.ones(3), np.zeros(3), np.zeros((3, 2))]
+    plain = DagNN.from_simplenn([{"type": "bnorm", "weights": weights}])
+    assert [(p.learning_rate, p.weight_decay, p.train_method) for p in plain.params] == \
+        [(1.0, 1.0, "gradient"), (1.0, 1.0, "gradient"), (0.1, 1.0, "average")]
+    given = DagNN.from_simplenn([{"type": "bnorm", "weights": weights,
+                                  "learningRate": [2, 1, 0.3], "weightDecay": [1, 0, 1]}])
+    assert [(p.learning_rate, p.weight_decay) for p in given.params] == \
+        [(2.0, 1.0), (1.0, 0.0), (0.3, 0.0)]

@@ -365,8 +365,9 @@ class DagNN:
         ``fromSimpleNN``: variables ``x0`` (the input), ``x1``, ... (``x<i>`` the output of
         the i-th layer, counting from 1); the labels of loss layers ``label`` (then ``label1``,
         ``label2``...); weights ``<layer>f``/``<layer>b`` (conv, convt) and ``<layer>m``/
-        ``<layer>b``/``<layer>x`` (bnorm). ``meta['inputs']``, if any, names its first input
-        after the network's.
+        ``<layer>b``/``<layer>x`` (bnorm; the moments learn at rate 0.1 unless the layer gives
+        learning rates, without weight decay if it gives weight decays, as MatConvNet).
+        ``meta['inputs']``, if any, names its first input after the network's.
 
         canonical_names : rename as MatConvNet's ``'CanonicalNames'`` option: the input
             ``input``, the output of each SoftMax ``prob`` (``prob1``...) and its input
@@ -377,6 +378,7 @@ class DagNN:
         # simplenn.build names the variables, labels and weights, and sets the weights'
         # learning rates, decays and train methods; the blocks read the layers' options.
         built = simplenn.build(net, where="DagNN.from_simplenn", input_name="x0")
+        raw = net["layers"] if isinstance(net, dict) else list(net)
         dag = DagNN(meta=built.meta)
         labels = {index: label.name for label, index, _ in built.labels}
         for index, layer in enumerate(built.layers):
@@ -389,6 +391,16 @@ class DagNN:
                 entry = dag.params[dag.get_param_index(param.name)]
                 entry.value, entry.train_method = param.value, param.train_method
                 entry.learning_rate, entry.weight_decay = param.learning_rate, param.weight_decay
+            if layer["type"] == "bnorm" and len(params) == 3:
+                # dagnn.BatchNorm's attach sets the moments' learning rate to 0.1, which only a
+                # learningRate of the layer overrides; fromSimpleNN zeroes their weight decay
+                # when the layer has a weightDecay
+                given = set(raw[index]) if isinstance(raw[index], dict) else set()
+                moments = dag.params[dag.get_param_index(params[2].name)]
+                if not given & {"learning_rate", "learningRate"}:
+                    moments.learning_rate = 0.1
+                if given & {"weight_decay", "weightDecay"}:
+                    moments.weight_decay = 0.0
         if canonical_names:
             dag._canonical_names()
         if "inputs" in dag.meta and dag.layers:
