@@ -400,3 +400,10 @@ def test_from_simplenn_sets_batchnorm_moments_as_matconvnet():
                                   "learningRate": [2, 1, 0.3], "weightDecay": [1, 0, 1]}])
     assert [(p.learning_rate, p.weight_decay) for p in given.params] == \
         [(2.0, 1.0), (1.0, 0.0), (0.3, 0.0)]
+
+
+def test_add_layer_lets_batchnorm_set_its_moments_training_as_matconvnets_attach():
+    dag = DagNN()
+    dag.add_layer("bn", BatchNorm(num_channels=2), "x", "y", ["g", "b", "m"])
+    assert [(p.learning_rate, p.train_method) for p in dag.params] == \
+        [(1.0, "gradient"), (1.0, "gradient"), (0.1, "average")]

@@ -110,6 +110,10 @@ class Block:
     def param_settings(self):
         return []
 
+    def attach(self, params):
+        """Called by ``DagNN.add_layer`` with the layer's parameter entries: a block may set
+        their training settings there (MatConvNet's ``attach``); most leave them as they are."""
+
     def options(self):
         return dict(vars(self))
 
@@ -253,6 +257,10 @@ class BatchNorm(Block):
         weights = layer.get("weights") or []
         return cls(num_channels=int(np.size(weights[0])) if weights else None,
                    epsilon=layer["epsilon"])
+
+    def attach(self, params):
+        """The moments are a running average, learning at rate 0.1 (MatConvNet's attach)."""
+        params[2].train_method, params[2].learning_rate = "average", 0.1
 
     def forward(self, inputs, params, test_mode=False):
         gain, bias, moments = params

@@ -107,6 +107,7 @@ class DagNN:
             self.layers.pop()
             raise
         self._rebuild()
+        block.attach([self.params[k] for k in self.layers[-1].param_indexes])
 
     def remove_layer(self, name):
         """Remove a layer (or a list of layers) by name; variables and parameters that nothing
