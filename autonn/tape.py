@@ -110,6 +110,14 @@ class _Step:
             object.__setattr__(self, "_tapes", live + (weakref.ref(tape),))
 
 
+def _derivative_calls(op, num_inputs, slot_of):
+    """``(function, targets)`` pairs: the op's derivative functions for the inputs that
+    ``slot_of`` (input position -> derivative slot) names."""
+    need = tuple(i in slot_of for i in range(num_inputs))
+    return tuple((function, tuple((p, slot_of[p]) for p in positions))
+                 for positions, function in op.derivative_functions(need))
+
+
 def _fully_built(step):
     try:
         object.__getattribute__(step, "_tapes")
@@ -130,7 +138,7 @@ class ForwardStep(_Step):
     """``values[outputs] = function(*values[inputs], **options)``.
 
     ``function_test`` replaces ``function`` in test mode (dropout, batch normalisation);
-    assigning ``function`` sets both. After the step, the slots in ``free`` (``free_test`` in
+    assigning ``function`` sets both, assigning ``op`` sets both to the op's. After the step, the slots in ``free`` (``free_test`` in
     test mode) are released: that is ``conserve_memory`` at work.
     """
 
@@ -152,6 +160,9 @@ class ForwardStep(_Step):
         # While copy restores a step its _tapes is not set yet: each slot is restored as is.
         if name == "function" and _fully_built(self):
             object.__setattr__(self, "function_test", value)
+        elif name == "op" and _fully_built(self):  # a new op runs its own forwards
+            object.__setattr__(self, "function", value.forward)
+            object.__setattr__(self, "function_test", value.forward_test)
 
     def __repr__(self):
         outputs = ", ".join(f"v{o}" for o in self.outputs)
@@ -183,12 +194,15 @@ class BackwardStep(_Step):
     def __init__(self, name, op, inputs, outputs, options, source, targets):
         inputs, outputs = tuple(inputs), tuple(outputs)
         slot_of = dict(targets)
-        need = tuple(i in slot_of for i in range(len(inputs)))
-        calls = tuple((function, tuple((p, slot_of[p]) for p in positions))
-                      for positions, function in op.derivative_functions(need))
         _initialise(self, name=name, op=op, inputs=inputs, outputs=outputs, options=options,
-                    source=source, calls=calls, free_values=(), free_ders=(),
-                    multiple_outputs=len(outputs) > 1)
+                    source=source, calls=_derivative_calls(op, len(inputs), slot_of),
+                    free_values=(), free_ders=(), multiple_outputs=len(outputs) > 1)
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        if name == "op" and _fully_built(self):  # a new op: its derivatives, same targets
+            object.__setattr__(self, "calls", _derivative_calls(value, len(self.inputs),
+                                                                dict(self.targets)))
 
     @property
     def targets(self):

@@ -328,3 +328,14 @@ def test_an_edited_tape_reads_back_as_a_graph():
     again.eval({"x": X})
     np.testing.assert_allclose(again.value(again.outputs[0]), np.exp(-2 * X).sum())
     np.testing.assert_allclose(again.der("x"), -2 * np.exp(-2 * X))
+
+
+def test_assigning_a_step_op_runs_that_op_forward_and_backward_in_every_mode():
+    net = scaled_net()
+    step_named(net.tape.forward, "exp").op = math_ops.sin
+    step_named(net.tape.backward, "exp").op = math_ops.sin
+    for mode in MODES_CHECKED:
+        net.eval({"x": X}, mode=mode)
+        np.testing.assert_allclose(net.value(net.outputs[0]), np.sin(2 * X).sum())
+    net.eval({"x": X})
+    np.testing.assert_allclose(net.der("x"), 2 * np.cos(2 * X))
