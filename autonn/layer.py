@@ -135,7 +135,7 @@ class Layer:
         sequential_names([self], start)
         return self
 
-    def deep_copy(self, *shared, rename=None):
+    def deep_copy(self, *shared, share=(), rename=None):
         """A copy of the whole graph up to this Layer (AutoNN's ``deepCopy``). Params are copied
         with their values.
 
@@ -145,9 +145,9 @@ class Layer:
         which ``abs`` reads). Share the Inputs for a second stream on the same data, the Params
         for tied weights. ``rename(name)`` gives each named copy its name (AutoNN's
         ``renameFn``), e.g. ``rename=lambda name: 'streamB_' + name``; unnamed copies stay
-        unnamed.
+        unnamed. ``share=`` (a Layer or a list, AutoNN's option name) adds to ``shared``.
         """
-        roots = _flatten_layers("deep_copy", shared)
+        roots = _flatten_layers("deep_copy", shared + (share,))
         if any(layer is self for layer in roots):
             raise ValueError(f"deep_copy: the Layer copied ({self.name or self.describe()!r}) "
                              f"cannot be one of the shared Layers")

@@ -103,7 +103,7 @@ def test_deep_copy_shares_everything_a_shared_layer_depends_on():
     assert copy.inputs[1] is not c and copy.inputs[1].inputs[0] is a
     assert [layer for layer in copy.graph() if isinstance(layer, Input)] == [a]
     net = an.Net(copy)
-    value = np.array([4.0, -9.0])
+    value = np.array([4.0, 9.0])
     net.eval({"a": value}, mode="forward")
     np.testing.assert_allclose(net.value(copy), np.sqrt(value) + np.abs(value))
 
@@ -114,6 +114,10 @@ def test_deep_copy_takes_shared_layers_in_lists_and_refuses_the_root():
     y = a * w + 1
     copy = y.deep_copy([a, w])
     assert copy.inputs[0].inputs[0] is a and copy.inputs[0].inputs[1] is w
+    copy = y.deep_copy(a, share=w)   # AutoNN's option name
+    assert copy.inputs[0].inputs[0] is a and copy.inputs[0].inputs[1] is w
+    copy = y.deep_copy(share=[a])
+    assert copy.inputs[0].inputs[0] is a and copy.inputs[0].inputs[1] is not w
     with pytest.raises(ValueError, match="deep_copy: the Layer copied"):
         y.deep_copy(y)
     with pytest.raises(TypeError, match="deep_copy: shared layers must be Layers"):
