@@ -79,8 +79,12 @@ def load_graph(path):
         layers = []
         for entry in graph["layers"]:
             layers.append(_build_layer(entry, layers, arrays, where))
+        protected = {id(_earlier(layers, k, where)) for k in graph["protected"]}
+        for layer in layers:  # the others were named by the Net that saved them
+            if id(layer) not in protected:
+                layer.automatic_name = True
         return SavedGraph(outputs=[_earlier(layers, k, where) for k in graph["outputs"]],
-                          protected={id(_earlier(layers, k, where)) for k in graph["protected"]},
+                          protected=protected,
                           optimize=bool(graph["optimize"]),
                           conserve_memory=bool(graph["conserve_memory"]),
                           meta=_decode(graph["meta"], arrays))

@@ -474,3 +474,19 @@ def test_from_compiled_net_refuses_a_step_whose_function_is_not_its_ops():
         an.Layer.from_compiled_net(net)
     with pytest.raises(TypeError, match="from_compiled_net: expected a Net"):
         an.Layer.from_compiled_net(x)
+
+
+def test_a_loaded_graph_compiles_again_with_the_same_optimisations(tmp_path):
+    x = an.Input("x")
+    kept = np.exp(x)
+    kept.name = "kept"
+    objective = (kept * 2 + x * 3 - 1).sum()
+    net = an.Net(objective, _name_from=False)
+    net.save(tmp_path / "net.npz")
+    loaded = an.Net.load(tmp_path / "net.npz")
+    again = an.Net(*loaded.outputs, _name_from=False)
+    ops = [step.op.name for step in net.tape.forward]
+    assert ops == ["exp", "weighted_sum", "sum"]
+    assert [step.op.name for step in loaded.tape.forward] == ops
+    assert [step.op.name for step in again.tape.forward] == ops
+    assert "kept" in again.vars
