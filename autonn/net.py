@@ -306,6 +306,9 @@ class Net:
     def _slot(self, key):
         compiled = self._compiled
         if isinstance(key, Layer):
+            for output, slot in zip(self.outputs, self.tape.outputs):
+                if output is key:  # where the tape's output is now (Tape.insert may move it)
+                    return slot
             slot = compiled.slot_of.get(id(key))
             if slot is None:
                 if id(key) in compiled.merged:

@@ -339,3 +339,15 @@ def test_assigning_a_step_op_runs_that_op_forward_and_backward_in_every_mode():
         np.testing.assert_allclose(net.value(net.outputs[0]), np.sin(2 * X).sum())
     net.eval({"x": X})
     np.testing.assert_allclose(net.der("x"), 2 * np.cos(2 * X))
+
+
+def test_a_step_inserted_after_the_output_becomes_the_nets_output():
+    x = an.Input("x")
+    objective = np.exp(scaled(x, k=2.0)).sum()
+    net = an.Net(objective)
+    net.tape.insert(len(net.tape.forward), negate_in_place(net.tape.outputs[0]))
+    net.eval({"x": X})
+    np.testing.assert_allclose(net.value(objective), -np.exp(2 * X).sum())
+    np.testing.assert_allclose(net.der("x"), -2 * np.exp(2 * X))
+    report = an.gradcheck(net, {"x": X})
+    assert report.passed
