@@ -150,12 +150,22 @@ class _Graph:
     def out(self, step, k=0):
         return self.names[step.outputs[k]]
 
-    def float_inputs(self, step):
-        """The step's inputs, constants cast to the dtype of its first computed input (ONNX
-        wants one type; NumPy promoted a Python number)."""
-        computed = [s for s in step.inputs if s not in self.static]
-        dtype = self.dtype(computed[0]) if computed else None
-        return [self.input(s, dtype) for s in step.inputs]
+    def float_inputs(self, step, slots=None):
+        """The step's inputs (or ``slots``) in one dtype, as ONNX wants: the dtype NumPy
+        promoted them to (a Python number counting for nothing); constants are stored in it,
+        computed inputs of another dtype go through a Cast."""
+        slots = step.inputs if slots is None else slots
+        computed = [s for s in slots if s not in self.static]
+        dtype = np.result_type(*(self.dtype(s) for s in computed)) if computed else \
+            np.result_type(*(np.asarray(self.value(s)) for s in slots))
+        names = []
+        for slot in slots:
+            name = self.input(slot, dtype)
+            if slot not in self.static and self.dtype(slot) != dtype:
+                name = self.node("Cast", [name], [self.temp("cast")],
+                                 to=_tensor_type(dtype))
+            names.append(name)
+        return names
 
 
 def _onnx_pads(pad):
@@ -338,9 +348,8 @@ def _square(g, step):
 
 def _weighted_sum(g, step, *, weights):
     terms = []
-    dtype = g.dtype(next(s for s in step.inputs if s not in g.static))
-    for slot, weight in zip(step.inputs, weights):
-        x = g.input(slot, dtype)
+    dtype = np.asarray(g.value(step.outputs[0])).dtype
+    for x, weight in zip(g.float_inputs(step), weights):
         if weight != 1:
             x = g.node("Mul", [x, g.constant(np.array(weight, dtype), "weight")],
                        [g.temp("term")])
@@ -401,6 +410,167 @@ def _getitem(g, step, *, index):
                [g.out(step)])
 
 
+def _spnorm(g, step, *, param):
+    """``x (1 + alpha n2)^(-beta)``, n2 the mean of x^2 over the window's pixels inside the
+    image: an average pool that does not count the padding."""
+    ph, pw, alpha, beta = param
+    top, left = (ph - 1) // 2, (pw - 1) // 2
+    x, dtype = g.input(step.inputs[0]), g.dtype(step.inputs[0])
+    square = g.node("Mul", [x, x], [g.temp("square")])
+    n2 = g.node("AveragePool", [square], [g.temp("n2")], kernel_shape=[ph, pw], strides=[1, 1],
+                pads=[top, left, ph - 1 - top, pw - 1 - left], count_include_pad=0)
+    f = g.node("Add", [g.constant(np.array(1, dtype), "one"), g.node(
+        "Mul", [n2, g.constant(np.array(alpha, dtype), "alpha")], [g.temp("scaled")])],
+        [g.temp("f")])
+    scale = g.node("Pow", [f, g.constant(np.array(-beta, dtype), "minus_beta")],
+                   [g.temp("scale")])
+    g.node("Mul", [x, scale], [g.out(step)])
+
+
+def _normalizelp(g, step, *, p, epsilon, spatial, dimensions=None):
+    from ..nn.normalization import _lp_axes
+    axes = _lp_axes(spatial, dimensions)
+    axes = [axes] if isinstance(axes, int) else list(axes)
+    x, dtype = g.input(step.inputs[0]), g.dtype(step.inputs[0])
+    power = g.node("Pow", [x, g.constant(np.array(p, dtype), "p")], [g.temp("power")])
+    total = g.node("ReduceSum", [power, g.constant(np.array(axes, np.int64), "axes")],
+                   [g.temp("total")], keepdims=1)
+    mass = g.node("Add", [total, g.constant(np.array(epsilon, dtype), "epsilon")],
+                  [g.temp("mass")])
+    norm = g.node("Pow", [mass, g.constant(np.array(1 / p, dtype), "inverse_p")],
+                  [g.temp("norm")])
+    g.node("Div", [x, norm], [g.out(step)])
+
+
+def _noffset(g, step, *, param):
+    """``x - a L^b`` with ``L = max(sum_c x^2, 1e-8)``."""
+    a, b = param
+    x, dtype = g.input(step.inputs[0]), g.dtype(step.inputs[0])
+    square = g.node("Mul", [x, x], [g.temp("square")])
+    total = g.node("ReduceSum", [square, g.constant(np.array([1], np.int64), "channels")],
+                   [g.temp("total")], keepdims=1)
+    clamped = g.node("Max", [total, g.constant(np.array(1e-8, dtype), "floor")],
+                     [g.temp("clamped")])
+    power = g.node("Pow", [clamped, g.constant(np.array(b, dtype), "b")], [g.temp("power")])
+    offset = g.node("Mul", [power, g.constant(np.array(a, dtype), "a")], [g.temp("offset")])
+    g.node("Sub", [x, offset], [g.out(step)])
+
+
+def _composite(*op_types, constant=None, before=False):
+    """``op_types`` applied in turn; ``constant`` (a number) joins the first as its other
+    operand, before or after the input."""
+    def convert(g, step):
+        x = g.input(step.inputs[0])
+        dtype = g.dtype(step.inputs[0])
+        for k, op_type in enumerate(op_types):
+            inputs = [x]
+            if k == 0 and constant is not None:
+                c = g.constant(np.array(constant, dtype), "constant")
+                inputs = [c, x] if before else [x, c]
+            last = k == len(op_types) - 1
+            x = g.node(op_type, inputs, [g.out(step) if last else g.temp(op_type.lower())])
+    return convert
+
+
+def _expm1(g, step):
+    x, dtype = g.input(step.inputs[0]), g.dtype(step.inputs[0])
+    g.node("Sub", [g.node("Exp", [x], [g.temp("exp")]), g.constant(np.array(1, dtype), "one")],
+           [g.out(step)])
+
+
+def _log_base(base):
+    def convert(g, step):
+        x, dtype = g.input(step.inputs[0]), g.dtype(step.inputs[0])
+        log = g.node("Log", [x], [g.temp("log")])
+        g.node("Div", [log, g.constant(np.array(np.log(base), dtype), "log_base")],
+               [g.out(step)])
+    return convert
+
+
+def _clip(g, step, *, a_min, a_max):
+    dtype = g.dtype(step.inputs[0])
+    bounds = [g.constant(np.array(v, dtype), "bound") if v is not None else ""
+              for v in (a_min, a_max)]
+    g.node("Clip", [g.input(step.inputs[0])] + bounds, [g.out(step)])
+
+
+def _where(g, step):
+    condition = step.inputs[0]
+    inputs = [g.input(condition)] + g.float_inputs(step, step.inputs[1:])
+    if g.dtype(condition) != np.bool_:
+        inputs[0] = g.node("Cast", [inputs[0]], [g.temp("condition")], to=9)  # bool
+    g.node("Where", inputs, [g.out(step)])
+
+
+def _expand_dims(g, step, *, axis):
+    ndim = np.ndim(g.value(step.outputs[0]))
+    axes = [a % ndim for a in np.atleast_1d(axis).tolist()]
+    g.node("Unsqueeze", [g.input(step.inputs[0]), g.constant(np.array(axes, np.int64), "axes")],
+           [g.out(step)])
+
+
+def _squeeze(g, step, *, axis=None):
+    shape = np.shape(g.value(step.inputs[0]))
+    axes = [a for a, n in enumerate(shape) if n == 1] if axis is None else \
+        [a % len(shape) for a in np.atleast_1d(axis).tolist()]
+    g.node("Squeeze", [g.input(step.inputs[0]), g.constant(np.array(axes, np.int64), "axes")],
+           [g.out(step)])
+
+
+def _stack(g, step, *, axis):
+    ndim = np.ndim(g.value(step.outputs[0]))
+    axes = g.constant(np.array([axis % ndim], np.int64), "axes")
+    pieces = [g.node("Unsqueeze", [x, axes], [g.temp("piece")]) for x in g.float_inputs(step)]
+    g.node("Concat", pieces, [g.out(step)], axis=axis % ndim)
+
+
+def _pad(g, step, *, pad_width, constant_values=0.0):
+    ndim = np.ndim(g.value(step.inputs[0]))
+    widths = np.broadcast_to(np.asarray(pad_width, np.int64), (ndim, 2))
+    dtype = g.dtype(step.inputs[0])
+    g.node("Pad", [g.input(step.inputs[0]),
+                   g.constant(np.concatenate([widths[:, 0], widths[:, 1]]), "pads"),
+                   g.constant(np.array(constant_values, dtype), "value")], [g.out(step)],
+           mode="constant")
+
+
+def _flip(g, step, *, axis=None):
+    ndim = np.ndim(g.value(step.inputs[0]))
+    axes = list(range(ndim)) if axis is None else [a % ndim for a in np.atleast_1d(axis)]
+    big = np.iinfo(np.int64)
+    g.node("Slice", [g.input(step.inputs[0]),
+                     g.constant(np.full(len(axes), -1, np.int64), "starts"),
+                     g.constant(np.full(len(axes), big.min, np.int64), "ends"),
+                     g.constant(np.array(axes, np.int64), "axes"),
+                     g.constant(np.full(len(axes), -1, np.int64), "steps")], [g.out(step)])
+
+
+def _tile(g, step, *, reps):
+    ndim = np.ndim(g.value(step.inputs[0]))
+    reps = np.atleast_1d(np.asarray(reps, np.int64))
+    if len(reps) != ndim:
+        raise ExportError(f"export_onnx: step '{step.name}': tile with {len(reps)} repetitions "
+                          f"of a rank-{ndim} array is not translated (give one per axis)")
+    g.node("Tile", [g.input(step.inputs[0]), g.constant(reps, "repeats")], [g.out(step)])
+
+
+def _astype(g, step, *, dtype):
+    g.node("Cast", [g.input(step.inputs[0])], [g.out(step)], to=_tensor_type(dtype))
+
+
+def _round(g, step, decimals=0):
+    if decimals:
+        raise ExportError(f"export_onnx: step '{step.name}': round to {decimals} decimals is "
+                          f"not translated (to whole numbers is)")
+    g.node("Round", [g.input(step.inputs[0])], [g.out(step)])
+
+
+def _comparison(op_type):
+    def convert(g, step):
+        g.node(op_type, g.float_inputs(step), [g.out(step)])
+    return convert
+
+
 CONVERTERS = {
     "conv": _conv, "convt": _convt, "pool": _pool, "relu": _relu, "sigmoid": _sigmoid,
     "softmax": _softmax, "normalize": _normalize, "bnorm": _bnorm_batch,
@@ -420,4 +590,24 @@ CONVERTERS = {
     "sum": _reduce("ReduceSum"), "mean": _reduce("ReduceMean"), "max": _reduce("ReduceMax"),
     "min": _reduce("ReduceMin"),
     "reshape": _reshape, "transpose": _transpose, "getitem": _getitem,
+    "spnorm": _spnorm, "normalizelp": _normalizelp, "noffset": _noffset,
+    "arcsin": _elementwise("Asin"), "arccos": _elementwise("Acos"),
+    "arctan": _elementwise("Atan"), "sinh": _elementwise("Sinh"),
+    "cosh": _elementwise("Cosh"), "tan": _elementwise("Tan"),
+    "arcsinh": _elementwise("Asinh"), "arccosh": _elementwise("Acosh"),
+    "arctanh": _elementwise("Atanh"), "floor": _elementwise("Floor"),
+    "ceil": _elementwise("Ceil"), "sign": _elementwise("Sign"), "rint": _elementwise("Round"),
+    "round": lambda g, step, **options: _round(g, step, **options),
+    "fabs": _elementwise("Abs"), "positive": _elementwise("Identity"),
+    "expm1": _expm1,
+    "log1p": _composite("Add", "Log", constant=1, before=True),
+    "exp2": _composite("Pow", constant=2.0, before=True),
+    "log2": _log_base(2), "log10": _log_base(10),
+    "clip": _clip, "where": _where, "expand_dims": _expand_dims, "squeeze": _squeeze,
+    "stack": _stack, "pad": _pad, "flip": _flip, "tile": _tile, "astype": _astype,
+    "greater": _comparison("Greater"), "greater_equal": _comparison("GreaterOrEqual"),
+    "less": _comparison("Less"), "less_equal": _comparison("LessOrEqual"),
+    "equal": _comparison("Equal"),
+    "logical_and": _comparison("And"), "logical_or": _comparison("Or"),
+    "logical_xor": _comparison("Xor"), "logical_not": _elementwise("Not"),
 }

@@ -357,6 +357,41 @@ def _slice(reader, node, inputs, attributes):
     return x[tuple(index)]
 
 
+def _unsqueeze(reader, node, inputs, attributes):
+    return inputs[0].reshape(reader.shape(node.output[0]))
+
+
+def _clip(reader, node, inputs, attributes):
+    x, low, high = (inputs + [None, None])[:3]
+    low = None if low is None else reader.constant(node, low, "the minimum")[()]
+    high = None if high is None else reader.constant(node, high, "the maximum")[()]
+    return np.clip(x, low, high)
+
+
+def _where(reader, node, inputs, attributes):
+    return np.where(*inputs)
+
+
+def _pad(reader, node, inputs, attributes):
+    if attributes.get("mode", "constant") != "constant" or (len(inputs) > 3 and inputs[3]):
+        reader.refuse(node, "a mode other than constant, or axes")
+    pads = reader.constant(node, inputs[1], "pads").astype(np.int64)
+    value = 0.0 if len(inputs) < 3 or inputs[2] is None else \
+        float(reader.constant(node, inputs[2], "the value"))
+    half = len(pads) // 2
+    return np.pad(inputs[0], tuple(zip(pads[:half].tolist(), pads[half:].tolist())),
+                  constant_values=value)
+
+
+def _tile(reader, node, inputs, attributes):
+    return np.tile(inputs[0], tuple(reader.constant(node, inputs[1], "repeats").tolist()))
+
+
+def _cast(reader, node, inputs, attributes):
+    from onnx import helper
+    return inputs[0].astype(helper.tensor_dtype_to_np_dtype(int(attributes["to"])))
+
+
 def _constant(reader, node, inputs, attributes):
     if set(attributes) != {"value"}:
         reader.refuse(node, f"attribute(s) {sorted(attributes)}")
@@ -378,5 +413,15 @@ IMPORTERS = {
     "Gemm": _gemm, "ReduceSum": _reduce("sum"), "ReduceMean": _reduce("mean"),
     "ReduceMax": _reduce("max"), "ReduceMin": _reduce("min"), "Reshape": _reshape,
     "Flatten": _flatten, "Squeeze": _squeeze, "Transpose": _transpose, "Slice": _slice,
-    "Constant": _constant,
+    "Constant": _constant, "Unsqueeze": _unsqueeze, "Clip": _clip, "Where": _where,
+    "Pad": _pad, "Tile": _tile, "Cast": _cast,
+    "Asin": _numpy(np.arcsin), "Acos": _numpy(np.arccos), "Atan": _numpy(np.arctan),
+    "Sinh": _numpy(np.sinh), "Cosh": _numpy(np.cosh), "Tan": _numpy(np.tan),
+    "Asinh": _numpy(np.arcsinh), "Acosh": _numpy(np.arccosh), "Atanh": _numpy(np.arctanh),
+    "Floor": _numpy(np.floor), "Ceil": _numpy(np.ceil), "Sign": _numpy(np.sign),
+    "Round": _numpy(np.rint), "Greater": _numpy(np.greater),
+    "GreaterOrEqual": _numpy(np.greater_equal), "Less": _numpy(np.less),
+    "LessOrEqual": _numpy(np.less_equal), "Equal": _numpy(np.equal),
+    "And": _numpy(np.logical_and), "Or": _numpy(np.logical_or),
+    "Xor": _numpy(np.logical_xor), "Not": _numpy(np.logical_not),
 }
