@@ -105,13 +105,24 @@ def test_every_op_exports_to_what_onnx_runtime_computes_as_autonn(tmp_path, name
     export_and_compare(net, inputs, tmp_path)
 
 
-@pytest.mark.parametrize("loss", ["softmaxlog", "log", "classerror", "topkerror"])
-def test_losses_export_as_their_forward(tmp_path, loss):
+@pytest.mark.parametrize("loss", ["softmaxlog", "log", "classerror", "topkerror", "mhinge",
+                                  "mshinge"])
+@pytest.mark.parametrize("normalise", [True, False])
+def test_categorical_losses_export_as_their_forward(tmp_path, loss, normalise):
     x, c = an.Input("x"), an.Input("c")
     scores = nn.softmax(x) if loss == "log" else x
-    net = an.Net(nn.loss(scores, c, loss=loss, topk=2))
+    net = an.Net(nn.loss(scores, c, loss=loss, topk=2, normalise=normalise))
     labels = RNG.integers(-1, 3, (2, 6, 7))  # -1: ignored
     export_and_compare(net, {"x": X, "c": labels}, tmp_path)
+
+
+@pytest.mark.parametrize("loss", ["binaryerror", "binarylog", "logistic", "hinge"])
+def test_attribute_losses_export_as_their_forward(tmp_path, loss):
+    x, c = an.Input("x"), an.Input("c")
+    scores = nn.sigmoid(x) if loss == "binarylog" else x
+    net = an.Net(nn.loss(scores, c, loss=loss, threshold=0.1))
+    attributes = RNG.choice(np.array([-1, 0, 1], np.float32), X.shape)  # 0: ignored
+    export_and_compare(net, {"x": X, "c": attributes}, tmp_path)
 
 
 MODELS = {
@@ -214,9 +225,10 @@ def test_an_op_onnx_export_does_not_translate_is_named(tmp_path):
 
 def test_unsupported_losses_are_named(tmp_path):
     x, c = an.Input("x"), an.Input("c")
-    net = an.Net(nn.loss(x, c, loss="mhinge"))
-    with pytest.raises(an.io.ExportError, match="loss 'mhinge' is not translated"):
-        an.io.export_onnx(net, tmp_path / "m.onnx", {"x": X, "c": RNG.integers(0, 3, 2)})
+    net = an.Net(nn.loss(x, c, loss="mhinge", instance_weights=an.Input("w")))
+    with pytest.raises(an.io.ExportError, match="loss with instance_weights is not translated"):
+        an.io.export_onnx(net, tmp_path / "m.onnx", {"x": X, "c": RNG.integers(0, 3, 2),
+                                                     "w": np.ones(2, np.float32)})
 
 
 def model_of(nodes, inputs, outputs, initializers=()):

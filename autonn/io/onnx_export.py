@@ -276,57 +276,128 @@ def _crop(g, step, *, crop):
     g.node("Slice", [g.input(x), starts, ends, axes], [g.out(step)])
 
 
+CATEGORICAL_LOSSES = ("softmaxlog", "log", "classerror", "topkerror", "mhinge", "mshinge")
+ATTRIBUTE_LOSSES = ("binaryerror", "binarylog", "logistic", "hinge")
+
+
 def _loss(g, step, *, loss, topk, threshold, normalise):
-    """The categorical losses on labels (N,), (N,H,W) or (N,1,H,W): per position, summed over
-    space and (with ``normalise``) divided by the batch size; negative labels count 0."""
-    if len(step.inputs) != 2 or loss not in ("softmaxlog", "log", "classerror", "topkerror"):
-        raise ExportError(f"export_onnx: step '{step.name}': loss '{loss}'"
-                          f"{' with instance_weights' if len(step.inputs) != 2 else ''} is not "
-                          f"translated (softmaxlog, log, classerror and topkerror on labels are)")
+    """The losses' forward: per position (categorical, on labels (N,), (N,H,W) or (N,1,H,W);
+    negative labels count 0) or per element (attributes, +1/-1 shaped like x; 0 counts 0),
+    summed and (with ``normalise``) divided by the batch size."""
+    if len(step.inputs) != 2:
+        raise ExportError(f"export_onnx: step '{step.name}': loss with instance_weights is not "
+                          f"translated")
     x, c = step.inputs
-    n, channels, height, width = np.shape(g.value(x))
-    labels_shape = np.shape(g.value(c))
-    if np.asarray(g.value(c)).dtype.kind not in "iu" or np.prod(labels_shape) != n * height * width:
-        raise ExportError(f"export_onnx: step '{step.name}': loss is translated for integer "
-                          f"class labels, one per position; got labels of shape "
-                          f"{labels_shape}")
+    n = np.shape(g.value(x))[0]
     dtype = g.dtype(x)
-    labels = g.node("Reshape", [g.input(c), g.constant(np.array([n, 1, height, width], np.int64),
-                                                       "label_shape")], [g.temp("labels")])
-    labels = g.node("Cast", [labels], [g.temp("labels64")], to=7)  # int64
-    zero = g.constant(np.array(0, np.int64), "zero")
-    valid = g.node("GreaterOrEqual", [labels, zero], [g.temp("valid")])
-    safe = g.node("Max", [labels, zero], [g.temp("safe_labels")])
-    mask = g.node("Cast", [valid], [g.temp("mask")], to=_tensor_type(dtype))
-    if loss == "classerror":
-        best = g.node("ArgMax", [g.input(x)], [g.temp("best")], axis=1, keepdims=1)
-        wrong = g.node("Not", [g.node("Equal", [best, safe], [g.temp("right")])],
-                       [g.temp("wrong")])
-        per_position = g.node("Cast", [wrong], [g.temp("errors")], to=_tensor_type(dtype))
-    elif loss == "topkerror":
-        k = g.constant(np.array([min(topk, channels)], np.int64), "k")
-        _, best = g.node("TopK", [g.input(x), k], [g.temp("top"), g.temp("top_classes")],
-                         axis=1)
-        hits = g.node("Cast", [g.node("Equal", [best, safe], [g.temp("hit")])],
-                      [g.temp("hits")], to=_tensor_type(dtype))
-        found = g.node("ReduceMax", [hits], [g.temp("found")], axes=[1], keepdims=1)
-        per_position = g.node("Sub", [g.constant(np.array(1, dtype), "one"), found],
-                              [g.temp("errors")])
+    if loss in CATEGORICAL_LOSSES:
+        terms, valid = _categorical_terms(g, step, loss, topk)
     else:
-        scores = g.input(x)
-        if loss == "softmaxlog":
-            scores = g.node("LogSoftmax", [scores], [g.temp("log_softmax")], axis=1)
-        picked = g.node("GatherElements", [scores, safe], [g.temp("picked")], axis=1)
-        if loss == "log":  # MatConvNet's log loss: -log(max(x_c, 1e-8)) ... clamped below
-            picked = g.node("Log", [g.node("Max", [picked, g.constant(
-                np.array(1e-8, dtype), "floor")], [g.temp("clamped")])], [g.temp("log")])
-        per_position = g.node("Neg", [picked], [g.temp("losses")])
-    masked = g.node("Mul", [per_position, mask], [g.temp("masked")])
-    total = g.node("ReduceSum", [masked], [g.temp("total")], keepdims=0)
+        terms, valid = _attribute_terms(g, step, loss, threshold)
+    kept = g.node("Where", [valid, terms, g.constant(np.array(0, dtype), "zero")],
+                  [g.temp("kept")])
+    total = g.node("ReduceSum", [kept], [g.temp("total")], keepdims=0)
     if normalise:
         g.node("Div", [total, g.constant(np.array(n, dtype), "batch")], [g.out(step)])
     else:
         g.node("Identity", [total], [g.out(step)])
+
+
+def _categorical_terms(g, step, loss, topk):
+    x, c = step.inputs
+    n, channels, height, width = np.shape(g.value(x))
+    labels_shape = np.shape(g.value(c))
+    if np.asarray(g.value(c)).dtype.kind not in "iu" or \
+            np.prod(labels_shape) != n * height * width:
+        raise ExportError(f"export_onnx: step '{step.name}': loss '{loss}' is translated for "
+                          f"integer class labels, one per position; got labels of shape "
+                          f"{labels_shape}")
+    dtype = g.dtype(x)
+    labels = g.node("Reshape", [g.input(c), g.constant(np.array([n, 1, height, width],
+                                                                np.int64), "label_shape")],
+                    [g.temp("labels")])
+    labels = g.node("Cast", [labels], [g.temp("labels64")], to=7)  # int64
+    zero = g.constant(np.array(0, np.int64), "zero")
+    valid = g.node("GreaterOrEqual", [labels, zero], [g.temp("valid")])
+    safe = g.node("Max", [labels, zero], [g.temp("safe_labels")])
+    as_float = dict(to=_tensor_type(dtype))
+    one = g.constant(np.array(1, dtype), "one")
+    scores = g.input(x)
+    if loss == "classerror":
+        best = g.node("ArgMax", [scores], [g.temp("best")], axis=1, keepdims=1)
+        wrong = g.node("Not", [g.node("Equal", [best, safe], [g.temp("right")])],
+                       [g.temp("wrong")])
+        return g.node("Cast", [wrong], [g.temp("errors")], **as_float), valid
+    if loss == "topkerror":
+        k = g.constant(np.array([min(topk, channels)], np.int64), "k")
+        _, best = g.node("TopK", [scores, k], [g.temp("top"), g.temp("top_classes")], axis=1)
+        hits = g.node("Cast", [g.node("Equal", [best, safe], [g.temp("hit")])],
+                      [g.temp("hits")], **as_float)
+        found = g.node("ReduceMax", [hits], [g.temp("found")], axes=[1], keepdims=1)
+        return g.node("Sub", [one, found], [g.temp("errors")]), valid
+    if loss == "softmaxlog":
+        scores = g.node("LogSoftmax", [scores], [g.temp("log_softmax")], axis=1)
+    picked = g.node("GatherElements", [scores, safe], [g.temp("picked")], axis=1)
+    if loss == "log":  # -log max(x_c, 1e-8)
+        clamped = g.node("Max", [picked, g.constant(np.array(1e-8, dtype), "floor")],
+                         [g.temp("clamped")])
+        return g.node("Neg", [g.node("Log", [clamped], [g.temp("log")])],
+                      [g.temp("losses")]), valid
+    if loss == "softmaxlog":
+        return g.node("Neg", [picked], [g.temp("losses")]), valid
+    margin = g.node("Sub", [one, picked], [g.temp("margin")])
+    if loss == "mshinge":  # 1 - x_c + max_{k != c} x_k
+        if channels < 2:
+            raise ExportError(f"export_onnx: step '{step.name}': mshinge of one class is not "
+                              f"translated")
+        classes = g.constant(np.arange(channels, dtype=np.int64).reshape(1, -1, 1, 1),
+                             "classes")
+        is_label = g.node("Equal", [classes, safe], [g.temp("is_label")])
+        others = g.node("Where", [is_label, g.constant(np.array(-np.inf, dtype), "minus_inf"),
+                                  scores], [g.temp("others")])
+        rival = g.node("ReduceMax", [others], [g.temp("rival")], axes=[1], keepdims=1)
+        margin = g.node("Add", [margin, rival], [g.temp("shifted_margin")])
+    return g.node("Relu", [margin], [g.temp("losses")]), valid
+
+
+def _attribute_terms(g, step, loss, threshold):
+    x, c = step.inputs
+    if np.shape(g.value(c)) != np.shape(g.value(x)):
+        raise ExportError(f"export_onnx: step '{step.name}': loss '{loss}' is translated for "
+                          f"attributes shaped like x {np.shape(g.value(x))}, got "
+                          f"{np.shape(g.value(c))}")
+    dtype = g.dtype(x)
+    labels = g.node("Cast", [g.input(c)], [g.temp("attributes")], to=_tensor_type(dtype))
+    zero, one = (g.constant(np.array(v, dtype), name) for v, name in ((0, "zero"), (1, "one")))
+    valid = g.node("Not", [g.node("Equal", [labels, zero], [g.temp("ignored")])],
+                   [g.temp("valid")])
+    scores = g.input(x)
+    if loss == "binaryerror":  # [sign(x - threshold) != c]
+        shifted = g.node("Sub", [scores, g.constant(np.array(threshold, dtype), "threshold")],
+                         [g.temp("shifted")])
+        sign = g.node("Sign", [shifted], [g.temp("sign")])
+        wrong = g.node("Not", [g.node("Equal", [sign, labels], [g.temp("right")])],
+                       [g.temp("wrong")])
+        return g.node("Cast", [wrong], [g.temp("errors")], to=_tensor_type(dtype)), valid
+    product = g.node("Mul", [labels, scores], [g.temp("product")])
+    if loss == "binarylog":  # -log max(c (x - 1/2) + 1/2, 1e-8)
+        half = g.constant(np.array(0.5, dtype), "half")
+        p = g.node("Add", [g.node("Mul", [labels, g.node("Sub", [scores, half],
+                                                         [g.temp("centred")])],
+                                  [g.temp("scaled")]), half], [g.temp("probability")])
+        clamped = g.node("Max", [p, g.constant(np.array(1e-8, dtype), "floor")],
+                         [g.temp("clamped")])
+        return g.node("Neg", [g.node("Log", [clamped], [g.temp("log")])],
+                      [g.temp("losses")]), valid
+    if loss == "logistic":  # log(1 + exp(a)), a = -c x, as max(a, 0) + log(1 + exp(-|a|))
+        a = g.node("Neg", [product], [g.temp("a")])
+        tail = g.node("Log", [g.node("Add", [one, g.node("Exp", [g.node(
+            "Neg", [g.node("Abs", [a], [g.temp("abs")])], [g.temp("minus_abs")])],
+            [g.temp("exp")])], [g.temp("one_plus")])], [g.temp("log")])
+        return g.node("Add", [g.node("Relu", [a], [g.temp("positive")]), tail],
+                      [g.temp("losses")]), valid
+    return g.node("Relu", [g.node("Sub", [one, product], [g.temp("margin")])],
+                  [g.temp("losses")]), valid  # hinge: max(0, 1 - c x)
 
 
 def _tensor_type(dtype):
