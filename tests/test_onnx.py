@@ -78,6 +78,12 @@ OPS = {
     "normalizelp": lambda x, y: nn.normalizelp(x, p=2, epsilon=0.01),
     "normalizelp spatial": lambda x, y: nn.normalizelp(y, p=3, spatial=True),
     "noffset": lambda x, y: nn.noffset(x, (0.5, 0.75)),
+    "pdist": lambda x, y: nn.pdist(x, y, 2) + nn.pdist(x, y[:1, :, :1, :1], 1)
+    + nn.pdist(x, y, 3, no_root=True) + nn.pdist(x, y, 0.5),
+    "pdist aggregate": lambda x, y: nn.pdist(x, y, 2, aggregate=True,
+                                             instance_weights=np.full((2, 1, 6, 7), 0.5,
+                                                                      np.float32)),
+    "maxout": lambda x, y: nn.maxout(nn.concat([x, y], axis=1), 3),
     "more math": lambda x, y: np.arcsin(x * 0.9) + np.arccos(x * 0.9) + np.arctan(x)
     + np.sinh(x) + np.cosh(x) + np.tan(x) + np.arcsinh(x) + np.arccosh(y + 1)
     + np.arctanh(x * 0.9) + np.expm1(x) + np.log1p(y) + np.exp2(x) + np.log2(y)
@@ -162,7 +168,8 @@ def test_the_pretrained_digit_cnn_exports(tmp_path):
 
 
 # ops that ONNX writes as several nodes: they come back as those nodes, equal up to rounding
-COMPOSITE = {"spnorm", "normalizelp", "normalizelp spatial", "noffset", "more math",
+COMPOSITE = {"spnorm", "normalizelp", "normalizelp spatial", "noffset", "more math", "pdist",
+             "pdist aggregate", "maxout",
              "mixed dtypes"}  # (and a Cast where NumPy promotes as it computes)
 
 

@@ -527,6 +527,43 @@ def _noffset(g, step, *, param):
     g.node("Sub", [x, offset], [g.out(step)])
 
 
+def _pdist(g, step, *, p, no_root, epsilon, aggregate):
+    """``(sum_c |x - x0|^p)^(1/p)`` over the channels, times the instance weights, summed
+    with ``aggregate``."""
+    dtype = g.dtype(step.inputs[0])
+    names = g.float_inputs(step)
+    d = g.node("Sub", names[:2], [g.temp("difference")])
+    if p == 2:
+        powers = g.node("Mul", [d, d], [g.temp("square")])
+    else:
+        powers = g.node("Abs", [d], [g.temp("abs")])
+        if p != 1:
+            powers = g.node("Pow", [powers, g.constant(np.array(p, dtype), "p")],
+                            [g.temp("power")])
+    y = g.node("ReduceSum", [powers, g.constant(np.array([1], np.int64), "channels")],
+               [g.temp("total")], keepdims=1)
+    if not no_root and p != 1:
+        y = g.node("Sqrt", [y], [g.temp("root")]) if p == 2 else g.node(
+            "Pow", [y, g.constant(np.array(1 / p, dtype), "inverse_p")], [g.temp("root")])
+    if len(names) == 3:
+        y = g.node("Mul", [y, names[2]], [g.temp("weighted")])
+    if aggregate:
+        g.node("ReduceSum", [y], [g.out(step)], keepdims=0)
+    else:
+        g.node("Identity", [y], [g.out(step)])
+
+
+def _maxout(g, step, *, units):
+    """The maximum of each run of ``units`` channels: (N, C/u, u, H*W), reduced over u."""
+    n, channels, height, width = np.shape(g.value(step.inputs[0]))
+    runs = g.node("Reshape", [g.input(step.inputs[0]), g.constant(
+        np.array([n, channels // units, units, height * width], np.int64), "runs_shape")],
+        [g.temp("runs")])
+    best = g.node("ReduceMax", [runs], [g.temp("best")], axes=[2], keepdims=0)
+    g.node("Reshape", [best, g.constant(np.array([n, channels // units, height, width],
+                                                 np.int64), "shape")], [g.out(step)])
+
+
 def _composite(*op_types, constant=None, before=False):
     """``op_types`` applied in turn; ``constant`` (a number) joins the first as its other
     operand, before or after the input."""
@@ -661,7 +698,8 @@ CONVERTERS = {
     "sum": _reduce("ReduceSum"), "mean": _reduce("ReduceMean"), "max": _reduce("ReduceMax"),
     "min": _reduce("ReduceMin"),
     "reshape": _reshape, "transpose": _transpose, "getitem": _getitem,
-    "spnorm": _spnorm, "normalizelp": _normalizelp, "noffset": _noffset,
+    "spnorm": _spnorm, "normalizelp": _normalizelp, "noffset": _noffset, "pdist": _pdist,
+    "maxout": _maxout,
     "arcsin": _elementwise("Asin"), "arccos": _elementwise("Acos"),
     "arctan": _elementwise("Atan"), "sinh": _elementwise("Sinh"),
     "cosh": _elementwise("Cosh"), "tan": _elementwise("Tan"),
