@@ -490,3 +490,23 @@ def test_a_loaded_graph_compiles_again_with_the_same_optimisations(tmp_path):
     assert [step.op.name for step in loaded.tape.forward] == ops
     assert [step.op.name for step in again.tape.forward] == ops
     assert "kept" in again.vars
+
+
+def test_from_compiled_net_reads_back_an_op_with_several_outputs_as_selectors():
+    from autonn.ops import Op
+    pair = Op("test_net.pair", lambda x: (x * 2, x * 3),
+              lambda x, dzdy: dzdy[0] * 2 + dzdy[1] * 3, num_outputs=2)
+    x = an.Input("x")
+    doubled, tripled = pair(x)
+    net = an.Net((doubled * tripled).sum())
+    objective, = an.Layer.from_compiled_net(net)
+    selectors = objective.find(an.Selector)
+    assert [s.name for s in selectors] == ["doubled", "tripled"]
+    assert selectors[0].inputs[0] is selectors[1].inputs[0]
+    again = an.Net(objective)
+    assert [repr(s) for s in again.tape.forward] == [repr(s) for s in net.tape.forward]
+    value = np.arange(3.0)
+    net.eval({"x": value})
+    again.eval({"x": value})
+    np.testing.assert_allclose(again.der("x"), 12 * value)
+    np.testing.assert_allclose(again.der("x"), net.der("x"))
