@@ -84,6 +84,11 @@ OPS = {
                                              instance_weights=np.full((2, 1, 6, 7), 0.5,
                                                                       np.float32)),
     "maxout": lambda x, y: nn.maxout(nn.concat([x, y], axis=1), 3),
+    "spatial transformer": lambda x, y: nn.bilinearsampler(x, nn.affinegrid(
+        np.array([[[0.9, 0.2, 0.1], [-0.3, 1.1, 0.0]], [[1.2, 0.0, -0.2], [0.1, 0.7, 0.3]]],
+                 np.float32) * (1 + 0 * x[:, :2, 0, :3].reshape(2, 2, 3)), (5, 8))),
+    "affinegrid matconvnet layout": lambda x, y: nn.affinegrid(x[:, :2, :3, 0].reshape(
+        2, 6, 1, 1), (4, 3)),
     "more math": lambda x, y: np.arcsin(x * 0.9) + np.arccos(x * 0.9) + np.arctan(x)
     + np.sinh(x) + np.cosh(x) + np.tan(x) + np.arcsinh(x) + np.arccosh(y + 1)
     + np.arctanh(x * 0.9) + np.expm1(x) + np.log1p(y) + np.exp2(x) + np.log2(y)
@@ -169,7 +174,8 @@ def test_the_pretrained_digit_cnn_exports(tmp_path):
 
 # ops that ONNX writes as several nodes: they come back as those nodes, equal up to rounding
 COMPOSITE = {"spnorm", "normalizelp", "normalizelp spatial", "noffset", "more math", "pdist",
-             "pdist aggregate", "maxout",
+             "pdist aggregate", "maxout", "spatial transformer",
+             "affinegrid matconvnet layout",
              "mixed dtypes"}  # (and a Cast where NumPy promotes as it computes)
 
 

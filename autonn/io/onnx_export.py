@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import backend
 
-OPSET = 17
+OPSET = 17  # GridSample from 16
 PRODUCER = "autonn"
 
 
@@ -564,6 +564,44 @@ def _maxout(g, step, *, units):
                                                  np.int64), "shape")], [g.out(step)])
 
 
+def _bilinearsampler(g, step):
+    """GridSample with MatConvNet's convention: -1 and 1 are the centres of the first and last
+    pixels (align_corners), points outside read 0, and the grid's last axis is (y, x)."""
+    x, grid = step.inputs
+    if np.shape(g.value(x))[0] != np.shape(g.value(grid))[0]:
+        raise ExportError(f"export_onnx: step '{step.name}': bilinearsampler with more grids "
+                          f"than images (each image serving several) is not translated")
+    big = np.iinfo(np.int64)
+    xy = g.node("Slice", [g.input(grid), g.constant(np.array([-1], np.int64), "starts"),
+                          g.constant(np.array([big.min], np.int64), "ends"),
+                          g.constant(np.array([3], np.int64), "axes"),
+                          g.constant(np.array([-1], np.int64), "steps")], [g.temp("xy")])
+    inputs = g.float_inputs(step, (x,)) + [xy]
+    g.node("GridSample", inputs, [g.out(step)], mode="bilinear", padding_mode="zeros",
+           align_corners=1)
+
+
+def _affinegrid(g, step, *, size):
+    """``grid[n, i, j] = M[n] (h_i, w_j, 1)``: the (Ho Wo, 3) base grid times each matrix."""
+    from ..nn.spatial_transformer import _base_grid
+    theta = step.inputs[0]
+    shape, dtype = np.shape(g.value(theta)), g.dtype(theta)
+    n = shape[0]
+    matrices = g.input(theta)
+    if shape[1:] != (2, 3):  # MatConvNet's c1..c6 as [[c1, c2, c5], [c3, c4, c6]]
+        flat = g.node("Reshape", [matrices, g.constant(np.array([n, 6], np.int64), "flat")],
+                      [g.temp("coefficients")])
+        ordered = g.node("Gather", [flat, g.constant(np.array([0, 1, 4, 2, 3, 5], np.int64),
+                                                     "order")], [g.temp("ordered")], axis=1)
+        matrices = g.node("Reshape", [ordered, g.constant(np.array([n, 2, 3], np.int64),
+                                                          "matrix_shape")], [g.temp("matrices")])
+    base = g.constant(_base_grid(size, np, dtype).reshape(-1, 3), "base_grid")
+    transposed = g.node("Transpose", [matrices], [g.temp("transposed")], perm=[0, 2, 1])
+    points = g.node("MatMul", [base, transposed], [g.temp("points")])
+    g.node("Reshape", [points, g.constant(np.array([n, size[0], size[1], 2], np.int64),
+                                          "grid_shape")], [g.out(step)])
+
+
 def _composite(*op_types, constant=None, before=False):
     """``op_types`` applied in turn; ``constant`` (a number) joins the first as its other
     operand, before or after the input."""
@@ -699,7 +737,7 @@ CONVERTERS = {
     "min": _reduce("ReduceMin"),
     "reshape": _reshape, "transpose": _transpose, "getitem": _getitem,
     "spnorm": _spnorm, "normalizelp": _normalizelp, "noffset": _noffset, "pdist": _pdist,
-    "maxout": _maxout,
+    "maxout": _maxout, "bilinearsampler": _bilinearsampler, "affinegrid": _affinegrid,
     "arcsin": _elementwise("Asin"), "arccos": _elementwise("Acos"),
     "arctan": _elementwise("Atan"), "sinh": _elementwise("Sinh"),
     "cosh": _elementwise("Cosh"), "tan": _elementwise("Tan"),

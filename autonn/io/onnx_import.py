@@ -392,6 +392,24 @@ def _cast(reader, node, inputs, attributes):
     return inputs[0].astype(helper.tensor_dtype_to_np_dtype(int(attributes["to"])))
 
 
+def _grid_sample(reader, node, inputs, attributes):
+    _known(reader, node, attributes, ("mode", "padding_mode", "align_corners"))
+    if attributes.get("mode", "bilinear") not in ("bilinear", "linear") or \
+            attributes.get("padding_mode", "zeros") != "zeros" or \
+            not attributes.get("align_corners", 0):
+        reader.refuse(node, "a mode other than bilinear with zero padding and align_corners=1 "
+                            "(MatConvNet's sampler)")
+    x, grid = inputs
+    return nn.bilinearsampler(x, grid[..., ::-1])  # ONNX's (x, y) to MatConvNet's (y, x)
+
+
+def _gather(reader, node, inputs, attributes):
+    axis = int(attributes.get("axis", 0))
+    indices = reader.constant(node, inputs[1], "the indices").astype(np.int64)
+    rank = len(reader.shape(node.input[0]))
+    return inputs[0][(slice(None),) * (axis % rank) + (indices,)]
+
+
 def _constant(reader, node, inputs, attributes):
     if set(attributes) != {"value"}:
         reader.refuse(node, f"attribute(s) {sorted(attributes)}")
@@ -414,7 +432,7 @@ IMPORTERS = {
     "ReduceMax": _reduce("max"), "ReduceMin": _reduce("min"), "Reshape": _reshape,
     "Flatten": _flatten, "Squeeze": _squeeze, "Transpose": _transpose, "Slice": _slice,
     "Constant": _constant, "Unsqueeze": _unsqueeze, "Clip": _clip, "Where": _where,
-    "Pad": _pad, "Tile": _tile, "Cast": _cast,
+    "Pad": _pad, "Tile": _tile, "Cast": _cast, "GridSample": _grid_sample, "Gather": _gather,
     "Asin": _numpy(np.arcsin), "Acos": _numpy(np.arccos), "Atan": _numpy(np.arctan),
     "Sinh": _numpy(np.sinh), "Cosh": _numpy(np.cosh), "Tan": _numpy(np.tan),
     "Asinh": _numpy(np.arcsinh), "Acosh": _numpy(np.arccosh), "Atanh": _numpy(np.arctanh),
