@@ -5,6 +5,7 @@ from .normalization import bnorm, lrn, noffset, normalize, normalizelp, spnorm  
 from .losses import loss, softmaxloss  # noqa: F401  (Blocks II)
 from .distance import pdist  # noqa: F401  (Blocks II)
 from .noise import dropout  # noqa: F401  (Blocks II)
+from .recurrent import lstm, lstm_params  # noqa: F401  (AutoNN's vl_nnlstm)
 from .structure import concat, crop  # noqa: F401  (Blocks II)
 from .roi import roipool  # noqa: F401  (Blocks II)
 from .spatial_transformer import affinegrid, bilinearsampler  # noqa: F401  (Blocks II)
