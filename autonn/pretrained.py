@@ -166,7 +166,10 @@ def efficientnet_lite0(path=None, *, image_size=224, batch_norm_epsilon=1e-3):
         moments = np.stack([mean, np.sqrt(var + batch_norm_epsilon)], axis=1)
         x = bnorm_given_moments_op(x, Param(state[f"{prefix_bn}.weight"]),
                                    Param(state[f"{prefix_bn}.bias"]),
-                                   Param(moments.astype(np.float32), train_method="average"))
+                                   # frozen statistics: the moments are ImageNet's, and
+                                   # fine-tuning keeps them ('average' would move them by a
+                                   # derivative, which is not a batch's moments)
+                                   Param(moments.astype(np.float32), train_method="none"))
         if activation:
             x = np.minimum(nn.relu(x), 6.0)      # ReLU6
         return x

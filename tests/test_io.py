@@ -541,6 +541,9 @@ def test_efficientnet_lite0_recognises_the_bundled_photos():
     scores = net.value("prediction").reshape(2, 1000)
     assert scores[0].argmax() == 967                             # espresso
     assert set(np.argsort(-scores[1])[:3]) <= {281, 282, 285, 287}  # tabby/tiger/Egyptian cat, lynx
+    # fine-tuning keeps ImageNet's batch-norm statistics: the frozen moments do not train
+    moments = [p for p in net.params if p.value.ndim == 2 and p.value.shape[1] == 2]
+    assert len(moments) > 40 and all(p.train_method == "none" for p in moments)
 
 
 # ----------------------------------------------------------------------------- v7.3 (HDF5)
