@@ -154,6 +154,28 @@ def pdist_case(name, p, x0_shape, *, weights=False, **options):
     return BlockCase(name, nn.pdist, call, inputs, reference, differentiable=(0, 1))
 
 
+def lstm_case(name, N, m, d, *, columns=False, clip_grad=None, params=False, **fields):
+    """lstm's two outputs side by side, [h' c'] along axis 1 (dzdy split back into the pair
+    (dh', dc')): x (N, m), h and c (N, d), or their (N, k, 1, 1) forms and a (4d, 1) b with
+    ``columns``; W and b from nn.lstm_params (noise 0.5) with ``params``."""
+    def call(x, h, c, W, b, dzdy=None):
+        if dzdy is None:
+            return np.concatenate(nn.lstm(x, h, c, W, b, clip_grad=clip_grad), axis=1)
+        return nn.lstm(x, h, c, W, b, clip_grad=clip_grad, dzdy=(dzdy[:, :d], dzdy[:, d:]))
+
+    def inputs(rng):
+        tail = (1, 1) if columns else ()
+        if params:
+            W, b = (p.value.astype(np.float64) for p in nn.lstm_params(d, m, noise=0.5, rng=rng))
+        else:
+            W, b = normal(rng, 4 * d, m + d, scale=0.7), normal(rng, 4 * d)
+        return (normal(rng, N, m, *tail), normal(rng, N, d, *tail),
+                normal(rng, N, d, *tail, scale=2.0), W, b.reshape(-1, 1) if columns else b)
+    return BlockCase(name, nn.lstm_params if params else nn.lstm, call, inputs,
+                     ref.lstm_reference, differentiable=(0, 1, 2, 3, 4), graph_params=(3, 4),
+                     op="lstm", **fields)
+
+
 CASES = [
     # conv: groups, stride, 4-side pad, dilation, no bias, fully connected, empty filters
     conv_case("conv-plain", (2, 3, 5, 4), (4, 3, 3, 2), 4),
@@ -286,6 +308,13 @@ CASES = [
     pdist_case("pdist-p1-no-root", 1, (2, 3, 2, 2), no_root=True),
     pdist_case("pdist-p0.5", 0.5, (1, 3, 1, 1)),
     pdist_case("pdist-p3-weights-aggregate", 3, (2, 3, 1, 1), weights=True, aggregate=True),
+    # lstm (AutoNN's vl_nnlstm): (N, k) and (N, k, 1, 1) states, lstm_params' values, clipping
+    lstm_case("lstm-plain", 3, 4, 5),
+    lstm_case("lstm-column-states-and-bias", 2, 3, 4, columns=True),
+    lstm_case("lstm-from-lstm_params", 4, 2, 3, params=True),
+    lstm_case("lstm-clip-grad", 3, 4, 5, clip_grad=(0.05, 0.1, 0.2, 0.3, 0.4),
+              gradcheck="clipped derivatives are not the forward's "
+                        "(test_lstm_clip_grad_clamps_each_derivative_as_vl_nnlstm)"),
     # dropout with a given mask: deterministic
     BlockCase("dropout-given-mask", nn.dropout,
               lambda x, mask, dzdy=None: nn.dropout(x, rate=0.5, mask=mask, dzdy=dzdy),

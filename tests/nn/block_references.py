@@ -396,6 +396,54 @@ def pdist_reference(x, x0, p, no_root=False, instance_weights=None, aggregate=Fa
     return y.sum() if aggregate else y
 
 
+# ----------------------------------------------------------------------------- lstm (AutoNN)
+def _logistic(v):
+    return 1 / (1 + math.exp(-v))
+
+
+def lstm_reference(x, h, c, W, b):
+    """vl_nnlstm, unit by unit: z_k = W[k*d + j] . [x_n; h_n] + b[k*d + j] for the gates
+    k = i, f, o, g; c'_nj = f c_nj + i g, h'_nj = o tanh(c'_nj) with i, f, o the logistic of
+    their z and g = tanh(z_g). Returns [h' c'] (the two outputs along axis 1)."""
+    x, h, c, W, b = (_f64(a) for a in (x, h, c, W, b))
+    N, d = x.shape[0], W.shape[0] // 4
+    xh = np.concatenate([x.reshape(N, -1), h.reshape(N, -1)], axis=1)
+    cells, biases = c.reshape(N, d), b.ravel()
+    out = np.zeros((N, 2 * d))
+    for n in range(N):
+        for j in range(d):
+            z = [sum(W[k * d + j, t] * xh[n, t] for t in range(xh.shape[1])) + biases[k * d + j]
+                 for k in range(4)]
+            i, f, o, g = _logistic(z[0]), _logistic(z[1]), _logistic(z[2]), math.tanh(z[3])
+            cell = f * cells[n, j] + i * g
+            out[n, j], out[n, d + j] = o * math.tanh(cell), cell
+    return out.reshape((N, 2 * d) + h.shape[2:])
+
+
+def lstm_derivatives_reference(x, h, c, W, b, dh_next, dc_next, clip=None):
+    """vl_nnlstm's backward as its MATLAB code reads (d x N there, N x d here): (dx, dh, dc, dW,
+    db), each clamped to [-clip_k, clip_k] by the 5 values of ``clip`` (its clipGrad)."""
+    x, h, c, W, b, dh_next, dc_next = (_f64(a) for a in (x, h, c, W, b, dh_next, dc_next))
+    N, d = x.shape[0], W.shape[0] // 4
+    m = W.shape[1] - d
+    xh = np.concatenate([x.reshape(N, -1), h.reshape(N, -1)], axis=1).T    # (m + d) x N
+    cp, dhn, dcn = c.reshape(N, d).T, dh_next.reshape(N, d).T, dc_next.reshape(N, d).T
+    lxh = W @ xh + b.reshape(-1, 1)
+    ig, fg, og = (1 / (1 + np.exp(-lxh[k * d:(k + 1) * d])) for k in range(3))
+    gg = np.tanh(lxh[3 * d:])
+    tanh_cn = np.tanh(fg * cp + ig * gg)
+    dcn_full = dcn + og * dhn * (1 - tanh_cn * tanh_cn)
+    dcp = dcn_full * fg
+    dgates = np.concatenate([dcn_full * gg * ig * (1 - ig), dcn_full * cp * fg * (1 - fg),
+                             dhn * tanh_cn * og * (1 - og), dcn_full * ig * (1 - gg * gg)])
+    dxh = W.T @ dgates
+    ders = [dxh[:m].T.reshape(x.shape), dxh[m:].T.reshape(h.shape), dcp.T.reshape(c.shape),
+            dgates @ xh.T, dgates.sum(axis=1).reshape(b.shape)]
+    if clip is not None:
+        ders = [np.clip(der, -limit, limit) for der, limit in zip(ders, clip)]
+    return tuple(ders)
+
+
 # ----------------------------------------------------------------------------- data movement
 def dropout_reference(x, mask):
     """Inverted dropout with a given (already scaled) mask: y = x * mask."""
