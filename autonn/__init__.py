@@ -9,14 +9,15 @@ from .backend import gpu_available, to_device
 from .errors import FormatError
 from .gradient_check import GradcheckReport, gradcheck
 from .layer import Input, Layer, Param, Selector, workspace_names
+from .loops import For, While
 from .net import Net
 from .ops import Op, op
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "FormatError", "GradcheckReport", "Input", "Layer", "Net", "Op", "Param", "Selector", "gpu_available",
-    "gradcheck", "nn", "op", "to_device", "workspace_names",
+    "For", "FormatError", "GradcheckReport", "Input", "Layer", "Net", "Op", "Param", "Selector", "gpu_available",
+    "gradcheck", "nn", "op", "to_device", "While", "workspace_names",
 ]
 from . import solvers, datasets, models  # noqa: E402  (Training)
 from .training import train  # noqa: E402  (Training)

@@ -97,7 +97,9 @@ def compile_graph(outputs, optimize=True, conserve_memory=False, protected=()):
         needs = any(requires_der[s] and node.op.has_derivative(i)
                     for i, s in enumerate(inputs))
         if node.op.num_outputs > 1:
-            outs = [new_slot(f"{node.name}_{k}", needs) for k in range(node.op.num_outputs)]
+            # an op may name its outputs (a loop's last one is its record, ``for1_record``)
+            suffixes = getattr(node.op, "output_suffixes", None) or range(node.op.num_outputs)
+            outs = [new_slot(f"{node.name}_{k}", needs) for k in suffixes]
             compiled.layer_at[outs[0]] = node.layer
             compiled.slot_of[id(node.layer)] = outs
             for layer in selectors.get(id(node.layer), ()):

@@ -44,6 +44,11 @@ def save_net(net, path):
         np.savez(file, __graph__=np.array(json.dumps(graph)), **arrays)
 
 
+class LoopNotSaved(TypeError, NotImplementedError):
+    """Net.save met a loop (an.For, an.While): saving its inner graph is not implemented yet.
+    A TypeError (a value that cannot be saved) and a NotImplementedError."""
+
+
 class SavedGraph(NamedTuple):
     """What a saved file describes; :meth:`autonn.Net.load` compiles it."""
 
@@ -142,6 +147,9 @@ def _describe_layer(layer, index, arrays):
         entry.update(kind="selector", node=index[id(layer.inputs[0])], index=layer.index)
     else:
         where = f"layer '{layer.name}'"
+        if getattr(layer.op, "inner_tapes", None) is not None:
+            raise LoopNotSaved(f"Net.save: {where} is a loop ({layer.op.name}, built by "
+                               f"an.For or an.While); loops are not saved yet")
         entry.update(kind="op", op=layer.op.name,
                      inputs=[{"layer": index[id(x)]} if isinstance(x, Layer)
                              else _encode(x, arrays, f"{where} input {k}")

@@ -83,7 +83,22 @@ def net_summary(net, input_sizes=None):
                      "receptive_field": fields.get(name, ""),
                      "shape": shape_text(shape, unknown="?"),
                      "bytes": nbytes})
+        if step is not None and slot == step.outputs[-1]:
+            rows += _inner_rows(step)
     return Summary(rows, total)
+
+
+def _inner_rows(step):
+    """A loop's step holds inner tapes (``op.inner_tapes``): their steps, indented under it
+    (their values live only during the loop, so no shape or memory is shown)."""
+    rows = []
+    for label, tape in getattr(step.op, "inner_tapes", ()):
+        for inner in tape.forward:
+            rows.append({"name": f"  {label}: " + ", ".join(tape.names[o] for o in inner.outputs),
+                         "op": inner.op.name, "inputs": ", ".join(tape.names[i]
+                                                                  for i in inner.inputs),
+                         "receptive_field": "", "shape": "", "bytes": 0})
+    return rows
 
 
 def _receptive_field_texts(net):

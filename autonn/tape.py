@@ -462,7 +462,11 @@ class Tape:
 
     def __repr__(self):
         lines = ["forward:"]
-        lines += [f"  {step!r}" for step in self.forward]
+        for step in self.forward:
+            lines.append(f"  {step!r}")
+            # a loop's step holds its inner graph: its inner steps, indented under it
+            describe_inner = getattr(step.op, "describe_inner", None)
+            lines += [f"      {line}" for line in describe_inner()] if describe_inner else []
         lines += ["backward:"]
         lines += [f"  {step!r}" for step in self.backward]
         slots = ", ".join(f"v{k}={name}" for k, name in enumerate(self.names))

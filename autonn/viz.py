@@ -123,7 +123,10 @@ def _graph_of_layers(outputs, input_sizes):
             continue
         title = f"{layer.name} = {layer.op.name}" if layer.name else layer.op.name
         detail = shape_text(shapes.get(layer)) if layer.op.num_outputs == 1 else ""
-        graph.add(_Node(key, "op", title, detail))
+        node = _Node(key, "op", title, detail)
+        describe_inner = getattr(layer.op, "describe_inner", None)  # a loop's inner graph
+        node.lines += describe_inner() if describe_inner else []
+        graph.add(node)
         for x in layer.inputs:
             if isinstance(x, Layer) and id(x) in graph.index:
                 graph.edges.append((id(x), key))
@@ -164,7 +167,11 @@ def _graph_of_tape(net, input_sizes):
         shapes = [shape_of(o) for o in step.outputs]
         known = any(s is not None for s in shapes)
         detail = ", ".join(shape_text(s) or "?" for s in shapes) if known else ""
-        graph.add(_Node(key, "op", f"{names} = {step.op.name}", detail))
+        node = _Node(key, "op", f"{names} = {step.op.name}", detail)
+        # a loop's step is one box holding its inner graph: the inner steps, one a line
+        describe_inner = getattr(step.op, "describe_inner", None)
+        node.lines += describe_inner() if describe_inner else []
+        graph.add(node)
         for slot in step.inputs:
             if slot in producer:
                 graph.edges.append((producer[slot], key))
