@@ -1,9 +1,9 @@
 """Recurrent blocks: AutoNN's ``lstm`` (``vl_nnlstm``, one time step of an LSTM cell) and
 ``lstm_params`` (``vl_nnlstm_params``, its initial parameters).
 
-A time step is one GEMM, ``z = [x h] W^T`` (BLAS on the CPU through ``autonn.kernels.matmul``,
-cuBLAS on the GPU), then one kernel of ``kernels/lstm.h`` that adds the biases, applies the
-gates and writes the next states; the backward is that kernel's derivative and two GEMMs
+A time step is one GEMM, ``z = [x h] W^T`` (NumPy's BLAS on the CPU, cuBLAS on the GPU), then
+one kernel of ``kernels/lstm.h`` that adds the biases, applies the gates and writes the next
+states; the backward is that kernel's derivative and two GEMMs
 (``[dx dh] = dz W``, ``dW = dz^T [x h]``). The gate activations are a third, hidden output of
 the op (written over ``z``, so they cost no extra memory): the backward reads them instead of
 running the forward's GEMM again. ``lstm`` returns only ``(h', c')``.
@@ -184,9 +184,10 @@ def _number_or_pair(op, name, value):
 
 # --------------------------------------------------------------------------- kernels
 def _product(a, b):
-    """``a @ b`` into a fresh array: OpenMP's threads and a single-threaded BLAS on the CPU
-    (``kernels.matmul``), cuBLAS on the GPU."""
-    return a @ b if is_gpu_array(a) else kernels.matmul(a, b)
+    """``a @ b`` into a fresh array, by NumPy's BLAS (its own threads) or cuBLAS. Not
+    ``kernels.matmul``: on the step of benchmarks/bench_lstm.py (64 x 512 by 512 x 1024) its
+    blocks of rows per OpenMP thread ran at half the speed of one multi-threaded GEMM."""
+    return a @ b
 
 
 def _chunk(a, d):
