@@ -25,9 +25,12 @@ is the loop step's last output slot (``for1_record``): the outer tape keeps or r
 any value (released after the loop's backward step under the outer ``conserve_memory``, never
 recorded in test mode).
 
-Not done yet: saving a net with a loop (:meth:`autonn.Net.save` refuses it by name), shape
-inference through a loop (its outputs' shapes are unknown to ``summary(input_sizes=...)``),
-receptive fields through a loop, ONNX export.
+Shapes: the op's shape rule runs the inner tape's shape rules, iteration after iteration, so
+``net.summary(input_sizes=...)`` and ``Layer.shape`` see through a loop (a concatenated output
+of a run-time count has no shape before it runs).
+
+Not done yet: saving a net with a loop (:meth:`autonn.Net.save` refuses it by name), receptive
+fields through a loop, ONNX export.
 """
 
 import inspect
@@ -40,6 +43,7 @@ from . import net as net_module
 from .compiler import compile_graph
 from .layer import Input, Layer, Selector, sequential_names, topological_order
 from .ops import REGISTRY, Op
+from .shapes import node_shape, shape_argument
 
 
 def For(body, *initial, count=None, concatenate=None):  # noqa: N802 (AutoNN's name)
@@ -290,6 +294,46 @@ class LoopProgram:
                 else backend.array_module(inputs[k]).zeros_like(inputs[k])
                 for k, d in enumerate(ders)]
 
+    # ------------------------------------------------------------------ shapes
+    def shape(self, *arguments):
+        """The loop's output shapes from its inputs' (the op's shape rule): the inner tape's
+        shape rules, iterated ``count`` times or until the state's shapes stop changing. A
+        shape that depends on a number of iterations known only at run time (a Layer count,
+        a stop condition) raises a ValueError, which leaves it unknown to the summaries."""
+        n, kind = self.num_states, self.kind
+        state = [_shape_or_scalar(a) for a in arguments[:n]]
+        outside = arguments[n:-1]
+        count = arguments[-1]
+        known_count = (count if isinstance(count, (int, np.integer)) and self.stop is None
+                       else None)
+        sizes = [0] * n
+        t = 0
+        while known_count is None or t < known_count:
+            following = self.body.output_shapes(state, outside)
+            for k, axis in enumerate(self.axes):
+                if axis is not None:
+                    sizes[k] += _axis_size(kind, following[k], axis, k)
+            fixed = following == state
+            state = following
+            t += 1
+            if fixed and (known_count is None or all(a is None for a in self.axes)):
+                break
+        if known_count is None and any(a is not None for a in self.axes):
+            raise ValueError(f"{kind}: a concatenated output's size follows the number of "
+                             f"iterations, known only at run time")
+        results = []
+        for k, axis in enumerate(self.axes):
+            if axis is None:
+                results.append(tuple(state[k]))
+                continue
+            shape = list(state[k] if known_count else _shape_or_scalar(arguments[k]))
+            _axis_size(kind, shape, axis, k)
+            if known_count and t < known_count:  # fixed point: every iteration alike
+                sizes[k] += (known_count - t) * shape[axis]
+            shape[axis] = sizes[k]
+            results.append(tuple(shape))
+        return tuple(results) + (((known_count,) if known_count is not None else (0,)),)
+
     def describe(self):
         """The inner tapes as text lines, for the outer tape's and summary's display."""
         lines = [f"body: {line}" for line in self.body.step_lines()]
@@ -397,6 +441,23 @@ class _InnerTape:
                 new_error = RuntimeError(message)
             raise new_error.with_traceback(error.__traceback__) from None
 
+    def output_shapes(self, state, outside):
+        """The shapes of the body's outputs for the given state and outside shapes."""
+        shapes = {slot: shape for slot, shape in zip(self.state_slots, state)
+                  if slot is not None}
+        shapes.update((slot, _shape_or_scalar(shape)) for slot, shape in
+                      zip(self.outside_slots, outside) if slot is not None)
+        if self.t_slot is not None:
+            shapes[self.t_slot] = ()
+        constants = dict(self.tape.constants)
+        for step in self.tape.forward:
+            arguments = [shapes[i] if i in shapes else shape_argument(constants[i])
+                         for i in step.inputs]
+            out = node_shape(step.op, arguments, step.options)
+            for slot, shape in zip(step.outputs, out if len(step.outputs) > 1 else (out,)):
+                shapes[slot] = shape
+        return [tuple(shapes[slot]) for slot in self.output_slots]
+
     def step_lines(self):
         names = self.tape.names
         return [f"{', '.join(names[o] for o in step.outputs)} = {step.op.name}("
@@ -442,7 +503,7 @@ class LoopOp(Op):
         super().__init__(name, self._forward, num_outputs=num_states + 1,
                          backward_needs_inputs=range(num_states, num_states + num_outside),
                          backward_needs_output=True, forward_test=self._forward_test,
-                         receptive_field="none",
+                         shape=program.shape, receptive_field="none",
                          doc=f"AutoNN's {program.kind}: an inner tape run once per iteration")
         if previous is None:  # one op per loop: never the registry's
             REGISTRY.pop(name, None)
@@ -575,6 +636,18 @@ def _as_outputs(kind, result, count):
             raise TypeError(f"{kind}: body must return Layers (computed from the state, t or "
                             f"outside Layers); output {k} is a {type(output).__name__}")
     return outputs
+
+
+def _shape_or_scalar(argument):
+    """A shape argument (a shape, or a number or None for a constant) as a shape."""
+    return tuple(argument) if isinstance(argument, tuple) else ()
+
+
+def _axis_size(kind, shape, axis, k):
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(f"{kind}: concatenate axis {axis} is out of range for state {k} of "
+                         f"shape {tuple(shape)}")
+    return shape[axis]
 
 
 def _index_type(values):

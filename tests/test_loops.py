@@ -398,3 +398,24 @@ def test_for_against_pytorch():
                                rtol=1e-12)
     for name, tensor in [("W", Wt), ("U", Ut), ("h_in", ht), ("xs", seqt)]:
         np.testing.assert_allclose(net.der(name), tensor.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_shape_inference_sees_through_the_loop():
+    W = an.Param(np.ones((3, 3)))
+    x0, n = an.Input("x0"), an.Input("n")
+    x0.shape, n.shape = (3, 2), ()
+    assert an.For(lambda x, t: np.tanh(W @ x), x0, 4).shape == (3, 2)
+    assert an.For(lambda x, t: np.tanh(W @ x), x0, 4, concatenate=1).shape == (3, 8)
+    assert an.For(lambda x, t: np.tanh(W @ x), x0, n).shape == (3, 2)
+    assert an.While(lambda x, t: W @ x, x0, count=9, stop=lambda x: x.sum() > 1).shape == (3, 2)
+    # a state that grows: the shape rules run once per iteration
+    grow = an.For(lambda x, t: np.concatenate([x, x[:, :1]], axis=1), x0, 3, concatenate=1)
+    assert grow.shape == (3, 3 + 4 + 5)
+    net = an.Net(grow)
+    net.eval({"x0": np.ones((3, 2))})
+    assert net.value(grow).shape == grow.shape
+    with pytest.raises(ValueError, match="known only at run time"):
+        an.For(lambda x, t: W @ x, x0, n, concatenate=1).shape
+    summary = an.Net(an.For(lambda x, t: np.tanh(W @ x), x0, 4, concatenate=0).sum()).summary(
+        input_sizes={"x0": (3, 2)})
+    assert "12×2" in summary
