@@ -419,3 +419,27 @@ def test_shape_inference_sees_through_the_loop():
     summary = an.Net(an.For(lambda x, t: np.tanh(W @ x), x0, 4, concatenate=0).sum()).summary(
         input_sizes={"x0": (3, 2)})
     assert "12×2" in summary
+
+
+def test_an_lstm_over_a_sequence_against_the_lstm_unrolled_by_hand():
+    from autonn import nn
+    if not hasattr(nn, "lstm"):
+        pytest.skip("nn.lstm is not there")
+    W, b = nn.lstm_params(4, 2)
+    xs = an.Input("xs")
+    h0, c0 = np.zeros((3, 4)), np.zeros((3, 4))
+
+    def step(h, c, rest, t):  # the sequence rides in the state: one step per iteration
+        h, c = nn.lstm(rest[0], h, c, W, b)
+        return h, c, rest[1:]
+    hs, c, _ = an.For(step, h0, c0, xs, 5, concatenate=(1, None, None))
+    loop = an.Net((hs ** 2).sum() + c.sum())
+    h, c, parts = h0, c0, []
+    for t in range(5):
+        h, c = nn.lstm(xs[t], h, c, W, b)
+        parts.append(h)
+    unrolled = an.Net((np.concatenate(parts, axis=1) ** 2).sum() + c.sum())
+    feed = {"xs": np.random.default_rng(0).standard_normal((5, 3, 2)).astype(np.float32)}
+    _compare(loop, unrolled, feed, feed, ["xs", W.name, b.name], np.float32)
+    feed = {"xs": feed["xs"].astype(np.float64)}
+    an.gradcheck(loop, feed)
