@@ -29,16 +29,18 @@ Shapes: the op's shape rule runs the inner tape's shape rules, iteration after i
 ``net.summary(input_sizes=...)`` and ``Layer.shape`` see through a loop (a concatenated output
 of a run-time count has no shape before it runs).
 
-Not done yet: saving a net with a loop (:meth:`autonn.Net.save` refuses it by name), receptive
-fields through a loop, ONNX export.
+:meth:`autonn.Net.save` writes a loop's inner graph (:class:`LoopGraph`) inside the loop's
+entry, and ``Net.load`` compiles it again (:func:`loop_node`). Not done yet: receptive fields
+through a loop, ONNX export.
 """
 
 import inspect
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
-from . import backend, codegen
+from . import backend, codegen, registration
 from . import net as net_module
 from .compiler import compile_graph
 from .layer import Input, Layer, Selector, sequential_names, topological_order
@@ -135,12 +137,41 @@ def _loop(kind, body, initial, count, stop, concatenate):
     outputs = [placeholders.get(id(x), x) for x in outputs]
     if stop_output is not None:
         stop_output = placeholders.get(id(stop_output), stop_output)
-    program = LoopProgram(kind, outputs, states, t, [placeholders[id(x)] for x in outside],
-                          stop_output, axes)
-    op = LoopOp(kind.lower(), program, len(initial), len(outside))
-    node = Layer(op, list(initial) + outside + [count])
+    node = loop_node(LoopGraph(kind, outputs, states, t, [placeholders[id(x)] for x in outside],
+                               stop_output, axes), list(initial) + outside + [count])
     selectors = tuple(Selector(node, k) for k in range(len(initial)))
     return selectors[0] if len(selectors) == 1 else selectors
+
+
+class LoopGraph(NamedTuple):
+    """A loop's inner graph, closed: the body's outputs (and the stop condition's) read only
+    the placeholder Inputs (the state, ``t``, one per outside value) and constants. It is what
+    the loop compiles and what :meth:`autonn.Net.save` writes."""
+
+    kind: str            # 'For' or 'While'
+    outputs: list        # the next state, one Layer per state variable
+    states: list         # the state's placeholder Inputs
+    t: Layer             # the iteration index's Input
+    outside: list        # the placeholder Inputs of the outside values, in the node's order
+    stop: object         # the stop condition's Layer, or None
+    axes: list           # concatenate: an axis or None per state variable
+
+
+def loop_node(graph, inputs):
+    """The loop node of ``graph`` (a :class:`LoopGraph`, or its fields in order) on
+    ``inputs`` (``*initial, *outside, count``): compiles the inner graph. Also how
+    :func:`autonn.serialization.load_graph` rebuilds a saved loop."""
+    graph = LoopGraph(*graph)
+    expected = len(graph.states) + len(graph.outside) + 1
+    if len(inputs) != expected:
+        raise ValueError(f"{graph.kind}: the loop node takes {expected} inputs (initial "
+                         f"states, outside values, count), got {len(inputs)}")
+    program = LoopProgram(graph)
+    return Layer(LoopOp(graph.kind.lower(), program, len(graph.states), len(graph.outside)),
+                 inputs)
+
+
+registration.provide("loop_node", loop_node)
 
 
 def _hoist_invariants(outputs, placeholders, taken):
@@ -183,10 +214,12 @@ class LoopProgram:
     stop condition's), the slots of the state, of ``t`` and of the outside values, and the
     slots each iteration records for the backward pass."""
 
-    def __init__(self, kind, outputs, states, t, outside, stop_output, axes):
-        self.kind, self.axes = kind, axes
-        sequential_names(outputs + ([stop_output] if stop_output is not None else []))
-        self.body = _InnerTape(outputs, states, t, outside)
+    def __init__(self, graph):
+        self.graph = graph
+        kind, outputs, states, t, outside, stop_output, axes = graph
+        self.kind, self.axes = kind, list(axes)
+        sequential_names(list(outputs) + ([stop_output] if stop_output is not None else []))
+        self.body = _InnerTape(list(outputs), states, t, outside)
         self.stop = (_InnerTape([stop_output], states, t, outside)
                      if stop_output is not None else None)
         self.num_states = len(states)
@@ -514,6 +547,11 @@ class LoopOp(Op):
         self.output_suffixes = tuple(range(num_states)) + ("record",)
         self.input_names = tuple(f"initial{k}" for k in range(num_states)) + tuple(
             f"outside{j}" for j in range(num_outside)) + ("count",)
+
+    @property
+    def loop_graph(self):
+        """The inner graph (:class:`LoopGraph`) this op compiled: what Net.save writes."""
+        return self.program.graph
 
     @property
     def inner_tapes(self):

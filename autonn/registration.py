@@ -10,7 +10,8 @@ what the user holds is a lower object:
 - ``Net(simplenn_or_dagnn)`` converts a MatConvNet wrapper (``net`` → ``wrappers``), and
   ``Layer.from_dagnn`` reads a DagNN (``layer`` → ``dagnn``), ``Layer.from_compiled_net`` a Net
   (``layer`` → ``net``);
-- Jupyter shows a Layer or a Net as a picture (``layer``, ``net`` → ``viz``).
+- Jupyter shows a Layer or a Net as a picture (``layer``, ``net`` → ``viz``);
+- ``Net.load`` rebuilds a loop of ``an.For``/``an.While`` (``serialization`` → ``loops``).
 
 Each of those is a named slot below. The upper module fills its slot when it is imported
 (``import autonn`` imports them all); the lower module calls :func:`provided`. Nothing else
@@ -24,6 +25,7 @@ SLOTS = {
     "dagnn_layers": "autonn.dagnn (the output Layers of a DagNN)",
     "compiled_net_layers": "autonn.net (the output Layers read back from a Net's tape)",
     "graph_svg": "autonn.viz (the SVG picture of a Layer's graph or a Net's tape)",
+    "loop_node": "autonn.loops (a loop node, an.For/an.While, rebuilt from its saved graph)",
 }
 
 _provided = {}

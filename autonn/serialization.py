@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend
+from . import backend, registration
 from .errors import FormatError, UnknownOp, reading, check_zip_members
 from .layer import Input, Layer, Param, Selector, topological_order
 from .ops import lookup
@@ -42,11 +42,6 @@ def save_net(net, path):
     }
     with open(path, "wb") as file:
         np.savez(file, __graph__=np.array(json.dumps(graph)), **arrays)
-
-
-class LoopNotSaved(TypeError, NotImplementedError):
-    """Net.save met a loop (an.For, an.While): saving its inner graph is not implemented yet.
-    A TypeError (a value that cannot be saved) and a NotImplementedError."""
 
 
 class SavedGraph(NamedTuple):
@@ -147,11 +142,12 @@ def _describe_layer(layer, index, arrays):
         entry.update(kind="selector", node=index[id(layer.inputs[0])], index=layer.index)
     else:
         where = f"layer '{layer.name}'"
-        if getattr(layer.op, "inner_tapes", None) is not None:
-            raise LoopNotSaved(f"Net.save: {where} is a loop ({layer.op.name}, built by "
-                               f"an.For or an.While); loops are not saved yet")
-        entry.update(kind="op", op=layer.op.name,
-                     inputs=[{"layer": index[id(x)]} if isinstance(x, Layer)
+        loop = getattr(layer.op, "loop_graph", None)
+        if loop is not None:  # an.For/an.While: its inner graph, described the same way
+            entry.update(kind="loop", loop=_describe_loop(loop, arrays))
+        else:
+            entry.update(kind="op", op=layer.op.name)
+        entry.update(inputs=[{"layer": index[id(x)]} if isinstance(x, Layer)
                              else _encode(x, arrays, f"{where} input {k}")
                              for k, x in enumerate(layer.inputs)],
                      options={name: _encode(value, arrays, f"{where} option {name}")
@@ -170,19 +166,66 @@ def _build_layer(entry, layers, arrays, where):
     elif kind == "selector":
         layer = Selector(_earlier(layers, entry["node"], where), entry["index"])
         layer.name = entry["name"]
-    elif kind == "op":
+    elif kind in ("op", "loop"):
         inputs = [_earlier(layers, x["layer"], where) if isinstance(x, dict) and "layer" in x
                   else _decode(x, arrays) for x in entry["inputs"]]
         options = {k: _decode(v, arrays) for k, v in entry["options"].items()}
-        try:
-            op = lookup(entry["op"])
-        except KeyError as error:
-            raise UnknownOp(f"{where}: {error.args[0]}") from None
-        layer = Layer(op, inputs, options, name=entry["name"])
+        if kind == "loop":
+            layer = registration.provided("loop_node")(_build_loop(entry["loop"], arrays, where),
+                                                       inputs)
+            layer.name = entry["name"]
+        else:
+            try:
+                op = lookup(entry["op"])
+            except KeyError as error:
+                raise UnknownOp(f"{where}: {error.args[0]}") from None
+            layer = Layer(op, inputs, options, name=entry["name"])
     else:
         raise FormatError(f"{where}: unknown layer kind {kind!r}")
     layer.source = entry.get("source", "?")
     return layer
+
+
+def _describe_loop(loop, arrays):
+    """A loop's inner graph (``op.loop_graph``: its outputs, placeholders, kind and axes) as
+    its own list of layers, which the loop's placeholders and outputs index."""
+    order = topological_order(list(loop.outputs) + ([loop.stop] if loop.stop is not None
+                                                    else [])
+                              + list(loop.states) + [loop.t] + list(loop.outside))
+    index = {id(layer): k for k, layer in enumerate(order)}
+    return {"kind": loop.kind, "axes": list(loop.axes),
+            "layers": [_describe_layer(layer, index, arrays) for layer in order],
+            "outputs": [index[id(x)] for x in loop.outputs],
+            "states": [index[id(x)] for x in loop.states], "t": index[id(loop.t)],
+            "outside": [index[id(x)] for x in loop.outside],
+            "stop": index[id(loop.stop)] if loop.stop is not None else None}
+
+
+def _build_loop(description, arrays, where):
+    """The inner graph of a saved loop, checked: an entry of the file's own kinds and indices,
+    Inputs where the loop loads values."""
+    if not isinstance(description, dict) or description.get("kind") not in ("For", "While"):
+        raise FormatError(f"{where}: a loop entry must describe a For or While loop")
+    layers = []
+    for entry in description["layers"]:
+        layers.append(_build_layer(entry, layers, arrays, where))
+
+    def inputs(indices):
+        chosen = [_earlier(layers, k, where) for k in indices]
+        if not all(isinstance(x, Input) for x in chosen):
+            raise FormatError(f"{where}: a loop's state, t and outside values must be Inputs")
+        return chosen
+
+    states, outside = inputs(description["states"]), inputs(description["outside"])
+    axes = description["axes"]
+    if not (isinstance(axes, list) and len(axes) == len(states) and all(
+            a is None or (isinstance(a, int) and not isinstance(a, bool)) for a in axes)):
+        raise FormatError(f"{where}: a loop's axes must be one int or null per state")
+    stop = description["stop"]
+    # (kind, outputs, states, t, outside, stop, axes): autonn.loops.LoopGraph's fields
+    return (description["kind"], [_earlier(layers, k, where) for k in description["outputs"]],
+            states, inputs([description["t"]])[0], outside,
+            _earlier(layers, stop, where) if stop is not None else None, axes)
 
 
 # ---------------------------------------------------------------------- values

@@ -320,13 +320,48 @@ def test_a_net_with_a_loop_reads_back_from_its_tape_and_deep_copies():
     np.testing.assert_allclose(clone.der("W"), net.der("W"))
 
 
-def test_saving_a_net_with_a_loop_says_loops_are_not_saved_yet(tmp_path):
+def test_save_and_load_round_trip_a_net_with_loops(tmp_path):
+    W, b = _rnn_params(np.float64)
+    h0, c0, x0, n = an.Input("h0"), an.Input("c0"), an.Input("x0"), an.Input("n")
+    h, c = an.For(_rnn_step(W, b, x0), h0, c0, count=n, concatenate=(1, None))
+    w = an.Param(np.array([1.5]), name="w")
+    nested = an.For(lambda x, t: an.For(lambda z, s: z * w + s, x, 2) + t, c.sum(), 3)
+    stopped = an.While(lambda x, t: x * w, nested, count=20, stop=lambda x: x > 1e3)
+    net = an.Net((h * h).sum() + stopped.sum(), meta={"task": "loops"})
+    feed = dict(_feed(np.float64), n=3)
+    net.eval(feed)
+    net.save(tmp_path / "loops.npz")
+    loaded = an.Net.load(tmp_path / "loops.npz")
+    loaded.eval(feed)
+    assert loaded.meta == {"task": "loops"}
+    np.testing.assert_allclose(loaded.value(loaded.outputs[0]), net.value(net.outputs[0]),
+                               rtol=1e-12)
+    for name in ("h0", "c0", "x0", "W", "b", "w"):
+        np.testing.assert_allclose(loaded.der(name), net.der(name), rtol=1e-12)
+    assert [s.op.name for s in loaded.tape.forward] == [s.op.name for s in net.tape.forward]
+    assert repr(loaded.tape) == repr(net.tape)
+
+
+def test_a_malformed_loop_entry_is_a_format_error(tmp_path):
+    import json
     x0 = an.Input("x0")
     net = an.Net(an.For(lambda x, t: 2 * x, x0, 3))
-    with pytest.raises(NotImplementedError, match="loops are not saved yet"):
-        net.save(tmp_path / "loop.npz")
-    with pytest.raises(TypeError, match="loop"):
-        net.save(tmp_path / "loop.npz")
+    net.save(tmp_path / "loop.npz")
+    with np.load(tmp_path / "loop.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    graph = json.loads(str(arrays["__graph__"]))
+    entry = next(e for e in graph["layers"] if e["kind"] == "loop")
+    for field, value, message in [("kind", "Until", "must describe a For or While loop"),
+                                  ("states", entry["loop"]["outputs"], "must be Inputs"),
+                                  ("axes", [0, 1], "one int or null per state"),
+                                  ("outputs", [99], "layer index 99")]:
+        broken = json.loads(json.dumps(graph))
+        next(e for e in broken["layers"] if e["kind"] == "loop")["loop"][field] = value
+        path = tmp_path / f"broken_{field}.npz"
+        np.savez(path, **dict(arrays, __graph__=np.array(json.dumps(broken))))
+        with pytest.raises(an.FormatError, match=message):
+            an.Net.load(path)
+    assert entry["loop"]["kind"] == "For"
 
 
 def test_bad_loops_are_refused_by_name():
