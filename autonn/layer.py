@@ -312,10 +312,17 @@ class Layer:
         return math_ops.not_equal(self, other)
 
     def __getitem__(self, index):
-        if isinstance(index, Layer) or (isinstance(index, tuple)
-                                        and any(isinstance(i, Layer) for i in index)):
-            raise TypeError("getitem: indexing with a Layer is not supported; index with "
-                            "arrays, slices and integers")
+        if isinstance(index, Layer):
+            return math_ops.take(self, index, axis=0)
+        if isinstance(index, tuple) and any(isinstance(i, Layer) for i in index):
+            # x[:, t]: one Layer index after whole slices, as np.take(x, t, axis=1)
+            position = next(k for k, i in enumerate(index) if isinstance(i, Layer))
+            rest = index[:position] + index[position + 1:]
+            if any(not (isinstance(i, slice) and i == slice(None)) for i in rest):
+                raise TypeError("getitem: a Layer index is supported alone or after whole "
+                                "slices (x[t], x[:, t]); index with arrays, slices and "
+                                "integers otherwise")
+            return math_ops.take(self, index[position], axis=position)
         return math_ops.getitem(self, index=_freeze_index(index))
 
     # ------------------------------------------------------------------ array-like methods

@@ -644,6 +644,50 @@ getitem = Op("getitem", _getitem_forward, vjps=(_getitem_vjp,), shape=_getitem_s
              receptive_field="none")
 
 
+def _take_forward(x, indices, *, axis=None):
+    return array_module(x).take(x, _whole_indices(x, indices), axis=axis)
+
+
+def _take_vjp(g, y, x, indices, *, axis=None):
+    indices = _whole_indices(x, indices)
+    if axis is None:  # np.take without an axis reads x flattened
+        return _getitem_vjp(g, y, x.reshape(-1), index=indices).reshape(x.shape)
+    axis = axis % x.ndim
+    return _getitem_vjp(g, y, x, index=(slice(None),) * axis + (indices,))
+
+
+def _whole_indices(x, indices):
+    """An index given as a number or array (a Layer's value: a loop's ``t`` is a float) as
+    integers, on the device of ``x``; a fraction is refused."""
+    xp = array_module(x)
+    if isinstance(indices, (int, np.integer)) and not isinstance(indices, bool):
+        return int(indices)
+    array = xp.asarray(indices)
+    if array.dtype.kind == "f":
+        if not bool(xp.all(array == xp.floor(array))):
+            raise ValueError(f"take: indices must be whole numbers, got {indices!r}")
+        array = array.astype(np.int64)
+    elif array.dtype.kind not in "iu":
+        raise TypeError(f"take: indices must be integers, got dtype {array.dtype}")
+    return int(array) if array.ndim == 0 else array
+
+
+def _take_shape(x, indices, *, axis=None):
+    shape, index_shape = _shape_of(x), _shape_of(indices)
+    if axis is None:
+        return index_shape
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(f"take: axis {axis} is out of range for shape {shape}")
+    axis %= len(shape)
+    return shape[:axis] + index_shape + shape[axis + 1:]
+
+
+# np.take(x, indices, axis), and x[i] / x[:, i] with a Layer i (a loop's t): the indices are an
+# input, read when the net runs, without a derivative
+take = Op("take", _take_forward, vjps=(_take_vjp, None), shape=_take_shape,
+          receptive_field="none")
+
+
 # ------------------------------------------------------------------ more reductions
 def _axes_last(x, axis):
     """``x`` with the reduced ``axis`` moved last and flattened into one, and the function
@@ -1642,4 +1686,5 @@ FUNCTION_OPS = {
     np.outer: _outer_call, np.inner: _inner_call, np.vdot: _vdot_call, np.ravel: _ravel_call,
     np.diff: _diff_call, np.ptp: _ptp_call, np.shape: _layer_attribute("shape"),
     np.ndim: _layer_attribute("ndim"),
+    np.take: lambda a, indices, axis=None: take(a, indices, axis=_axis_option(axis)),
 }

@@ -85,10 +85,12 @@ def test_param_rejects_an_unknown_train_method():
         an.Param(np.ones(2), train_method="sgd")
 
 
-def test_indexing_with_a_layer_is_refused():
-    x = an.Input("x")
+def test_indexing_with_a_layer_takes_along_its_axis_and_other_mixes_are_refused():
+    x, i = an.Input("x"), an.Input("i")
+    assert x[i].op.name == "take" and x[i].options == {"axis": 0}
+    assert x[:, i].options == {"axis": 1}
     with pytest.raises(TypeError, match="getitem"):
-        x[x]
+        x[0, i]
 
 
 def test_deep_copy_shares_everything_a_shared_layer_depends_on():

@@ -478,3 +478,45 @@ def test_an_lstm_over_a_sequence_against_the_lstm_unrolled_by_hand():
     _compare(loop, unrolled, feed, feed, ["xs", W.name, b.name], np.float32)
     feed = {"xs": feed["xs"].astype(np.float64)}
     an.gradcheck(loop, feed)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_body_indexes_a_sequence_with_t(dtype):
+    rng = np.random.default_rng(4)
+    W = an.Param((rng.standard_normal((4, 4)) * 0.4).astype(dtype), name="W")
+    U = an.Param(rng.standard_normal((4, 3)).astype(dtype), name="U")
+    xs, h0, n = an.Input("xs"), an.Input("h0"), an.Input("n")
+    hs = an.For(lambda h, t: np.tanh(W @ h + U @ xs[t]), h0, n, concatenate=1)
+    loop = an.Net((hs ** 2).sum())
+    feed = {"xs": rng.standard_normal((6, 3, 2)).astype(dtype),
+            "h0": rng.standard_normal((4, 2)).astype(dtype)}
+    for count in (6, 2):
+        h, parts = h0, []
+        for t in range(count):
+            h = np.tanh(W @ h + U @ xs[t])
+            parts.append(h)
+        unrolled = an.Net((np.concatenate(parts, axis=1) ** 2).sum())
+        _compare(loop, unrolled, dict(feed, n=count), feed, ["xs", "h0", "W", "U"], dtype)
+    # along another axis, as x[:, t] or np.take
+    ys = an.For(lambda y, t: y + xs[:, t] * np.take(xs, t + 1, axis=1), np.zeros((6, 2)), 2)
+    net = an.Net(ys)
+    net.eval({"xs": feed["xs"]})
+    expected = sum(feed["xs"][:, t] * feed["xs"][:, t + 1] for t in range(2))
+    np.testing.assert_allclose(net.value(ys), expected, **_tol(dtype))
+    an.gradcheck(net, {"xs": feed["xs"]})
+
+
+def test_take_indexes_with_a_layer_and_accumulates_repeated_indices():
+    rng = np.random.default_rng(6)
+    x, i = an.Input("x"), an.Input("i")
+    y = np.take(x, i, axis=1) * 2 + x[i].sum()
+    net = an.Net(y)
+    value, index = rng.standard_normal((3, 4)), np.array([0, 2, 2])
+    net.eval({"x": value, "i": index})
+    np.testing.assert_allclose(net.value(y), np.take(value, index, axis=1) * 2
+                               + value[index].sum())
+    an.gradcheck(net, {"x": value, "i": index})
+    with pytest.raises(ValueError, match="take: indices must be whole numbers"):
+        net.eval({"x": value, "i": np.array(0.5)})
+    with pytest.raises(TypeError, match="a Layer index is supported alone or after whole"):
+        x[1:, i]

@@ -90,6 +90,10 @@ def examples():
     graphs += [x[0], x[:, 1:], x[..., None, 2], x[:, [0, 2, 2]], x[values[x] > 0.5],
                x[0, :, [1, 3], 1:4]]
     graphs += [math_ops.weighted_sum(x, b, weights=(1.0, -2.0))]
+    i = an.Input("i")            # a loop's t: a whole float
+    values[i] = np.float64(2.0)
+    graphs += [np.take(x, 2, axis=3), np.take(x, np.array([0, 2, 2]), axis=1),
+               np.take(m, np.array([[1, 3]])), x[:, i], m[i]]
     # more of NumPy (tests/test_numpy_functions.py checks their values and derivatives)
     s = an.Input("s")            # (2, 3, 3) invertible matrices
     values[s] = RNG.standard_normal((2, 3, 3)) + 3 * np.eye(3)
