@@ -520,3 +520,35 @@ def test_take_indexes_with_a_layer_and_accumulates_repeated_indices():
         net.eval({"x": value, "i": np.array(0.5)})
     with pytest.raises(TypeError, match="a Layer index is supported alone or after whole"):
         x[1:, i]
+
+
+def test_nets_sharing_one_loop_evaluate_in_parallel_threads():
+    import copy
+    import threading
+    W, b = _rnn_params(np.float64)
+    h0, c0, x0 = an.Input("h0"), an.Input("c0"), an.Input("x0")
+    h, c = an.For(_rnn_step(W, b, x0), h0, c0, 20)
+    nets = [an.Net((h * c).sum())]
+    nets += [copy.deepcopy(nets[0]) for _ in range(3)]  # the copies share the loop's op
+    assert all(n.tape.forward[0].op is nets[0].tape.forward[0].op for n in nets)
+    feeds = [_feed(np.float64, seed) for seed in range(4)]
+    expected = []
+    for net, feed in zip(nets, feeds):
+        net.eval(feed)
+        expected.append((net.value(net.outputs[0]), net.der("W")))
+    errors = []
+
+    def run(net, feed, want):
+        try:
+            for _ in range(10):
+                net.eval(feed)
+                np.testing.assert_allclose(net.value(net.outputs[0]), want[0], rtol=1e-13)
+                np.testing.assert_allclose(net.der("W"), want[1], rtol=1e-13)
+        except Exception as error:  # noqa: BLE001 (reported below)
+            errors.append(error)
+    threads = [threading.Thread(target=run, args=args) for args in zip(nets, feeds, expected)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
