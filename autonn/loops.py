@@ -133,7 +133,8 @@ def _loop(kind, body, initial, count, stop, concatenate):
             raise TypeError(f"{kind}: stop must return a Layer (a condition computed from the "
                             f"state), got {type(stop_output).__name__}")
     graph_outputs = outputs + ([stop_output] if stop_output is not None else [])
-    outside, placeholders = _hoist_invariants(graph_outputs, states + [t], set(state_names))
+    outside, placeholders = _hoist_invariants(graph_outputs, states + [t],
+                                              set(state_names) | {"t"})
     outputs = [placeholders.get(id(x), x) for x in outputs]
     if stop_output is not None:
         stop_output = placeholders.get(id(stop_output), stop_output)

@@ -552,3 +552,15 @@ def test_nets_sharing_one_loop_evaluate_in_parallel_threads():
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_outside_layers_named_like_the_placeholders_keep_their_own_values():
+    t, x = an.Param(np.array([2.0]), name="t"), an.Param(np.array([1.0]), name="x")
+    y = an.For(lambda x_, i: x_ * t + i * x, x, 3)  # the outer t and x, the inner x_ and i
+    net = an.Net(y)
+    net.eval({})
+    value = 1.0
+    for i in range(3):
+        value = value * 2.0 + i * 1.0
+    np.testing.assert_allclose(net.value(y), [value])
+    an.gradcheck(net, {})
