@@ -90,7 +90,7 @@ def test_a_net_with_bnorm_passes_and_its_moments_are_not_checked():
     assert report.passed
 
 
-def test_float32_mode_uses_looser_tolerances():
+def test_float32_mode_passes_a_smooth_function():
     x = np.random.default_rng(6).standard_normal((5, 5)).astype(np.float32)
     report = an.gradcheck(lambda v: np.tanh(v) * v, x, dtype=np.float32)
     assert report.passed
@@ -105,3 +105,139 @@ def test_report_reads_as_a_table_and_as_html():
     assert report[0] is report["v"] and len(report) == 1 and list(report) == report.entries
     with pytest.raises(KeyError, match="no input named 'w'"):
         report["w"]
+
+
+# ---------------------------------------------------------------------- several kinks at once
+def _relu_op(name, backward):
+    return Op(name, lambda x: np.maximum(x, 0), backward)
+
+
+def _pool_2x2(x):
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+
+
+def _pool_to_last(x, dzdy):
+    n, c, h, w = x.shape
+    d = np.zeros((n, c, h // 2, 2, w // 2, 2))
+    d[:, :, :, 1, :, 1] = dzdy
+    return d.reshape(x.shape)
+
+
+def _relu_one_element_off(x, dzdy):
+    d = dzdy * (x > 0)
+    d.reshape(-1)[np.flatnonzero(x > 0)[3]] *= 1.05
+    return d
+
+
+def _integers(seed):
+    return np.random.default_rng(seed).integers(-3, 4, size=(2, 3, 4, 4)).astype(float)
+
+
+def _bits(seed):
+    return np.random.default_rng(seed).integers(0, 2, size=(1, 2, 6, 6)).astype(float)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_correct_relu_on_small_integers_passes_every_seed(seed):
+    # every direction crosses several of the zeros' kinks at once
+    from autonn import nn
+    an.gradcheck(nn.relu, _integers(seed), seed=seed)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_correct_max_pool_on_bits_passes_every_seed(seed):
+    from autonn import nn
+    an.gradcheck(nn.pool, _bits(seed), 2, stride=2, seed=seed)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lenet_on_a_blank_background_passes(seed):
+    # zero biases: the blank pixels meet ties in every pooling window and ReLUs at 0
+    m = an.models.lenet()
+    net = an.Net(m["objective"])
+    x = np.zeros((2, 1, 28, 28))
+    x[:, 0, 8:20, 10:18] = np.random.default_rng(seed).random((2, 12, 8))
+    report = an.gradcheck(net, {"images": x, "labels": np.array([3, 1])}, seed=seed,
+                          wrt=["images"])
+    assert report["images"].kinks > 0
+
+
+@pytest.mark.parametrize("name, backward", [
+    ("leaky", lambda x, dzdy: dzdy * np.where(x > 0, 1.0, 0.1)),
+    ("two_percent", lambda x, dzdy: dzdy * (x > 0) * 1.02),
+    ("one_element", _relu_one_element_off),
+    ("two_at_zero", lambda x, dzdy: dzdy * np.where(x > 0, 1.0, 2.0 * (x == 0))),
+])
+@pytest.mark.parametrize("seed", range(5))
+def test_wrong_relu_on_small_integers_still_fails(name, backward, seed):
+    op = _relu_op(f"relu_planted_{name}", backward)
+    assert not an.gradcheck(op, _integers(seed), seed=seed, raise_on_failure=False).passed
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_max_pool_routing_to_a_fixed_element_on_bits_still_fails(seed):
+    op = Op("pool_to_last_for_test", _pool_2x2, _pool_to_last)
+    assert not an.gradcheck(op, _bits(seed), seed=seed, raise_on_failure=False).passed
+
+
+def test_several_kinks_at_once_are_counted_not_failed():
+    # one element in two tied windows of a stride-1 max-pool: its gap at x says nothing
+    from autonn import nn
+    x = np.zeros((1, 1, 3, 3))
+    report = an.gradcheck(nn.pool, x, 2, stride=1)
+    assert report["x"].kinks > 0
+
+
+# ---------------------------------------------------------------------- float32
+def _scaled(f, factor, only=None):
+    def g(*args, dzdy=None, **options):
+        if dzdy is None:
+            return f(*args, **options)
+        d = f(*args, dzdy=dzdy, **options)
+        if only is not None and args[0].dtype != only:
+            return d
+        if isinstance(d, (tuple, list)):
+            return tuple(None if e is None else e * factor for e in d)
+        return d * factor
+    g.__name__ = f"{getattr(f, '__name__', 'f')}_times_{factor}"
+    return g
+
+
+def _float32_cases():
+    from autonn import nn
+    rng = np.random.default_rng(0)
+
+    def tanh(x, dzdy=None):
+        return np.tanh(x) if dzdy is None else dzdy * (1 - np.tanh(x) ** 2)
+    return [
+        ("tanh", tanh, [rng.standard_normal((64, 64)) * 3], {}),
+        ("sigmoid", nn.sigmoid, [rng.standard_normal((2, 3, 4, 4))], {}),
+        ("softmax", nn.softmax, [rng.standard_normal((2, 5, 3, 3))], {}),
+        ("relu", nn.relu, [rng.standard_normal((2, 3, 5, 5))], {}),
+        ("conv", nn.conv, [rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)),
+                           rng.standard_normal(4)], {}),
+        ("max_pool", nn.pool, [rng.standard_normal((2, 3, 6, 6)), 3], {}),
+        ("bnorm", nn.bnorm, [rng.standard_normal((4, 3, 4, 4)), rng.standard_normal(3),
+                             rng.standard_normal(3)], {}),
+        ("softmaxloss", nn.softmaxloss, [rng.standard_normal((4, 5, 2, 2)),
+                                         rng.integers(0, 5, (4, 1, 2, 2))], {}),
+    ]
+
+
+@pytest.mark.parametrize("case", _float32_cases(), ids=lambda case: case[0])
+def test_float32_passes_right_derivatives_and_catches_two_percent(case):
+    _, f, args, options = case
+    for seed in range(3):
+        an.gradcheck(f, *args, dtype=np.float32, seed=seed, **options)
+        report = an.gradcheck(_scaled(f, 1.02), *args, dtype=np.float32, seed=seed,
+                              raise_on_failure=False, **options)
+        assert not report.passed
+
+
+def test_a_bug_only_in_float32_is_caught_in_float32():
+    from autonn import nn
+    x = np.random.default_rng(8).standard_normal((2, 3, 4, 4))
+    buggy = _scaled(nn.sigmoid, 1.02, only=np.float32)
+    an.gradcheck(buggy, x)  # float64: right
+    assert not an.gradcheck(buggy, x, dtype=np.float32, raise_on_failure=False).passed
