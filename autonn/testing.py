@@ -38,13 +38,18 @@ def feature_map_shapes(max_batch=3, max_channels=4, min_size=1, max_size=8):
                      st.integers(min_size, max_size), st.integers(min_size, max_size))
 
 
-def arrays(shape, dtype=np.float64, low=-2.0, high=2.0):
+def arrays(shape, dtype=np.float64, low=-2.0, high=2.0, integer_valued=False):
     """Finite arrays of ``shape`` (a tuple or a strategy of tuples) with values in
     ``[low, high]``. Values are rounded away from exact ties only by chance: gradcheck handles
-    kinks, so ties are a feature, not a bug."""
+    kinks, so ties are a feature, not a bug. ``integer_valued=True`` draws whole numbers only
+    (as floats), where zeros and ties are common: ReLU's kinks, max-pooling's ties, several at
+    once."""
     dtype = np.dtype(dtype)
-    elements = st.floats(low, high, allow_nan=False, allow_infinity=False,
-                         width=32 if dtype == np.float32 else 64)
+    if integer_valued:
+        elements = st.integers(int(np.ceil(low)), int(np.floor(high))).map(float)
+    else:
+        elements = st.floats(low, high, allow_nan=False, allow_infinity=False,
+                             width=32 if dtype == np.float32 else 64)
     return hnp.arrays(dtype, shape, elements=elements)
 
 
