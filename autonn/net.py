@@ -94,11 +94,14 @@ class Net:
     def __deepcopy__(self, memo):
         """A copy with its own graph, Params, tape and lock: it evaluates and trains apart from
         this net. The compiled maps are keyed by the Layers' ids, so they are re-keyed to the
+        # hook(params, ders), called during the backward pass as soon as those Params'
+        # derivatives are final (data-parallel training starts their all-reduce then)
+        self.on_param_ders = None
         copies' (``memo`` maps each original's id to its copy)."""
         clone = object.__new__(Net)
         memo[id(self)] = clone
         for name, value in self.__dict__.items():
-            if name not in ("lock", "_generated", "_generated_at"):
+            if name not in ("lock", "_generated", "_generated_at", "on_param_ders"):
                 object.__setattr__(clone, name, copy.deepcopy(value, memo))
         clone.lock = threading.RLock()
         clone._generated, clone._generated_at = None, None
@@ -106,6 +109,7 @@ class Net:
         copied.slot_of = {_copied_id(key, memo): slot for key, slot in copied.slot_of.items()}
         copied.merged = {_copied_id(key, memo) for key in copied.merged}
         clone._protected = {_copied_id(key, memo) for key in clone._protected}
+        clone.on_param_ders = None  # the hook belongs to this net's training, not the copy's
         # the copied steps belong to the copied tape alone (deepcopy keeps weak references as
         # they are: they still named this net's tape)
         for step in list(clone.tape.forward) + list(clone.tape.backward):
@@ -217,15 +221,17 @@ class Net:
         net's tape was edited (or replaced) or the debug switch changed."""
         tape = self.tape
         if (self._generated is None or self._generated_at[0] is not tape
-                or self._generated_at[1] != tape.edits or self._generated_at[2] != DEBUG):
+                or self._generated_at[1] != tape.edits or self._generated_at[2] != DEBUG
+                or self._generated_at[3] is not self.on_param_ders):
             trace = codegen.trace_step if DEBUG else None
             self._fit_slots(tape)
             self._generated = {
                 "normal": codegen.forward_pass(tape.forward, test=False, trace=trace),
                 "test": codegen.forward_pass(tape.forward, test=True, trace=trace),
-                "backward": codegen.backward_pass(tape.backward, trace=trace),
+                "backward": codegen.backward_pass(tape.backward, trace=trace,
+                                                  finished=self._finished_hooks()),
             }
-            self._generated_at = (tape, tape.edits, DEBUG)
+            self._generated_at = (tape, tape.edits, DEBUG, self.on_param_ders)
         return self._generated
 
     def _fit_slots(self, tape):
@@ -251,6 +257,26 @@ class Net:
         else:
             seeds = [der_output] * len(self._output_slots)
         for slot, seed in zip(self._output_slots, seeds):
+    def _finished_hooks(self):
+        """For :attr:`on_param_ders`: after which backward step each Param's derivative is
+        final (the last step adding to it)."""
+        hook = self.on_param_ders
+        if hook is None:
+            return None
+        param_at = {slot: param for param, slot in self._param_slots}
+        last = {}
+        for k, step in enumerate(self.tape.backward):
+            for _, slot in step.targets:
+                if slot in param_at:
+                    last[slot] = k
+        by_step = {}
+        for slot, k in last.items():
+            by_step.setdefault(k, []).append(slot)
+
+        def finished(slots, ders):
+            hook([param_at[slot] for slot in slots], ders)
+        return {k: (finished, sorted(slots)) for k, slots in by_step.items()}
+
             if seed is None or not self.tape.requires_der[slot]:
                 continue
             value = self._values[slot]

@@ -44,7 +44,7 @@ CHECKPOINT = re.compile(r"^state-epoch-(\d+)\.npz$")
 
 def train(net, dataset, solver, *, epochs=10, batch_size=100, num_sub_batches=1, exp_dir=None,
           resume=False, seed=0, val=True, progress=True, plot=True,
-          inputs=("images", "labels"), on_epoch_end=None):
+          inputs=("images", "labels"), on_epoch_end=None, distributed=None):
     """Train ``net`` on ``dataset`` with ``solver``; returns the history.
 
     Parameters
@@ -71,6 +71,11 @@ def train(net, dataset, solver, *, epochs=10, batch_size=100, num_sub_batches=1,
     inputs : the names of the net's image and label Inputs.
     on_epoch_end : optional ``callback(epoch, history)`` after each epoch (1-based epoch).
 
+    distributed : data-parallel training over MPI (:mod:`autonn.distributed`): True, False, or
+        None for "when started by an MPI launcher with several ranks" (``mpirun -np K``).
+        ``batch_size`` is then each rank's: K ranks take the steps of one process with batch
+        ``K * batch_size``; the history holds the statistics over all ranks; only rank 0
+        shows progress, plots and writes checkpoints (which every rank reads on ``resume``).
     Returns
     -------
     dict with 'train' and 'val' lists (one dict per epoch) of the outputs' means (by output
@@ -79,28 +84,36 @@ def train(net, dataset, solver, *, epochs=10, batch_size=100, num_sub_batches=1,
     _check_arguments(net, dataset, solver, epochs, batch_size, num_sub_batches, inputs)
     if resume and exp_dir is None:
         raise ValueError("train: resume=True needs exp_dir, the folder of the checkpoints")
-    if exp_dir is not None:
+    parallel = _data_parallel(distributed)
+    leader = parallel is None or parallel.rank == 0
+    if exp_dir is not None and leader:
         os.makedirs(exp_dir, exist_ok=True)
     history = {"train": [], "val": []}
     np.random.seed(seed % 2 ** 32)
     start = 0
     if resume:
-        _remove_temporaries(exp_dir)
+        if leader:
+            _remove_temporaries(exp_dir)
+        if parallel is not None:
+            parallel.barrier()
         start = _last_checkpoint(exp_dir, epochs)
         if start:
             history = _restore(net, solver, exp_dir, start)
-    bar = _ProgressReporter(progress)
-    plotter = _Plotter(plot, exp_dir)
+    if parallel is not None:
+        parallel.broadcast_params(net)
+    bar = _ProgressReporter(progress and leader)
+    plotter = _Plotter(plot and leader, exp_dir if leader else None)
     for epoch in range(start, epochs):
         solver.epoch = epoch
         rng = np.random.default_rng([seed, epoch])
         history["train"].append(_run_epoch(net, dataset, solver, "train", batch_size,
-                                           num_sub_batches, rng, inputs, bar, epoch, epochs))
+                                           num_sub_batches, rng, inputs, bar, epoch, epochs,
+                                           parallel))
         if val and dataset.num_images("val"):
             history["val"].append(_run_epoch(net, dataset, None, "val", batch_size, 1, rng,
-                                             inputs, bar, epoch, epochs))
+                                             inputs, bar, epoch, epochs, parallel))
         bar.epoch_summary(epoch, epochs, history)
-        if exp_dir is not None:
+        if exp_dir is not None and leader:
             _save_checkpoint(net, solver, exp_dir, epoch + 1, history)
         plotter.update(history)
         if on_epoch_end is not None:
@@ -111,7 +124,30 @@ def train(net, dataset, solver, *, epochs=10, batch_size=100, num_sub_batches=1,
 
 # ---------------------------------------------------------------------- one epoch
 def _run_epoch(net, dataset, solver, split, batch_size, num_sub_batches, rng, inputs, bar,
-               epoch, epochs):
+def _data_parallel(distributed):
+    if distributed is None:
+        from .distributed import launched_by_mpi
+        distributed = launched_by_mpi()
+    if not distributed:
+        return None
+    from .distributed import DataParallel
+    return DataParallel()
+
+
+def _batches(dataset, split, batch_size, rng, parallel):
+    """``(images, labels, images in the whole batch)``: all of each batch, or with
+    ``parallel`` this rank's part of batches ``size`` times larger."""
+    if parallel is None:
+        for images, labels in dataset.batches(split, batch_size, rng=rng):
+            yield images, labels, len(labels)
+        return
+    total, step = dataset.num_images(split), batch_size * parallel.size
+    batches = dataset.batches(split, step, rng=rng, shard=(parallel.rank, parallel.size))
+    for k, (images, labels) in enumerate(batches):
+        yield images, labels, min(step, total - k * step)
+
+
+               epoch, epochs, parallel=None):
     """Train (solver given) or evaluate one pass over ``split``; returns its statistics."""
     image_name, label_name = inputs
     scores = _error_scores(net)
@@ -123,34 +159,49 @@ def _run_epoch(net, dataset, solver, split, batch_size, num_sub_batches, rng, in
     total = dataset.num_images(split)
     started = time.perf_counter()
     with bar.epoch_bar(f"epoch {epoch + 1}/{epochs} {split}", total) as update:
-        for images, labels in dataset.batches(split, batch_size, rng=rng):
+        for images, labels, in_batch in _batches(dataset, split, batch_size, rng, parallel):
             n = len(labels)
             if solver is None:
-                net.eval({image_name: images, label_name: labels}, mode="test")
-                values = _statistics(net, scores, labels)
+                if n:
+                    net.eval({image_name: images, label_name: labels}, mode="test")
+                    values = _statistics(net, scores, labels)
+                else:  # a rank with no part of a short last batch
+                    values = np.zeros(len(names))
             else:
                 values = _train_step(net, solver, images, labels, num_sub_batches, inputs,
-                                     scores)
+                                     scores, parallel, in_batch)
             sums += values * n
             count += n
             elapsed = time.perf_counter() - started
-            update(n, {name: sums[k] / count for k, name in enumerate(names)},
+            update(in_batch, {name: sums[k] / max(count, 1) for k, name in enumerate(names)},
                    count / max(elapsed, 1e-9))
     elapsed = time.perf_counter() - started
     stats = {name: float(sums[k] / max(count, 1)) for k, name in enumerate(names)}
+    if parallel is not None:  # every rank's images: sums, counts, the slowest rank's time
+        reduced = parallel.reduce_sum(np.concatenate([sums, [count]]))
+        sums, count = reduced[:-1], int(reduced[-1])
+        elapsed = float(parallel.reduce_sum([elapsed])[0]) / parallel.size
     stats.update(num_images=count, time=elapsed, images_per_second=count / max(elapsed, 1e-9))
     return stats
 
 
-def _train_step(net, solver, images, labels, num_sub_batches, inputs, scores):
+def _train_step(net, solver, images, labels, num_sub_batches, inputs, scores, parallel=None,
+                in_batch=None):
     """Forward and backward over the batch (in parts), then one solver step. Returns the
-    batch means of the statistics."""
+    batch means of the statistics. With ``parallel``, this rank's derivatives are weighted by
+    its share of the ``in_batch`` images and summed over the ranks before the step (during
+    the backward pass when the batch is not split into parts)."""
     image_name, label_name = inputs
     n = len(labels)
     parts = np.array_split(np.arange(n), min(num_sub_batches, n))
+    if parallel is not None and n == 0:
+        raise ValueError(f"train: a rank got no image of a batch of {in_batch}; use "
+                         f"batch_size >= 1 per rank and more images than ranks")
     values = np.zeros(len(net.outputs) + (0 if scores is None else len(ERRORS)))
     seeds = [None] * len(net.outputs)
     for k, part in enumerate(parts):
+    if parallel is not None:
+        parallel.start_step(net, n, in_batch, overlap=len(parts) == 1)
         # Weighting each part's objective by its share makes the accumulated derivative the
         # derivative of the whole batch's mean objective, even when parts differ in size.
         seeds[0] = len(part) / n
@@ -166,6 +217,8 @@ def _train_step(net, solver, images, labels, num_sub_batches, inputs, scores):
             if param.train_method == "average" and param.der is not None:
                 param.der = param.der / len(parts)
     solver.step(net)
+    if parallel is not None:
+        parallel.finish_step(net)
     return values
 
 

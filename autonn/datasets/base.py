@@ -106,13 +106,16 @@ class Dataset:
         return self.normalize(self.load(indices)), self.labels[indices]
 
     def batches(self, split="train", batch_size=100, *, shuffle=None, rng=None, jitter=None,
-                prefetch=None):
+                prefetch=None, shard=None):
         """Yield ``(images, labels)`` mini-batches of ``split``.
 
         shuffle : default True for 'train', False for 'val'.
         rng : numpy Generator (or seed) for the order and the jitter; default a fresh one.
         jitter : default: the dataset's jitter on 'train', none on 'val'; False turns it off.
         prefetch : default: the dataset's setting.
+        shard : ``(rank, size)``: of each batch, only the rank's part is loaded (contiguous,
+            as even as can be): the ranks of data-parallel training, drawing the same order
+            from the same ``rng``, read disjoint parts that together make every batch.
         """
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"{self.name}.batches: batch_size must be a positive integer, got "
@@ -132,8 +135,16 @@ class Dataset:
         # Seeds drawn here, in order, make jittered batches independent of the prefetch thread.
         seeds = rng.integers(0, 2 ** 63 - 1, size=len(chunks)) if jitter is not None else None
 
+        if shard is not None:
+            rank, size = shard
+            if not 0 <= rank < size:
+                raise ValueError(f"{self.name}.batches: shard must be (rank, size) with "
+                                 f"0 <= rank < size, got {shard!r}")
+
         def make(k):
             chunk = chunks[k]
+            if shard is not None:
+                chunk = np.array_split(chunk, shard[1])[shard[0]]
             raw = self.load(chunk)
             if jitter is not None:
                 raw = jitter(raw, self.labels[chunk], np.random.default_rng(seeds[k]), self)
