@@ -90,13 +90,13 @@ class Net:
         self._ders = [None] * n
         self._pending_ders = {}  # set_der before a backward pass
         self._generated, self._generated_at = None, None
+        # hook(params, ders), called during the backward pass as soon as those Params'
+        # derivatives are final (data-parallel training starts their all-reduce then)
+        self.on_param_ders = None
 
     def __deepcopy__(self, memo):
         """A copy with its own graph, Params, tape and lock: it evaluates and trains apart from
         this net. The compiled maps are keyed by the Layers' ids, so they are re-keyed to the
-        # hook(params, ders), called during the backward pass as soon as those Params'
-        # derivatives are final (data-parallel training starts their all-reduce then)
-        self.on_param_ders = None
         copies' (``memo`` maps each original's id to its copy)."""
         clone = object.__new__(Net)
         memo[id(self)] = clone
@@ -105,11 +105,11 @@ class Net:
                 object.__setattr__(clone, name, copy.deepcopy(value, memo))
         clone.lock = threading.RLock()
         clone._generated, clone._generated_at = None, None
+        clone.on_param_ders = None  # the hook belongs to this net's training, not the copy's
         copied = clone._compiled
         copied.slot_of = {_copied_id(key, memo): slot for key, slot in copied.slot_of.items()}
         copied.merged = {_copied_id(key, memo) for key in copied.merged}
         clone._protected = {_copied_id(key, memo) for key in clone._protected}
-        clone.on_param_ders = None  # the hook belongs to this net's training, not the copy's
         # the copied steps belong to the copied tape alone (deepcopy keeps weak references as
         # they are: they still named this net's tape)
         for step in list(clone.tape.forward) + list(clone.tape.backward):
@@ -234,6 +234,26 @@ class Net:
             self._generated_at = (tape, tape.edits, DEBUG, self.on_param_ders)
         return self._generated
 
+    def _finished_hooks(self):
+        """For :attr:`on_param_ders`: after which backward step each Param's derivative is
+        final (the last step adding to it)."""
+        hook = self.on_param_ders
+        if hook is None:
+            return None
+        param_at = {slot: param for param, slot in self._param_slots}
+        last = {}
+        for k, step in enumerate(self.tape.backward):
+            for _, slot in step.targets:
+                if slot in param_at:
+                    last[slot] = k
+        by_step = {}
+        for slot, k in last.items():
+            by_step.setdefault(k, []).append(slot)
+
+        def finished(slots, ders):
+            hook([param_at[slot] for slot in slots], ders)
+        return {k: (finished, sorted(slots)) for k, slots in by_step.items()}
+
     def _fit_slots(self, tape):
         """An edited tape may use slots beyond those compiled: the slot lists (and names,
         ``v12`` for a slot nobody named) grow to hold them."""
@@ -257,26 +277,6 @@ class Net:
         else:
             seeds = [der_output] * len(self._output_slots)
         for slot, seed in zip(self._output_slots, seeds):
-    def _finished_hooks(self):
-        """For :attr:`on_param_ders`: after which backward step each Param's derivative is
-        final (the last step adding to it)."""
-        hook = self.on_param_ders
-        if hook is None:
-            return None
-        param_at = {slot: param for param, slot in self._param_slots}
-        last = {}
-        for k, step in enumerate(self.tape.backward):
-            for _, slot in step.targets:
-                if slot in param_at:
-                    last[slot] = k
-        by_step = {}
-        for slot, k in last.items():
-            by_step.setdefault(k, []).append(slot)
-
-        def finished(slots, ders):
-            hook([param_at[slot] for slot in slots], ders)
-        return {k: (finished, sorted(slots)) for k, slots in by_step.items()}
-
             if seed is None or not self.tape.requires_der[slot]:
                 continue
             value = self._values[slot]

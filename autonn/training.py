@@ -70,12 +70,12 @@ def train(net, dataset, solver, *, epochs=10, batch_size=100, num_sub_batches=1,
         show them updated in place (needs matplotlib).
     inputs : the names of the net's image and label Inputs.
     on_epoch_end : optional ``callback(epoch, history)`` after each epoch (1-based epoch).
-
     distributed : data-parallel training over MPI (:mod:`autonn.distributed`): True, False, or
         None for "when started by an MPI launcher with several ranks" (``mpirun -np K``).
         ``batch_size`` is then each rank's: K ranks take the steps of one process with batch
         ``K * batch_size``; the history holds the statistics over all ranks; only rank 0
         shows progress, plots and writes checkpoints (which every rank reads on ``resume``).
+
     Returns
     -------
     dict with 'train' and 'val' lists (one dict per epoch) of the outputs' means (by output
@@ -123,7 +123,6 @@ def train(net, dataset, solver, *, epochs=10, batch_size=100, num_sub_batches=1,
 
 
 # ---------------------------------------------------------------------- one epoch
-def _run_epoch(net, dataset, solver, split, batch_size, num_sub_batches, rng, inputs, bar,
 def _data_parallel(distributed):
     if distributed is None:
         from .distributed import launched_by_mpi
@@ -147,6 +146,7 @@ def _batches(dataset, split, batch_size, rng, parallel):
         yield images, labels, min(step, total - k * step)
 
 
+def _run_epoch(net, dataset, solver, split, batch_size, num_sub_batches, rng, inputs, bar,
                epoch, epochs, parallel=None):
     """Train (solver given) or evaluate one pass over ``split``; returns its statistics."""
     image_name, label_name = inputs
@@ -176,11 +176,11 @@ def _batches(dataset, split, batch_size, rng, parallel):
             update(in_batch, {name: sums[k] / max(count, 1) for k, name in enumerate(names)},
                    count / max(elapsed, 1e-9))
     elapsed = time.perf_counter() - started
-    stats = {name: float(sums[k] / max(count, 1)) for k, name in enumerate(names)}
     if parallel is not None:  # every rank's images: sums, counts, the slowest rank's time
         reduced = parallel.reduce_sum(np.concatenate([sums, [count]]))
         sums, count = reduced[:-1], int(reduced[-1])
         elapsed = float(parallel.reduce_sum([elapsed])[0]) / parallel.size
+    stats = {name: float(sums[k] / max(count, 1)) for k, name in enumerate(names)}
     stats.update(num_images=count, time=elapsed, images_per_second=count / max(elapsed, 1e-9))
     return stats
 
@@ -193,15 +193,15 @@ def _train_step(net, solver, images, labels, num_sub_batches, inputs, scores, pa
     the backward pass when the batch is not split into parts)."""
     image_name, label_name = inputs
     n = len(labels)
-    parts = np.array_split(np.arange(n), min(num_sub_batches, n))
     if parallel is not None and n == 0:
         raise ValueError(f"train: a rank got no image of a batch of {in_batch}; use "
                          f"batch_size >= 1 per rank and more images than ranks")
+    parts = np.array_split(np.arange(n), min(num_sub_batches, n))
     values = np.zeros(len(net.outputs) + (0 if scores is None else len(ERRORS)))
     seeds = [None] * len(net.outputs)
-    for k, part in enumerate(parts):
     if parallel is not None:
         parallel.start_step(net, n, in_batch, overlap=len(parts) == 1)
+    for k, part in enumerate(parts):
         # Weighting each part's objective by its share makes the accumulated derivative the
         # derivative of the whole batch's mean objective, even when parts differ in size.
         seeds[0] = len(part) / n
@@ -216,9 +216,9 @@ def _train_step(net, solver, images, labels, num_sub_batches, inputs, scores, pa
         for param in net.params:
             if param.train_method == "average" and param.der is not None:
                 param.der = param.der / len(parts)
-    solver.step(net)
     if parallel is not None:
         parallel.finish_step(net)
+    solver.step(net)
     return values
 
 
