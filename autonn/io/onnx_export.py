@@ -174,7 +174,7 @@ def _onnx_pads(pad):
 
 
 # ------------------------------------------------------------------------------ blocks
-def _conv(g, step, *, stride, pad, dilate):
+def _conv(g, step, *, stride, pad, dilate, groups=None):
     x, w, b = step.inputs
     filters = np.asarray(g.value(w))
     channels = np.shape(g.value(x))[1]

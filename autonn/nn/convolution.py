@@ -62,9 +62,9 @@ INITS = ("xavier", "he", "xavierimproved", "gaussian", "zeros")
 
 
 # ============================================================================ public blocks
-def conv(x, w=None, b=None, *, stride=1, pad=0, dilate=1, size=None, init="xavier",
-         has_bias=True, learning_rate=(1.0, 1.0), weight_decay=(1.0, 0.0), dtype=np.float32,
-         dzdy=None):
+def conv(x, w=None, b=None, *, stride=1, pad=0, dilate=1, groups=None, size=None,
+         init="xavier", has_bias=True, learning_rate=(1.0, 1.0), weight_decay=(1.0, 0.0),
+         dtype=np.float32, dzdy=None):
     """Convolution with a filter bank, ``vl_nnconv``.
 
     ``y[n, k, oy, ox] = b[k] + sum_{c, i, j} w[k, c, i, j] * x[n, g*C/G + c, oy*sh - pt + i*dh,
@@ -85,8 +85,12 @@ def conv(x, w=None, b=None, *, stride=1, pad=0, dilate=1, size=None, init="xavie
     b : (K,) biases, or None.
     stride, dilate : int or (h, w), at least 1.
     pad : int, (h, w) or (top, bottom, left, right).
+    groups : G, optional. Given, x must have exactly ``G * w.shape[1]`` channels (a ValueError
+        about channels otherwise) instead of G being inferred. With ``size=`` it defaults to 1:
+        a graph whose filters came from ``size=(kh, kw, cin, cout)`` takes inputs of exactly
+        ``cin`` channels; ``groups=G`` makes the filters (cout, cin/G, kh, kw).
     size : (kh, kw, cin, cout), graph mode only: create the filter and bias ``Param``s (MatConvNet's
-        order; the filter array itself is (cout, cin, kh, kw)). ``init`` is 'xavier' (uniform in
+        order; the filter array itself is (cout, cin/G, kh, kw)). ``init`` is 'xavier' (uniform in
         +-sqrt(3 / (kh*kw*cin)), MatConvNet's default), 'he' or 'xavierimproved' (MatConvNet's
         name; Gaussian, std sqrt(2 / (kh*kw*cin))),
         'gaussian' (std 0.01), 'zeros', or a callable ``shape -> array``; biases start at zero and
@@ -95,10 +99,14 @@ def conv(x, w=None, b=None, *, stride=1, pad=0, dilate=1, size=None, init="xavie
         no weight decay (MatConvNet's and autonn's convention). ``dtype`` is the Params' type.
     dzdy : (N, K, Ho, Wo), optional. When given, returns ``(dx, dw, db)`` (None for a None input).
     """
-    options = _conv_options("conv", stride, pad, dilate)
+    if size is not None and groups is None:
+        groups = 1
+    options = _conv_options("conv", stride, pad, dilate, groups)
     if size is not None:
         w, b = _create_params("conv", x, w, b, size, init, has_bias, learning_rate,
-                              weight_decay, dtype, transposed=False)
+                              weight_decay, dtype, transposed=False, groups=groups)
+    elif groups is not None and w is None:
+        raise TypeError("conv: groups= needs filters (w, or size= in a graph)")
     return conv_op(x, w, b, dzdy=dzdy, **options)
 
 
@@ -137,16 +145,17 @@ def convt(x, w=None, b=None, *, upsample=1, crop=0, num_groups=1, size=None, ini
 
 
 # ============================================================================ ops
-def conv_forward(x, w, b=None, *, stride=1, pad=0, dilate=1):
+def conv_forward(x, w, b=None, *, stride=1, pad=0, dilate=1, groups=None):
     """Eager forward of ``conv`` (see :func:`conv`)."""
     if w is None:
         return identity_forward(x, b, identity_geometry(x, b, stride, pad, dilate))
-    g = conv_geometry("conv", x, w, b, stride, pad, dilate)
+    g = conv_geometry("conv", x, w, b, stride, pad, dilate, groups)
     xp = array_module(x, w)
     return schedules.forward("conv", xp.ascontiguousarray(x), xp.ascontiguousarray(w), b, g)
 
 
-def conv_backward(x, w, b, dzdy, *, stride=1, pad=0, dilate=1, need=(True, True, True)):
+def conv_backward(x, w, b, dzdy, *, stride=1, pad=0, dilate=1, groups=None,
+                  need=(True, True, True)):
     """Derivatives of ``<dzdy, conv(x, w, b)>``: ``(dx, dw, db)``."""
     if w is None:
         g = identity_geometry(x, b, stride, pad, dilate)
@@ -154,7 +163,7 @@ def conv_backward(x, w, b, dzdy, *, stride=1, pad=0, dilate=1, need=(True, True,
         dx = identity_backward(dzdy, g) if need[0] else None
         db = dzdy.sum(axis=(0, 2, 3)) if (b is not None and need[2]) else None
         return dx, None, db
-    g = conv_geometry("conv", x, w, b, stride, pad, dilate)
+    g = conv_geometry("conv", x, w, b, stride, pad, dilate, groups)
     dzdy = _check_dzdy("conv", dzdy, x, (g.N, g.K, g.Ho, g.Wo))
     xp = array_module(x, w, dzdy)
     x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
@@ -163,12 +172,13 @@ def conv_backward(x, w, b, dzdy, *, stride=1, pad=0, dilate=1, need=(True, True,
     return dx, dw, db
 
 
-def conv_shape(x_shape, w_shape, b_shape=None, *, stride=1, pad=0, dilate=1):
+def conv_shape(x_shape, w_shape, b_shape=None, *, stride=1, pad=0, dilate=1, groups=None):
     b = None if b_shape is None else _Shaped(b_shape)
     if w_shape is None:
         g = identity_geometry(_Shaped(x_shape), b, stride, pad, dilate)
     else:
-        g = conv_geometry("conv", _Shaped(x_shape), _Shaped(w_shape), b, stride, pad, dilate)
+        g = conv_geometry("conv", _Shaped(x_shape), _Shaped(w_shape), b, stride, pad, dilate,
+                          groups)
     return (g.N, g.K, g.Ho, g.Wo)
 
 
@@ -265,12 +275,22 @@ class ConvGeometry(NamedTuple):
                 self.pt == self.pb == self.pl == self.pr == 0)
 
 
-def conv_geometry(op, x, w, b, stride, pad, dilate):
-    """Validate the arguments of ``conv`` and return their :class:`ConvGeometry`."""
+def conv_geometry(op, x, w, b, stride, pad, dilate, groups=None):
+    """Validate the arguments of ``conv`` and return their :class:`ConvGeometry`. With
+    ``groups`` (declared: ``groups=`` or ``size=``), x must have ``groups * w.shape[1]``
+    channels; without, the groups are inferred as in MatConvNet."""
     _check_arrays(op, x, w, b)
     (sh, sw), (pt, pb, pl, pr), (dh, dw) = _conv_options(op, stride, pad, dilate).values()
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
+    if groups is not None and C != groups * Cg:
+        cin, made = groups * Cg, f"size=({kh}, {kw}, {groups * Cg}, {K})"
+        made += f", groups={groups}" if groups > 1 else ""
+        remedy = f"size=({kh}, {kw}, {C}, {K})" + (f", groups={groups}" if groups > 1 else "")
+        raise ValueError(
+            f"{op}: expected x with {cin} channel{'s' * (cin != 1)} (the filters, shape "
+            f"{tuple(w.shape)}, are those of {made}), got {C} channel{'s' * (C != 1)} (x shape "
+            f"{tuple(x.shape)}); feed {cin}-channel data, or build the layer with {remedy}")
     if Cg < 1 or C < Cg or C % Cg != 0:
         raise ValueError(f"{op}: the channels of x (C={C}, x shape {tuple(x.shape)}) must be a "
                          f"multiple of filters.shape[1] ({Cg}, filters shape {tuple(w.shape)})")
@@ -442,13 +462,19 @@ def check_conv_limits(op, g, arguments):
 
 
 # ============================================================================ arguments
-def _conv_options(op, stride, pad, dilate):
+def _conv_options(op, stride, pad, dilate, groups=None):
     stride = as_pair(op, "stride", stride)
     dilate = as_pair(op, "dilate", dilate)
     for name, value in (("stride", stride), ("dilate", dilate)):
         if min(value) < 1:
             raise ValueError(f"{op}: {name} must be at least 1, got {value}")
-    return {"stride": stride, "pad": as_quad(op, "pad", pad), "dilate": dilate}
+    options = {"stride": stride, "pad": as_quad(op, "pad", pad), "dilate": dilate}
+    if groups is not None:  # declared grouping: checked against x (None: inferred)
+        if (not isinstance(groups, (int, np.integer)) or isinstance(groups, bool)
+                or groups < 1):
+            raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+        options["groups"] = int(groups)
+    return options
 
 
 def _convt_options(upsample, crop, num_groups):
@@ -500,8 +526,9 @@ class _Shaped:
 
 # ============================================================================ Params
 def _create_params(op, x, w, b, size, init, has_bias, learning_rate, weight_decay, dtype,
-                   transposed, num_groups=1):
-    """The filter and bias Params for ``size`` (MatConvNet order (kh, kw, d3, d4))."""
+                   transposed, num_groups=1, groups=1):
+    """The filter and bias Params for ``size`` (MatConvNet order (kh, kw, d3, d4)); conv's
+    ``groups`` G makes the filters (d4, d3/G, kh, kw)."""
     if w is not None or b is not None:
         raise TypeError(f"{op}: give either the filters (and biases) or size=, not both")
     if not any_layer(x):
@@ -514,15 +541,19 @@ def _create_params(op, x, w, b, size, init, has_bias, learning_rate, weight_deca
                          f"for convt, got {size!r}") from None
     if min(kh, kw, d3, d4) < 1:
         raise ValueError(f"{op}: size entries must be positive, got {tuple(size)}")
+    if d3 % groups or d4 % groups:
+        raise ValueError(f"{op}: groups={groups} must divide the input channels ({d3}) and the "
+                         f"filters ({d4}) of size={tuple(size)}")
     lr_w, lr_b = _pair_of_reals(op, "learning_rate", learning_rate)
     wd_w, wd_b = _pair_of_reals(op, "weight_decay", weight_decay)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"{op}: dtype must be float32 or float64, got {dtype}")
     # MATLAB's kh x kw x d3 x d4 array is (d4, d3, kh, kw) in NCHW order; the fan-in of a filter
-    # is kh*kw*d3 in both cases (for convt, the output channels: MatConvNet's convention).
-    shape = (d4, d3, kh, kw)
-    filters = Param(initial_filters(op, shape, init, kh * kw * d3, dtype),
+    # is kh*kw*d3 in both cases (for convt, the output channels: MatConvNet's convention), and
+    # a filter of a grouped conv reads d3/G channels.
+    shape = (d4, d3 // groups, kh, kw)
+    filters = Param(initial_filters(op, shape, init, kh * kw * (d3 // groups), dtype),
                     learning_rate=lr_w, weight_decay=wd_w)
     biases = None
     if has_bias:

@@ -1,0 +1,77 @@
+"""The mistakes a PyTorch or MatConvNet user makes in a first hour, and the messages that say
+what to do about each: a wrong number of input channels, float64 data, a classifier whose
+loss reads a score map, eval for inference, a dataset that normalises behind the user's back,
+names for the Layers of a builder function, and a custom op that a reloading process cannot
+import."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import autonn as an
+from autonn import nn
+from autonn.datasets import ArrayDataset
+
+
+def one_conv_net(size, **options):
+    x, labels = an.Input("x"), an.Input("labels")
+    scores = nn.conv(x, size=size, **options)
+    return an.Net(nn.loss(scores, labels)), scores
+
+
+# ----------------------------------------------------------------------------- channels
+def test_a_graph_from_size_takes_exactly_its_input_channels():
+    net, _ = one_conv_net((3, 3, 1, 4))
+    x = np.zeros((2, 2, 3, 3), np.float32)   # 2 channels: MatConvNet would run 2 groups
+    with pytest.raises(ValueError, match=r"expected x with 1 channel .*got 2 channels "
+                                         r"\(x shape \(2, 2, 3, 3\)\)") as error:
+        net.eval({"x": x, "labels": np.zeros(2)})
+    assert "size=(3, 3, 2, 4)" in str(error.value)       # the remedy
+    assert "groups" not in str(error.value).split(": conv: ")[1].split(";")[0]
+    assert "divisible" not in str(error.value)
+
+
+def test_thirty_one_channel_filters_refuse_three_channels():
+    net, _ = one_conv_net((3, 3, 1, 30))
+    with pytest.raises(ValueError, match=r"expected x with 1 channel .*got 3 channels"):
+        net.eval({"x": np.zeros((1, 3, 5, 5), np.float32), "labels": np.zeros(1)})
+
+
+def test_groups_beside_size_make_grouped_filters_and_check_the_channels():
+    net, scores = one_conv_net((3, 3, 4, 6), groups=2)
+    filters = scores.inputs[1]
+    assert filters.value.shape == (6, 2, 3, 3)
+    x = np.random.default_rng(0).standard_normal((2, 4, 3, 3)).astype(np.float32)
+    net.eval({"x": x, "labels": np.zeros(2)})
+    eager = nn.conv(x, filters.value, scores.inputs[2].value)   # inferred G = 4 // 2
+    np.testing.assert_allclose(net.value(scores), eager, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"expected x with 4 channels \(the filters.*"
+                                         r"groups=2\), got 2 channels"):
+        net.eval({"x": x[:, :2], "labels": np.zeros(2)})
+    with pytest.raises(ValueError, match=r"groups=4 must divide the input channels \(6\)"):
+        nn.conv(an.Input(), size=(3, 3, 6, 8), groups=4)
+
+
+def test_the_eager_block_keeps_matconvnets_inference_and_groups_checks_it():
+    x = np.ones((1, 4, 3, 3), np.float32)
+    w = np.ones((2, 2, 3, 3), np.float32)
+    assert nn.conv(x, w).shape == (1, 2, 1, 1)             # G = 4 // 2 inferred
+    assert nn.conv(x, w, groups=2).shape == (1, 2, 1, 1)
+    with pytest.raises(ValueError, match="expected x with 2 channels"):
+        nn.conv(x, w, groups=1)
+    with pytest.raises(ValueError, match="groups must be a positive int"):
+        nn.conv(x, w, groups=0)
+
+
+def test_a_net_with_declared_groups_saves_and_loads(tmp_path):
+    net, scores = one_conv_net((3, 3, 4, 6), groups=2)
+    net.save(tmp_path / "net.npz")
+    again = an.Net.load(tmp_path / "net.npz")
+    x = np.ones((1, 4, 3, 3), np.float32)
+    for each in (net, again):
+        each.eval({"x": x, "labels": np.zeros(1)}, mode="test")
+    np.testing.assert_allclose(again.value("scores"), net.value(scores))
+    with pytest.raises(ValueError, match="expected x with 4 channels"):
+        again.eval({"x": x[:, :3], "labels": np.zeros(1)})
