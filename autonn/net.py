@@ -533,12 +533,22 @@ def _reraise_at(step, error, args, backward=False):
     shapes = ", ".join(codegen.describe_value(a) for a in args)
     phase = "backward of " if backward else ""
     message = (f"{phase}{step.op.name} layer '{step.name}' (created at {step.source}) with "
-               f"inputs ({shapes}): {error}")
+               f"inputs ({shapes}): {error}{_dtype_remedy(error, args)}")
     try:
         new_error = type(error)(message)
     except Exception:
         new_error = RuntimeError(message)
     raise new_error.with_traceback(error.__traceback__) from None
+
+
+def _dtype_remedy(error, args):
+    """What to do about float64 data meeting float32 Params (NumPy makes float64 by default)."""
+    dtypes = {str(getattr(a, "dtype", "")) for a in args}
+    if not isinstance(error, TypeError) or not {"float32", "float64"} <= dtypes:
+        return ""
+    return ("; float32 and float64 are never mixed: convert the data with "
+            "x.astype(np.float32) (NumPy's arrays are float64 by default), or make the net's "
+            "Params float64 (size=..., dtype=np.float64)")
 
 
 def _zeros_like(value):

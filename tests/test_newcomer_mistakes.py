@@ -75,3 +75,10 @@ def test_a_net_with_declared_groups_saves_and_loads(tmp_path):
     np.testing.assert_allclose(again.value("scores"), net.value(scores))
     with pytest.raises(ValueError, match="expected x with 4 channels"):
         again.eval({"x": x[:, :3], "labels": np.zeros(1)})
+
+
+# ----------------------------------------------------------------------------- float64
+def test_float64_data_into_a_float32_net_says_how_to_convert_it():
+    net, _ = one_conv_net((3, 3, 1, 4))
+    with pytest.raises(TypeError, match=r"float64.*x\.astype\(np\.float32\)"):
+        net.eval({"x": np.zeros((2, 1, 3, 3)), "labels": np.zeros(2)})
