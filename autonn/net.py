@@ -18,6 +18,7 @@ and the shapes of the step's inputs.
 import copy
 import os
 import threading
+import warnings
 
 import numpy as np
 
@@ -33,6 +34,8 @@ from .summary import net_summary
 MODES = ("normal", "test", "forward", "backward")
 # Trace every step of every Net as it runs (see the module docstring).
 DEBUG = os.environ.get("AUTONN_DEBUG", "") not in ("", "0")
+# nn.loss's class losses (autonn.nn.losses.CATEGORICAL), which a score map may sum over space
+CLASS_LOSSES = ("classerror", "topkerror", "log", "softmaxlog", "mhinge", "mshinge")
 
 
 class Net:
@@ -89,6 +92,7 @@ class Net:
         self._values = [None] * n
         self._ders = [None] * n
         self._pending_ders = {}  # set_der before a backward pass
+        self._score_maps_checked = False  # the first forward warns of a classifier's map
         self._generated, self._generated_at = None, None
         # hook(params, ders), called during the backward pass as soon as those Params'
         # derivatives are final (data-parallel training starts their all-reduce then)
@@ -143,6 +147,9 @@ class Net:
             if mode != "backward":
                 self._load(inputs or {})
                 self._run_forward(test=(mode == "test"))
+                if not self._score_maps_checked:
+                    self._score_maps_checked = True
+                    _warn_of_score_maps(self)
             if mode in ("normal", "backward"):
                 self._run_backward(der_output, accumulate_param_ders)
         return self
@@ -539,6 +546,42 @@ def _reraise_at(step, error, args, backward=False):
     except Exception:
         new_error = RuntimeError(message)
     raise new_error.with_traceback(error.__traceback__) from None
+
+
+def _warn_of_score_maps(net):
+    """A class loss of one label per image on a score map of more than 1x1 sums the loss over
+    the map's positions: what a segmentation net does with per-pixel labels, but mostly a
+    classifier whose last conv does not cover its input (a 32x32 image into LeNet). Warned
+    once per Net, naming the loss, the map and the remedy."""
+    values = net._values
+    producer = {slot: step for step in net.tape.forward for slot in step.outputs}
+    for step in net.tape.forward:
+        if getattr(step.op, "name", None) != "loss" or len(step.inputs) < 2 or \
+                step.options.get("loss") not in CLASS_LOSSES:
+            continue
+        x, c = values[step.inputs[0]], values[step.inputs[1]]
+        if x is None or c is None or np.ndim(x) != 4 or np.ndim(c) != 1:
+            continue
+        n, classes, height, width = np.shape(x)
+        if height * width == 1:
+            continue
+        scores = net.tape.names[step.inputs[0]]
+        remedy = "a last conv whose size= covers the map it reads"
+        last = producer.get(step.inputs[0])
+        if last is not None and getattr(last.op, "name", None) == "conv":
+            read = values[last.inputs[0]]
+            if read is not None and np.ndim(read) == 4:
+                _, cin, hin, win = np.shape(read)
+                remedy = (f"a last conv whose size= covers the map it reads: "
+                          f"size=({hin}, {win}, {cin}, {classes}) on its {hin}×{win} input "
+                          f"'{net.tape.names[last.inputs[0]]}'")
+        warnings.warn(
+            f"loss '{step.name}' ({step.options['loss']}) reads the {height}×{width} score map "
+            f"'{scores}' with one label per image: it sums the loss over the {height * width} "
+            f"positions. For a classifier, use {remedy}, or build an.models' nets with "
+            f"input_size= of your images; per-pixel labels ({n}, {height}, {width}) make it "
+            f"a dense loss", UserWarning, stacklevel=3)
+        return  # one warning a Net (its error measures read the same map)
 
 
 def _dtype_remedy(error, args):

@@ -82,3 +82,54 @@ def test_float64_data_into_a_float32_net_says_how_to_convert_it():
     net, _ = one_conv_net((3, 3, 1, 4))
     with pytest.raises(TypeError, match=r"float64.*x\.astype\(np\.float32\)"):
         net.eval({"x": np.zeros((2, 1, 3, 3)), "labels": np.zeros(2)})
+
+
+# ----------------------------------------------------------------------------- score maps
+def readme_net(last_size):
+    images, labels = an.Input("images"), an.Input("labels")
+    x = nn.conv(images, size=(5, 5, 1, 20))
+    x = nn.pool(x, 2, stride=2)
+    x = nn.conv(nn.relu(x), size=last_size)
+    return an.Net(nn.loss(x, labels, name="objective"), nn.loss(x, labels, loss="classerror"))
+
+
+def caught(run):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        run()
+    return [str(w.message) for w in seen if issubclass(w.category, UserWarning)]
+
+
+def test_a_loss_on_a_classifiers_score_map_warns_once_with_the_remedy():
+    net = readme_net((5, 5, 20, 10))                  # 28x28 in: an 8x8 map of scores
+    feed = {"images": np.zeros((4, 1, 28, 28), np.float32), "labels": np.arange(4)}
+    messages = caught(lambda: net.eval(feed))
+    assert len(messages) == 1                         # the error measure is not warned again
+    assert "loss 'objective' (softmaxlog)" in messages[0]
+    assert "8×8 score map" in messages[0] and "64 positions" in messages[0]
+    assert "size=(12, 12, 20, 10)" in messages[0] and "input_size=" in messages[0]
+    assert caught(lambda: net.eval(feed)) == []       # once per Net
+    assert caught(lambda: net.predict(feed)) == []
+
+
+def test_no_warning_for_a_1x1_map_or_per_pixel_labels():
+    net = readme_net((12, 12, 20, 10))                # covers the 12x12 map: 1x1 scores
+    feed = {"images": np.zeros((4, 1, 28, 28), np.float32), "labels": np.arange(4)}
+    assert caught(lambda: net.eval(feed)) == []
+    dense = readme_net((5, 5, 20, 10))
+    feed["labels"] = np.zeros((4, 8, 8), np.int64)    # segmentation: labels per pixel
+    assert caught(lambda: dense.eval(feed)) == []
+
+
+def test_lenet_fed_32x32_images_warns_through_train():
+    model = an.models.lenet(input_size=28, seed=0)
+    net = an.Net(*model["outputs"])
+    feed = {"images": np.zeros((2, 1, 32, 32), np.float32), "labels": np.arange(2)}
+    messages = caught(lambda: net.eval(feed))
+    assert len(messages) == 1 and "2×2 score map 'prediction'" in messages[0]
+
+
+def test_class_losses_listed_by_net_are_nns():
+    from autonn import net as net_module
+    from autonn.nn import losses
+    assert net_module.CLASS_LOSSES == losses.CATEGORICAL
