@@ -154,6 +154,22 @@ class Net:
                 self._run_backward(der_output, accumulate_param_ders)
         return self
 
+    def predict(self, inputs=None):
+        """Inference: a test-mode forward pass (dropout off, batch normalisation with its
+        stored moments, no backward), returning the outputs' values: the value of the one
+        output, or a tuple of them. What PyTorch's ``model.eval(); model(x)`` does; ``eval``
+        is MatConvNet's and AutoNN's, forward and backward. ``inputs`` is the dict of
+        :meth:`eval`, or the array of a net with one Input."""
+        if not isinstance(inputs, dict) and inputs is not None:
+            if len(self.inputs) != 1:
+                raise TypeError(f"Net.predict: a net of inputs {sorted(self.inputs)} takes a "
+                                f"dict of name -> array, got {type(inputs).__name__}")
+            inputs = {next(iter(self.inputs)): inputs}
+        with self.lock:
+            self.eval(inputs, mode="test")
+            values = tuple(self._values[slot] for slot in self._output_slots)
+        return values[0] if len(values) == 1 else values
+
     def _load(self, inputs):
         values = self._values
         for k in range(len(values)):
@@ -406,7 +422,10 @@ class Net:
         return net_summary(self, input_sizes)
 
     def __str__(self):
-        return str(self.summary())
+        outputs = ", ".join(self.tape.names[slot] for slot in self._output_slots)
+        return (f"Net: inputs {', '.join(sorted(self.inputs))} -> outputs {outputs}. "
+                f"net.predict(inputs): the outputs in test mode (inference); "
+                f"net.eval(inputs): forward and backward (training)\n{self.summary()}")
 
     def _repr_svg_(self):
         """Jupyter shows a Net as the picture of its compiled tape (see :mod:`autonn.viz`)."""

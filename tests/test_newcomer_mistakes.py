@@ -133,3 +133,29 @@ def test_class_losses_listed_by_net_are_nns():
     from autonn import net as net_module
     from autonn.nn import losses
     assert net_module.CLASS_LOSSES == losses.CATEGORICAL
+
+
+# ----------------------------------------------------------------------------- predict
+def test_predict_is_the_test_mode_forward_returning_the_outputs():
+    x = an.Input("x")
+    y = nn.dropout(nn.conv(x, size=(1, 1, 2, 3)), rate=0.5)
+    net = an.Net(y)
+    value = np.random.default_rng(0).standard_normal((4, 2, 5, 5)).astype(np.float32)
+    predicted = net.predict({"x": value})
+    net.eval({"x": value}, mode="test")
+    np.testing.assert_array_equal(predicted, net.value(y))   # no dropout: test mode
+    np.testing.assert_array_equal(net.predict(value), predicted)   # one Input: an array
+    assert net.der("x") is None                               # no backward ran
+    two = an.Net(y, y.sum())
+    values = two.predict(value)
+    assert isinstance(values, tuple) and len(values) == 2
+    np.testing.assert_allclose(values[1], values[0].sum(), rtol=1e-5)
+    with pytest.raises(TypeError, match="takes a dict"):
+        an.Net(x * an.Input("z")).predict(value)
+
+
+def test_print_net_says_what_predict_and_eval_do():
+    net, _ = one_conv_net((3, 3, 1, 4))
+    header = str(net).splitlines()[0]
+    assert "net.predict(inputs)" in header and "test mode" in header
+    assert "net.eval(inputs): forward and backward" in header
