@@ -11,7 +11,8 @@ Every output of the net is a statistic: the first is the objective that is minim
 (errors) are only recorded. When the net outputs no error of its own and its objective is a
 categorical loss (softmaxlog, log, mhinge, mshinge) on some scores, ``train`` records the top-1
 and top-5 errors of those scores as ``top1err`` and ``top5err``, as ``cnn_train``'s default
-error function does. Each epoch records, for 'train' and 'val', the mean of every output
+error function does (``top5err`` only for a dataset of more than 5 classes: with fewer it
+would always be 0). Each epoch records, for 'train' and 'val', the mean of every output
 over the images, the number of images, the time and images/s. A progress bar shows the running
 values; a plot of the curves is saved as ``net-train.png`` in the experiment folder and, in
 Jupyter, drawn live under the cell.
@@ -150,10 +151,10 @@ def _run_epoch(net, dataset, solver, split, batch_size, num_sub_batches, rng, in
                epoch, epochs, parallel=None):
     """Train (solver given) or evaluate one pass over ``split``; returns its statistics."""
     image_name, label_name = inputs
-    scores = _error_scores(net)
+    scores = _error_scores(net, dataset)
     names = [output.name for output in net.outputs]
     if scores is not None:
-        names += list(ERRORS)
+        names += list(scores[1])
     sums = np.zeros(len(names))
     count = 0
     total = dataset.num_images(split)
@@ -197,7 +198,7 @@ def _train_step(net, solver, images, labels, num_sub_batches, inputs, scores, pa
         raise ValueError(f"train: a rank got no image of a batch of {in_batch}; use "
                          f"batch_size >= 1 per rank and more images than ranks")
     parts = np.array_split(np.arange(n), min(num_sub_batches, n))
-    values = np.zeros(len(net.outputs) + (0 if scores is None else len(ERRORS)))
+    values = np.zeros(len(net.outputs) + (0 if scores is None else len(scores[1])))
     seeds = [None] * len(net.outputs)
     if parallel is not None:
         parallel.start_step(net, n, in_batch, overlap=len(parts) == 1)
@@ -228,8 +229,10 @@ ERRORS = {"top1err": dict(loss="classerror"), "top5err": dict(loss="topkerror", 
 CATEGORICAL_OBJECTIVES = ("softmaxlog", "log", "mhinge", "mshinge")
 
 
-def _error_scores(net):
-    """The scores whose errors train records itself (see the module docstring), or None."""
+def _error_scores(net, dataset=None):
+    """``(scores, errors)``: the scores whose errors train records itself (see the module
+    docstring) and which of :data:`ERRORS` (top-k only for more than k classes: with k
+    classes or fewer it is always 0); or None."""
     error_losses = {options["loss"] for options in ERRORS.values()}
     if net.conserve_memory or any(output.op is loss_op and output.options.get("loss") in
                                   error_losses for output in net.outputs):
@@ -241,16 +244,20 @@ def _error_scores(net):
         net.value(objective.inputs[0])
     except (KeyError, ValueError):      # not a variable of the compiled net
         return None
-    return objective.inputs[0]
+    classes = getattr(dataset, "num_classes", None)
+    errors = {name: options for name, options in ERRORS.items()
+              if classes is None or options.get("topk", 1) < classes}
+    return objective.inputs[0], errors
 
 
 def _statistics(net, scores, labels):
     """The batch means of the outputs, then (with ``scores``) the top-1 and top-5 errors."""
     values = [float(backend.to_numpy(net.value(output))) for output in net.outputs]
     if scores is not None:
-        x = net.value(scores)
+        x = net.value(scores[0])
         c = backend.to_device(np.asarray(labels), backend.device_of(x))
-        values += [float(backend.to_numpy(loss(x, c, **options))) for options in ERRORS.values()]
+        values += [float(backend.to_numpy(loss(x, c, **options)))
+                   for options in scores[1].values()]
     return np.array(values)
 
 

@@ -159,3 +159,40 @@ def test_print_net_says_what_predict_and_eval_do():
     header = str(net).splitlines()[0]
     assert "net.predict(inputs)" in header and "test mode" in header
     assert "net.eval(inputs): forward and backward" in header
+
+
+# ----------------------------------------------------------------------------- ArrayDataset
+def test_array_dataset_of_images_and_labels_changes_nothing():
+    images = np.full((20, 1, 4, 4), 5.5, np.float32)
+    labels = np.arange(20) % 4
+    dataset = ArrayDataset(images, labels)
+    batch, batch_labels = next(dataset.batches("train", 20, shuffle=False))
+    np.testing.assert_array_equal(batch, images)            # the mean of 5.5 stays 5.5
+    np.testing.assert_array_equal(batch_labels, labels)
+    assert dataset.num_images("train") == 20 and dataset.num_images("val") == 0
+    assert dataset.classes == ["0", "1", "2", "3"]
+    split = ArrayDataset(images[:, 0], labels, val_fraction=0.25)   # (N, H, W): one channel
+    assert split.num_images("val") == 4 and split.image_shape == (1, 4, 4)
+    assert list(np.bincount(labels[split.split_indices("val")])) == [1, 1, 1, 1]
+    normalised = ArrayDataset(images, labels, normalization="image")
+    np.testing.assert_allclose(normalised.get("train")[0], 0)
+    with pytest.raises(ValueError, match="0-based integer classes"):
+        ArrayDataset(images, labels - 1)
+
+
+def test_the_packaged_datasets_still_subtract_the_mean_image():
+    digits = an.datasets.digits()
+    assert digits.normalization == "image"
+    assert abs(float(digits.get("train")[0].mean())) < 1e-5
+
+
+def test_top5_error_is_recorded_only_with_more_than_5_classes():
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((16, 1, 4, 4)).astype(np.float32)
+    for classes, recorded in ((4, ["top1err"]), (6, ["top1err", "top5err"])):
+        dataset = ArrayDataset(images, np.arange(16) % classes, val_fraction=0.25)
+        x, labels = an.Input("images"), an.Input("labels")
+        net = an.Net(nn.loss(nn.conv(x, size=(4, 4, 1, classes)), labels))
+        history = an.train(net, dataset, an.solvers.SGD(0.01), epochs=1, batch_size=8,
+                           progress=False, plot=False)
+        assert [k for k in history["train"][0] if k.startswith("top")] == recorded

@@ -85,7 +85,8 @@ def digits_of(dataset, classes):
     labels = np.searchsorted(classes, dataset.labels[keep])
     train, val = stratified_split(labels, 0.2, seed=0)
     return ArrayDataset(dataset.pixels[keep], labels, train, val,
-                        [dataset.classes[c] for c in classes], name="subset")
+                        [dataset.classes[c] for c in classes], name="subset",
+                        normalization="image")
 
 
 def test_fine_tuning_lenet_trained_on_ten_digits_to_five_keeps_the_body(tmp_path):

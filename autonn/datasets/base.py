@@ -186,15 +186,41 @@ class Dataset:
 
 
 class ArrayDataset(Dataset):
-    """A dataset held in memory: ``pixels`` (N, C, H, W) uint8 (0-255) or floats in [0, 1]."""
+    """A dataset held in memory: ``ArrayDataset(images, labels)``.
 
-    def __init__(self, pixels, labels, train, val, classes, *, name, **options):
+    ``images`` are (N, C, H, W), or (N, H, W) for one channel: uint8 (0-255, read as
+    ``value / 255``) or floats, which the network sees as they are unless ``normalization``
+    asks otherwise. ``labels`` are 0-based classes (N,).
+
+    train, val : the indices of each split; by default ``val_fraction`` of every class goes to
+        'val' at random (``seed``), or, without ``val_fraction``, every image is 'train' (and
+        'val' is empty). Given one split, the other is the rest.
+    classes : class names (default ``'0'``, ``'1'``, ...).
+    normalization : None (the default: nothing is subtracted), 'image' (subtract the training
+        split's mean image, MatConvNet's ``imageMean``) or 'channel' (its mean per channel).
+    The other options (``jitter``, ``scale``, ``prefetch``) are :class:`Dataset`'s.
+    """
+
+    def __init__(self, pixels, labels, train=None, val=None, classes=None, *, name="arrays",
+                 val_fraction=None, seed=0, normalization=None, **options):
         pixels = np.asarray(pixels)
+        if pixels.ndim == 3:
+            pixels = pixels[:, None]
         if pixels.ndim != 4:
-            raise ValueError(f"{name}: pixels must be (N, C, H, W), got shape {pixels.shape}")
-        if len(labels) != len(pixels):
-            raise ValueError(f"{name}: {len(pixels)} images but {len(labels)} labels")
-        super().__init__(labels, train, val, classes, pixels.shape[1:], name=name, **options)
+            raise ValueError(f"{name}: pixels must be (N, C, H, W) or (N, H, W), got shape "
+                             f"{pixels.shape}")
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or len(labels) != len(pixels):
+            raise ValueError(f"{name}: {len(pixels)} images but labels of shape "
+                             f"{labels.shape} (expected ({len(pixels)},))")
+        if labels.size and (labels.dtype.kind not in "iu" or labels.min() < 0):
+            raise ValueError(f"{name}: labels must be 0-based integer classes, got "
+                             f"{labels.dtype} from {labels.min()} to {labels.max()}")
+        if classes is None:
+            classes = [str(k) for k in range(int(labels.max()) + 1 if labels.size else 0)]
+        train, val = _splits(name, labels, train, val, val_fraction, seed)
+        super().__init__(labels, train, val, classes, pixels.shape[1:], name=name,
+                         normalization=normalization, **options)
         self.pixels = pixels
 
     def load(self, indices):
@@ -202,6 +228,22 @@ class ArrayDataset(Dataset):
         if raw.dtype == np.uint8:
             return raw.astype(np.float32) * np.float32(1 / 255)
         return raw.astype(np.float32, copy=False)
+
+
+def _splits(name, labels, train, val, val_fraction, seed):
+    """ArrayDataset's train and val indices (see there)."""
+    if val_fraction is not None:
+        if train is not None or val is not None:
+            raise TypeError(f"{name}: give the train and val indices or val_fraction, not both")
+        return stratified_split(labels, val_fraction, seed)
+    everything = np.arange(len(labels))
+    if train is None and val is None:
+        return everything, everything[:0]
+    if train is None:
+        return np.setdiff1d(everything, val), val
+    if val is None:
+        return train, np.setdiff1d(everything, train)
+    return train, val
 
 
 def stratified_split(labels, val_fraction, seed):

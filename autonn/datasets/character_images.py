@@ -104,6 +104,7 @@ def characters(*, fonts="text", size=32, val_fraction=0.2, seed=0, jitter=False,
     val_designs = set(rng.permutation(design_names)[:num_val].tolist())
     in_val = np.repeat([design in val_designs for design in designs], len(LETTERS))
     train, val = np.flatnonzero(~in_val), np.flatnonzero(in_val)
+    options.setdefault("normalization", "image")  # MatConvNet's imageMean
     dataset = ArrayDataset(pixels.reshape(-1, 1, size, size), labels, rng.permutation(train),
                            val, list(LETTERS), name="characters",
                            jitter=NeighbourLetters(max_dx=round(5 * size / 32),

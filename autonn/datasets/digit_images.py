@@ -39,6 +39,7 @@ def digits(*, val_fraction=0.2, seed=0, jitter=False, **options):
     pixels = (data.images.astype(np.float32) / 16).reshape(-1, 1, 8, 8)
     labels = data.target.astype(np.int64)
     train, val = stratified_split(labels, val_fraction, seed)
+    options.setdefault("normalization", "image")  # MatConvNet's imageMean
     return ArrayDataset(pixels, labels, train, val, DIGIT_CLASSES, name="digits",
                         jitter=_jitter(jitter, 1), **options)
 
@@ -63,6 +64,7 @@ def mnist_5k(*, val_fraction=0.2, seed=0, jitter=False, path=None, **options):
     pixels = table[:, :784].reshape(-1, 1, 28, 28)
     labels = table[:, 784].astype(np.int64)
     train, val = stratified_split(labels, val_fraction, seed)
+    options.setdefault("normalization", "image")  # MatConvNet's imageMean
     return ArrayDataset(pixels, labels, train, val, DIGIT_CLASSES, name="mnist_5k",
                         jitter=_jitter(jitter, 2), **options)
 
@@ -125,6 +127,7 @@ def _idx_dataset(root, name, classes, provider, jitter, options):
     labels = np.concatenate([train_labels, val_labels]).astype(np.int64)
     train = np.arange(len(train_images))
     val = np.arange(len(train_images), len(pixels))
+    options.setdefault("normalization", "image")  # MatConvNet's imageMean
     return ArrayDataset(pixels, labels, train, val, classes, name=name,
                         jitter=_jitter(jitter, 2), **options)
 

@@ -8,6 +8,7 @@ from autonn.datasets import ArrayDataset, Shift, stratified_split
 
 
 def make_dataset(n=50, **options):
+    options.setdefault("normalization", "image")
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(n, 2, 4, 5), dtype=np.uint8)
     labels = np.arange(n) % 5
@@ -89,8 +90,9 @@ def test_bad_arguments():
         dataset.batches("train", 0)
     with pytest.raises(ValueError, match="share 1 images"):
         ArrayDataset(np.zeros((3, 1, 2, 2)), [0, 1, 2], [0, 1], [1, 2], ["x"], name="toy")
-    with pytest.raises(ValueError, match=r"toy: pixels must be \(N, C, H, W\), got shape"):
-        ArrayDataset(np.zeros((3, 2, 2)), [0, 1, 2], [0], [1], ["x"], name="toy")
+    with pytest.raises(ValueError, match=r"toy: pixels must be \(N, C, H, W\) or \(N, H, W\), "
+                                         r"got shape"):
+        ArrayDataset(np.zeros((3, 4)), [0, 1, 2], [0], [1], ["x"], name="toy")
 
 
 def test_limit_keeps_the_first_images_of_each_split():
