@@ -72,13 +72,43 @@ class Layer:
         self.automatic_name = True
 
     @classmethod
-    def create(cls, op, inputs, options):
-        """A node for ``op(*inputs, **options)``; a tuple of selectors for multi-output ops."""
+    def create(cls, op, inputs, options, name=None):
+        """A node for ``op(*inputs, **options)``; a tuple of selectors for multi-output ops.
+        ``name`` names it (see :meth:`name_result`)."""
         op.check_options(len(inputs), options)
         layer = cls(op, [_as_graph_input(op, x) for x in inputs], options)
         if op.num_outputs > 1:
-            return tuple(Selector(layer, i) for i in range(op.num_outputs))
-        return layer
+            return cls.name_result(tuple(Selector(layer, i) for i in range(op.num_outputs)),
+                                   name)
+        return cls.name_result(layer, name)
+
+    @staticmethod
+    def name_result(result, name):
+        """Give ``name`` (a call's ``name=``; None: nothing) to the Layer a graph-building call
+        returned, and its unnamed Params the names of their role in it (``scores_filters``,
+        ``scores_biases``), so Params are named after the layer they belong to wherever the
+        graph is built. Several outputs of one op name that op; other tuples are named
+        ``name_0``, ``name_1``... Returns ``result``."""
+        if name is None:
+            return result
+        if isinstance(result, tuple):
+            bases = {id(x.inputs[0]): x.inputs[0] for x in result if isinstance(x, Selector)}
+            if len(bases) == 1 and all(isinstance(x, Selector) for x in result):
+                Layer.name_result(next(iter(bases.values())), name)
+            else:
+                for k, x in enumerate(result):
+                    Layer.name_result(x, f"{name}_{k}")
+            return result
+        if not isinstance(result, Layer):
+            return result
+        result.name = name
+        if result.op is not None:
+            roles = result.op.input_names
+            for position, x in enumerate(result.inputs):
+                if isinstance(x, Param) and x.name is None:
+                    role = roles[position] if position < len(roles) else f"param{position}"
+                    x.name = f"{name}_{role}"
+        return result
 
     # ------------------------------------------------------------------ display
     def __repr__(self):

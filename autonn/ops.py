@@ -132,13 +132,26 @@ class Op:
 
     # ----------------------------------------------------------------- calling
     def __call__(self, *inputs, dzdy=None, **options):
+        name = self.pop_name(options)
         if dzdy is not None:
             _refuse_dzdy_in_graph(self.name, inputs, dzdy)
         if contains_layer(inputs):
-            return registration.layer_class().create(self, inputs, options)
+            return registration.layer_class().create(self, inputs, options, name=name)
         if dzdy is not None:
             return self.derivatives(inputs, dzdy, options)
         return self.forward(*inputs, **options)
+
+    def pop_name(self, options):
+        """Take ``name=`` out of a call's options: every graph-building call may name the Layer
+        it builds (an eager call computes and ignores it). An op whose forward has an option
+        called ``name`` keeps it as that option."""
+        if "name" not in options or (self._signature is not None
+                                      and "name" in self._signature.parameters):
+            return None
+        name = options.pop("name")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{self.name}: name must be a str, got {type(name).__name__}")
+        return name
 
     def derivatives(self, inputs, dzdy, options, need=None):
         """Eager backward: the derivative of ``<dzdy, op(inputs)>`` with respect to each input.
@@ -326,8 +339,10 @@ class CustomOp(Op):
         if dzdy is not None:
             _refuse_dzdy_in_graph(self.name, inputs, dzdy)
         if self.backward_fn is None:
+            name = self.pop_name(options)
             if contains_layer(inputs):
-                return self.function(*inputs, **options)
+                return registration.layer_class().name_result(self.function(*inputs, **options),
+                                                              name)
             if dzdy is not None:
                 traced_derivatives = registration.provided("traced_derivatives")
                 need = tuple(x is not None for x in inputs)

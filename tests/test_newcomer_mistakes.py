@@ -196,3 +196,46 @@ def test_top5_error_is_recorded_only_with_more_than_5_classes():
         history = an.train(net, dataset, an.solvers.SGD(0.01), epochs=1, batch_size=8,
                            progress=False, plot=False)
         assert [k for k in history["train"][0] if k.startswith("top")] == recorded
+
+
+# ----------------------------------------------------------------------------- names
+def test_every_block_takes_a_name_and_its_params_are_named_after_it():
+    def classifier(features):          # a builder: its local names never reach the Net
+        s = nn.conv(features, size=(3, 3, 1, 10), name="scores")
+        return nn.relu(s, name="rectified")
+    images, labels = an.Input("images"), an.Input("labels")
+    objective = nn.loss(classifier(images), labels, name="objective")
+    net = an.Net(objective)
+    assert [p.name for p in net.params] == ["scores_filters", "scores_biases"]
+    assert {"scores", "rectified", "objective"} <= set(net.tape.names)
+    h, c = nn.lstm(an.Input("x"), an.Input("h"), an.Input("c"), an.Param(np.zeros((8, 4))),
+                   an.Param(np.zeros(8)), name="cell")
+    assert h.inputs[0].name == "cell" and h.inputs[0].inputs[3].name == "cell_W"
+    bnormed = nn.bnorm(nn.conv(images, size=(1, 1, 1, 2)), name="bn")
+    assert [x.name for x in bnormed.inputs[1:3]] == ["bn_g", "bn_b"]
+    y = nn.conv(np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 3, 3), np.float32),
+                name="eager")                     # computing: the name is ignored
+    assert y.shape == (1, 1, 1, 1)
+    with pytest.raises(TypeError, match="relu: name must be a str"):
+        nn.relu(images, name=3)
+
+
+def test_custom_ops_take_a_name_too():
+    @an.op
+    def double(x):
+        return 2 * x
+
+    @an.op
+    def scale(x, s):
+        return x * s
+
+    @scale.backward
+    def scale_backward(x, s, dzdy):
+        return dzdy * s, (dzdy * x).sum()
+
+    x = an.Input("x")
+    assert double(x, name="twice").name == "twice"
+    w = an.Param(np.float32(3))
+    scaled = scale(x, w, name="scaled")
+    assert scaled.name == "scaled" and w.name == "scaled_s"
+    assert double(np.float32(2), name="ignored") == 4

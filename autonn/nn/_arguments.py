@@ -6,14 +6,35 @@ a NumPy broadcasting error deep inside the computation. When any argument is a `
 is building a graph: shapes are unknown, so only the options are checked.
 """
 
+import functools
+import inspect
 import math
 
 import numpy as np
 
 from ..backend import check_same_device, is_gpu_array
+from ..layer import Layer
 from ..ops import contains_layer
 
 FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def takes_name(block):
+    """``block`` taking ``name=`` too, as every graph-building call does: the Layer it builds
+    gets that name and its unnamed Params are named after it (``nn.conv(x, size=...,
+    name='scores')`` makes ``scores``, ``scores_filters`` and ``scores_biases``). An eager
+    call ignores the name."""
+    @functools.wraps(block)
+    def named_block(*args, name=None, **options):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{block.__name__}: name must be a str, got {type(name).__name__}")
+        return Layer.name_result(block(*args, **options), name)
+
+    signature = inspect.signature(block)
+    parameters = list(signature.parameters.values())
+    named = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)
+    named_block.__signature__ = signature.replace(parameters=parameters + [named])
+    return named_block
 
 
 def any_layer(*values):
