@@ -453,10 +453,15 @@ class Net:
         serialization.save_net(self, path)
 
     @staticmethod
-    def load(path):
+    def load(path, ops=None):
         """Load a net saved by :meth:`save`. A malformed file raises
-        :class:`autonn.errors.FormatError` (a ValueError) naming it; no file runs code."""
-        graph = serialization.load_graph(path)
+        :class:`autonn.errors.FormatError` (a ValueError) naming it; no file runs code.
+
+        Custom ops are found by the name they were saved under (``module.function``) once
+        their module is imported; ``ops`` gives them instead, by that name or the function's
+        name: ``Net.load(path, ops={'scale': scale})`` (the only way for an op defined in a
+        notebook or a script, whose module is ``__main__``)."""
+        graph = serialization.load_graph(path, ops)
         # a graph that cannot compile (two variables of one name, options an op refuses) is a
         # malformed file too
         with reading(f"Net.load({os.path.basename(os.fspath(path))!r})"):

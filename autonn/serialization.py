@@ -19,7 +19,7 @@ import numpy as np
 from . import backend, registration
 from .errors import FormatError, UnknownOp, reading, check_zip_members
 from .layer import Input, Layer, Param, Selector, topological_order
-from .ops import lookup
+from .ops import Op, lookup
 
 FORMAT = "autonn-net"
 VERSION = 1
@@ -54,13 +54,19 @@ class SavedGraph(NamedTuple):
     meta: dict
 
 
-def load_graph(path):
+def load_graph(path, ops=None):
     """The graph and settings saved by :func:`save_net` (Layers built anew, nothing compiled).
+    ``ops`` maps op names, as saved or their last dotted part, to the ops to use (see
+    :meth:`autonn.Net.load`).
 
     A malformed file raises :class:`autonn.errors.FormatError` naming it; nothing is inflated
     beyond what the graph declares (a zip member larger than its array is refused unread).
     """
     where = f"Net.load({os.path.basename(os.fspath(path))!r})"
+    if ops is not None and not (isinstance(ops, dict) and all(
+            isinstance(k, str) and isinstance(v, Op) for k, v in ops.items())):
+        raise TypeError(f"{where}: ops must be a dict of op name -> op (an @an.op function or "
+                        f"an autonn Op), got {ops!r}")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file {os.fspath(path)!r}")
     with reading(where):
@@ -78,7 +84,7 @@ def load_graph(path):
             arrays = {key: data[key] for key in data.files if key != "__graph__"}
         layers = []
         for entry in graph["layers"]:
-            layers.append(_build_layer(entry, layers, arrays, where))
+            layers.append(_build_layer(entry, layers, arrays, where, ops))
         protected = {id(_earlier(layers, k, where)) for k in graph["protected"]}
         for layer in layers:  # the others were named by the Net that saved them
             if id(layer) not in protected:
@@ -155,7 +161,7 @@ def _describe_layer(layer, index, arrays):
     return entry
 
 
-def _build_layer(entry, layers, arrays, where):
+def _build_layer(entry, layers, arrays, where, ops=None):
     kind = entry["kind"]
     if kind == "input":
         layer = Input(entry["name"])
@@ -171,19 +177,32 @@ def _build_layer(entry, layers, arrays, where):
                   else _decode(x, arrays) for x in entry["inputs"]]
         options = {k: _decode(v, arrays) for k, v in entry["options"].items()}
         if kind == "loop":
-            layer = registration.provided("loop_node")(_build_loop(entry["loop"], arrays, where),
-                                                       inputs)
+            layer = registration.provided("loop_node")(
+                _build_loop(entry["loop"], arrays, where, ops), inputs)
             layer.name = entry["name"]
         else:
-            try:
-                op = lookup(entry["op"])
-            except KeyError as error:
-                raise UnknownOp(f"{where}: {error.args[0]}") from None
+            op = _lookup(entry["op"], ops, where)
             layer = Layer(op, inputs, options, name=entry["name"])
     else:
         raise FormatError(f"{where}: unknown layer kind {kind!r}")
     layer.source = entry.get("source", "?")
     return layer
+
+
+def _lookup(name, ops, where):
+    """The op a saved graph names: from ``ops`` (by the saved name, or its last dotted part:
+    ``'__main__.scale'`` or ``'scale'``), else from the registry."""
+    ops = ops or {}
+    chosen = ops.get(name, ops.get(name.rsplit(".", 1)[-1]))
+    if chosen is not None:
+        return chosen
+    try:
+        return lookup(name)
+    except KeyError as error:
+        short = name.rsplit(".", 1)[-1]
+        raise UnknownOp(f"{where}: {error.args[0]}, or pass it: Net.load(path, "
+                        f"ops={{{short!r}: {short}}}) (an op defined in a notebook or a "
+                        f"script, module '__main__', can only be given this way)") from None
 
 
 def _describe_loop(loop, arrays):
@@ -201,14 +220,14 @@ def _describe_loop(loop, arrays):
             "stop": index[id(loop.stop)] if loop.stop is not None else None}
 
 
-def _build_loop(description, arrays, where):
+def _build_loop(description, arrays, where, ops=None):
     """The inner graph of a saved loop, checked: an entry of the file's own kinds and indices,
     Inputs where the loop loads values."""
     if not isinstance(description, dict) or description.get("kind") not in ("For", "While"):
         raise FormatError(f"{where}: a loop entry must describe a For or While loop")
     layers = []
     for entry in description["layers"]:
-        layers.append(_build_layer(entry, layers, arrays, where))
+        layers.append(_build_layer(entry, layers, arrays, where, ops))
 
     def inputs(indices):
         chosen = [_earlier(layers, k, where) for k in indices]

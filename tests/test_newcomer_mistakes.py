@@ -239,3 +239,32 @@ def test_custom_ops_take_a_name_too():
     scaled = scale(x, w, name="scaled")
     assert scaled.name == "scaled" and w.name == "scaled_s"
     assert double(np.float32(2), name="ignored") == 4
+
+
+# ----------------------------------------------------------------------------- Net.load
+def test_a_custom_op_of_the_main_module_loads_through_ops(tmp_path):
+    def triple(x):
+        return 3 * x
+    triple.__module__ = "__main__"       # as in a notebook, whose module cannot be imported
+    triple.__qualname__ = "triple_of_a_notebook"
+    op = an.op(triple)
+    op.backward(lambda x, dzdy: 3 * dzdy)
+    x = an.Input("x")
+    path = tmp_path / "net.npz"
+    an.Net(op(x).sum()).save(path)
+    with np.load(path) as data:
+        graph = json.loads(str(data["__graph__"]))
+    assert "__main__.triple_of_a_notebook" in [layer.get("op") for layer in graph["layers"]]
+    from autonn.ops import REGISTRY
+    del REGISTRY["__main__.triple_of_a_notebook"]   # a new process: the op is unknown
+    with pytest.raises(KeyError, match=r"unknown op '__main__.triple_of_a_notebook'.*"
+                                       r"Net.load\(path, ops=\{'triple_of_a_notebook': "
+                                       r"triple_of_a_notebook\}\).*'__main__'"):
+        an.Net.load(path)
+    for key in ("__main__.triple_of_a_notebook", "triple_of_a_notebook"):
+        net = an.Net.load(path, ops={key: op})
+        net.eval({"x": np.ones(2, np.float32)})
+        assert float(net.value(net.outputs[0])) == 6
+        np.testing.assert_array_equal(net.der("x"), [3, 3])
+    with pytest.raises(TypeError, match="ops must be a dict of op name -> op"):
+        an.Net.load(path, ops={"triple_of_a_notebook": triple})
