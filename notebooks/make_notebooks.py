@@ -920,8 +920,10 @@ their normalisation (`meta.normalization`), and why applications must prepare im
 '''),
     code('''
 digit = raw[:1]
+shifted = np.zeros_like(digit)          # moved down and right, the background coming in
+shifted[:, :, 6:, 6:] = digit[:, :, :-6, :-6]
 variants = {"as in MNIST": digit,
-            "shifted 6 px": np.roll(digit, (6, 6), axis=(2, 3)),
+            "shifted 6 px": shifted,
             "faint (30 % contrast)": 0.3 * digit,
             "inverted (ink on paper)": 1 - digit}
 fig, axes = plt.subplots(1, len(variants), figsize=(12, 3.4))
@@ -1046,10 +1048,10 @@ block accepts in place of an array:
     code('''
 images, labels = an.Input(), an.Input()
 
-v = an.Param(0.1 * rng.standard_normal((16, 1, 3, 3)).astype(np.float32))
-g = an.Param(np.ones((16, 1, 1, 1), np.float32))
+v = an.Param(0.1 * rng.standard_normal((16, 1, 3, 3)).astype(np.float32), name="v")
+g = an.Param(np.ones((16, 1, 1, 1), np.float32), name="g")
 w = g * v / np.sqrt((v ** 2).sum(axis=(1, 2, 3), keepdims=True))   # weight normalisation
-bias = an.Param(np.zeros(16, np.float32))
+bias = an.Param(np.zeros(16, np.float32), name="bias")
 
 x = nn.relu(nn.conv(images, w, bias, pad=1))            # 8x8 digits -> 16 x 8 x 8
 x = nn.pool(x, 2, stride=2)                             # -> 16 x 4 x 4
@@ -1135,14 +1137,20 @@ recompilation of the graph. Here the ReLU of the trained network becomes a leaky
 '''),
     code('''
 relu_step = next(step for step in net.tape.forward if step.op.name == "relu")
+relu_output = net.tape.names[relu_step.outputs[0]]
 print("before:", relu_step)
 net.eval({"images": val_images, "labels": val_labels}, mode="test")
 before = float(net.value(objective)), float(net.value(error))
+activations = net.value(relu_output).copy()
 relu_step.options = dict(relu_step.options, leak=0.3)
 print("after: ", relu_step)
 net.eval({"images": val_images, "labels": val_labels}, mode="test")
 after = float(net.value(objective)), float(net.value(error))
-print("val objective and error with relu %.3f, %.3f; with leaky relu %.3f, %.3f" % (before + after))
+changed = net.value(relu_output) != activations
+print(f"{changed.mean():.0%} of the ReLU's outputs changed (its negative inputs now pass at "
+      f"0.3); the most negative became {net.value(relu_output).min():.3f}")
+print("val objective and error with relu %.4f, %.4f; with leaky relu %.4f, %.4f"
+      % (before + after))
 relu_step.options = dict(relu_step.options, leak=0.0)   # put it back
 '''),
     md('''
