@@ -296,10 +296,12 @@ def _check_direction(problem, k, v, analytic, step, rtol, atol, check, rng, sing
             return UNRESOLVED if single else SPLIT
         return FAIL
     check.kinks += 1
-    # One kink: a correct derivative lies between the one-sided ones.
+    # One kink: a correct derivative lies between the one-sided ones (which round twice as much
+    # as the central difference, at the step and at half of it).
     low, high = min(left, right, left_half, right_half), max(left, right, left_half, right_half)
     slack = allowed + 1e-2 * (high - low)
-    if low - slack <= computed <= high + slack:
+    rounding = 2 * _noise(problem, step / 2, half_plus, half_minus)
+    if low - slack - rounding <= computed <= high + slack + rounding:
         return PASS if single else KINKED
     if not single:
         return SPLIT
