@@ -62,7 +62,7 @@ def gradcheck(f, *inputs, eps=None, rtol=None, atol=None, directions=4, seed=0,
         Tolerances (default 1e-6 and 1e-12 in float64; 1e-3 and 1e-6 in float32), on top of
         the rounding measured in the function's evaluation.
     directions : int
-        Random signed directions per input.
+        Random signed directions per input (after one of all ones, which keeps ties tied).
     elementwise : int
         Inputs with at most this many elements are also checked element by element.
     raise_on_failure : bool
@@ -223,8 +223,11 @@ def _check_variable(problem, k, name, rng, eps, rtol, atol, directions, elementw
     step = _step_for(x, eps)
     analytic = problem.gradient(k)
     problem.rounding = _measure_rounding(problem, k, analytic, rng) if x.size else 0.0
-    for _ in range(directions):
-        v = rng.choice(np.array([-1.0, 1.0], dtype=x.dtype), size=x.shape)
+    for d in range(directions + 1):
+        # first all ones: a shift of every element keeps ties tied (a max-pool whose ties all
+        # receive the derivative is wrong along it, and smooth), then random signs
+        v = (np.ones(x.shape, x.dtype) if d == 0 else
+             rng.choice(np.array([-1.0, 1.0], dtype=x.dtype), size=x.shape))
         status = _check_direction(problem, k, v, analytic, step, rtol, atol, check, rng)
         if status == PASS:
             continue
