@@ -1,7 +1,7 @@
 """The main demo: train LeNet on real handwritten digits on the CPU, save it, reload it and
 classify a few held-out digits.
 
-    python -m autonn.demo                  # about a minute on two CPU cores
+    python -m autonn.demo                  # 10-20 s on two CPU cores; writes data/autonn-demo/
     python -m autonn.demo --epochs 5 --out data/demo
     mpirun -np 2 python -m autonn.demo     # the same training, data-parallel on 2 processes
 
@@ -46,6 +46,8 @@ def main(argv=None):
     say = print if rank == 0 else (lambda *args, **kwargs: None)
     say(f"autonn demo: {description}")
     say(f"  {dataset}")
+    say(f"  writing checkpoints, the training plot and the model to "
+        f"{os.path.join(os.path.abspath(args.out), '')} (--out to change)")
     batch_size = args.batch_size
     if ranks > 1:  # mpirun -np K python -m autonn.demo: the same steps, K processes
         batch_size = max(1, args.batch_size // ranks)
@@ -76,8 +78,7 @@ def main(argv=None):
     raw = dataset.load(dataset.split_indices("val")[:12])
     truth = dataset.labels[dataset.split_indices("val")[:12]]
     images = (raw - np.asarray(loaded.meta["image_mean"], np.float32)).astype(np.float32)
-    loaded.eval({"images": images}, mode="test")
-    predicted = loaded.value("prediction").reshape(len(images), -1).argmax(axis=1)
+    predicted = loaded.predict(images).reshape(len(images), -1).argmax(axis=1)  # inference
     classes = loaded.meta["classes"]
     print("reloaded it and classified 12 held-out digits:")
     print("  predicted: " + " ".join(classes[k] for k in predicted))

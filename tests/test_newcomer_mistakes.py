@@ -268,3 +268,21 @@ def test_a_custom_op_of_the_main_module_loads_through_ops(tmp_path):
         np.testing.assert_array_equal(net.der("x"), [3, 3])
     with pytest.raises(TypeError, match="ops must be a dict of op name -> op"):
         an.Net.load(path, ops={"triple_of_a_notebook": triple})
+
+
+# ----------------------------------------------------------------------------- README
+def test_readmes_first_example_is_a_classifier_that_trains_without_a_warning():
+    import os
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("no README beside the tests")
+    code = open(readme, encoding="utf-8").read().split("```python\n", 1)[1].split("```")[0]
+    rng = np.random.default_rng(0)
+    names = {"batch": rng.random((8, 1, 28, 28), dtype=np.float32),
+             "batch_labels": np.arange(8) % 10,
+             "test_images": rng.random((3, 1, 28, 28), dtype=np.float32)}
+    messages = caught(lambda: exec(code, names))
+    assert messages == []
+    assert names["scores"].shape == (3, 10, 1, 1)
+    assert ".predict(" in code and "net.eval(" in code
