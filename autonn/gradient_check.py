@@ -174,6 +174,9 @@ class GradcheckReport:
         lines = [f"gradcheck of {self.label}: {'passed' if self.passed else 'FAILED'}"]
         lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
         for e in self.entries:
+            if e.unresolved_kinks:
+                lines.append(f"  {e.name}: {e.unresolved_kinks} element checks met several "
+                             f"kinks at once and were not judged")
             for index, analytic, numerical in e.bad_elements[:10]:
                 lines.append(f"  {e.name}{list(index)}: computed {analytic:.6g}, "
                              f"numerical {numerical:.6g}")
