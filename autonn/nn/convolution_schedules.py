@@ -314,6 +314,16 @@ UNIT_PATCH_BYTES = 256 * 2**10
 # GEMMs its forward ran 1.8x slower). Bounded: each thread holds an image's patches.
 DIRECT_UNIT_PATCH_BYTES = 16 * 2**20
 
+# The units' filter derivative: each thread's run of units sums into a zeroed dW of its own,
+# and each unit's dW product has the unit's pixels as its inner dimension. With a large dW and
+# few pixels per unit (VGG-16's 512-channel 3x3 layers on 2x2 maps: 12 pixels per unit, a
+# 9.4 MB dW) the backward ran at 2-6 GFLOP/s, 5-30x slower than the chunked products; the
+# units are kept for filter derivatives of at most this size or units of at least this many
+# pixels (measured on a 2-core AVX-512 machine; the issue that found it measured the same rule
+# on another: VGG-16's step 4-4.8x faster, ResNet-18's 1.0-1.24x).
+UNIT_MAX_FILTER_DERIVATIVE_BYTES = 2**20
+UNIT_MIN_PIXELS = 256
+
 # Below this many output pixels per image, per-image products are too small for the BLAS and
 # the chunk is one GEMM (LeNet's second layer has 64).
 PER_IMAGE_MIN_PIXELS = 256
@@ -499,12 +509,18 @@ def _backward_units(x, w, dy, dx, dw, g):
                 int(dx is not None), int(dw is not None))
 
 
+def _images_per_unit(g, itemsize):
+    """The images of one unit of the C drivers: their patches stay below UNIT_PATCH_BYTES;
+    a unit's GEMM output (K, unit*Ho*Wo) is bounded too (many filters on tiny maps would
+    otherwise make it far larger than its patches)."""
+    per_image = _patch_bytes(g, itemsize)
+    return max(1, UNIT_PATCH_BYTES // max(per_image, g.K * g.Ho * g.Wo * itemsize, 1))
+
+
 def _call_units(name, g, dtype, *arrays_and_flags):
     itemsize = np.dtype(dtype).itemsize
     per_image = _patch_bytes(g, itemsize)
-    # a unit's GEMM output (K, unit*Ho*Wo) is bounded too: many filters on tiny maps would
-    # otherwise make it far larger than its patches
-    unit = max(1, UNIT_PATCH_BYTES // max(per_image, g.K * g.Ho * g.Wo * itemsize, 1))
+    unit = _images_per_unit(g, itemsize)
     status = kernels.call_cpu(name, *arrays_and_flags, c_geometry(g), unit,
                               kernels.cpu_gemm(dtype))
     if status != 0:
@@ -651,7 +667,15 @@ def _direct_cpu_only(g, on_cpu, dtype):
 
 def _direct_then_units(g, dtype):
     return (direct_forward_measured_faster(g, dtype)
-            and _patch_bytes(g, np.dtype(dtype).itemsize) <= DIRECT_UNIT_PATCH_BYTES)
+            and _patch_bytes(g, np.dtype(dtype).itemsize) <= DIRECT_UNIT_PATCH_BYTES
+            and _units_backward_efficient(g, dtype, images_per_unit=1))
+
+
+def _units_backward_efficient(g, dtype, images_per_unit):
+    """UNIT_MAX_FILTER_DERIVATIVE_BYTES / UNIT_MIN_PIXELS."""
+    dw_bytes = g.K * (g.C // g.G) * g.kh * g.kw * np.dtype(dtype).itemsize
+    pixels = min(images_per_unit, max(g.N, 1)) * g.Ho * g.Wo
+    return dw_bytes <= UNIT_MAX_FILTER_DERIVATIVE_BYTES or pixels >= UNIT_MIN_PIXELS
 
 
 def _direct_then_image_products(g, dtype):
@@ -659,7 +683,9 @@ def _direct_then_image_products(g, dtype):
 
 
 def _small_images(g, dtype):
-    return _patch_bytes(g, np.dtype(dtype).itemsize) <= UNIT_PATCH_BYTES
+    itemsize = np.dtype(dtype).itemsize
+    return (_patch_bytes(g, itemsize) <= UNIT_PATCH_BYTES
+            and _units_backward_efficient(g, dtype, _images_per_unit(g, itemsize)))
 
 
 def _forward_image_products(x, w, b, y, g):

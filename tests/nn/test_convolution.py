@@ -689,3 +689,20 @@ def test_shape_rule_gives_the_output_size_without_computing():
     assert conv_module.convt_op.output_shape((2, 4, 3, 3), (4, 5, 3, 3), None,
                                              upsample=(2, 2), crop=(0, 1, 0, 1),
                                              num_groups=2) == (2, 10, 6, 6)
+
+
+def test_the_units_are_not_chosen_for_a_large_filter_derivative_on_tiny_maps():
+    """VGG-16's 512-channel 3x3 layers on 2x2 maps: the units' backward sums a 9.4 MB dW per
+    thread from products with 12-pixel inner dimensions (5-30x slower than the chunked
+    products); small layers keep the units."""
+    from autonn.nn.convolution import conv_geometry
+    from autonn.nn.convolution_schedules import choose_schedule
+
+    def chosen(x_shape, w_shape, stride=1):
+        x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
+        return choose_schedule(conv_geometry("conv", x, w, None, stride, 1, 1),
+                               np.float32).name
+
+    assert chosen((32, 512, 2, 2), (512, 512, 3, 3)) != "units"
+    assert chosen((32, 512, 4, 4), (512, 512, 3, 3)) != "units"
+    assert chosen((64, 16, 8, 8), (32, 16, 3, 3), stride=2) == "units"  # a small dW
