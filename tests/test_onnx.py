@@ -318,3 +318,18 @@ def test_mutated_models_load_or_raise_the_format_error(tmp_path, data):
         an.io.load_onnx(path)
     except an.FormatError as error:
         assert str(error).startswith("load_onnx('mutated.onnx')")
+
+
+def test_a_conv_whose_group_contradicts_its_shapes_is_refused(tmp_path):
+    """ONNX states the groups; autonn infers them from the shapes (as MatConvNet): a file where
+    they differ is not read as something else."""
+    from onnx import TensorProto, helper, numpy_helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 3, 3])
+    w = numpy_helper.from_array(floats(4, 2, 3, 3), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv1", group=1,
+                            kernel_shape=[3, 3])
+    path = tmp_path / "group.onnx"
+    path.write_bytes(model_of([node], [x], [y], [w]).SerializeToString())
+    with pytest.raises(an.FormatError, match=r"'conv1' \(Conv\): group=1 with 4 input channels"):
+        an.io.load_onnx(path)

@@ -175,6 +175,15 @@ def _conv(reader, node, inputs, attributes):
     _known(reader, node, attributes, ("kernel_shape", "strides", "pads", "dilations", "group",
                                       "auto_pad"))
     x, w, b = (inputs + [None])[:3]
+    channels = reader.shapes.get(node.input[0], (None, None))[1]
+    filters = getattr(w, "value", w)
+    filter_channels = np.shape(filters)[1] if hasattr(filters, "shape") else \
+        reader.shapes.get(node.input[1], (None, None))[1]
+    if None not in (channels, filter_channels) and \
+            channels != int(attributes.get("group", 1)) * filter_channels:
+        # autonn's conv infers the groups from the shapes, as MatConvNet does
+        reader.refuse(node, f"group={attributes.get('group', 1)} with {channels} input "
+                            f"channels and filters of {filter_channels}")
     return nn.conv(x, w, b, stride=_spatial(reader, node, attributes, "strides", (1, 1)),
                    pad=_pads(reader, node, attributes),
                    dilate=_spatial(reader, node, attributes, "dilations", (1, 1)))
