@@ -178,6 +178,9 @@ def test_array_dataset_of_images_and_labels_changes_nothing():
     np.testing.assert_allclose(normalised.get("train")[0], 0)
     with pytest.raises(ValueError, match="0-based integer classes"):
         ArrayDataset(images, labels - 1)
+    with pytest.raises(ValueError, match="0-based integer classes"):
+        ArrayDataset(images, labels + 0.5)
+    assert ArrayDataset(images, labels.astype(np.float64)).labels.dtype == np.int64
 
 
 def test_the_packaged_datasets_still_subtract_the_mean_image():

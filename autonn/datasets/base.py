@@ -213,7 +213,9 @@ class ArrayDataset(Dataset):
         if labels.ndim != 1 or len(labels) != len(pixels):
             raise ValueError(f"{name}: {len(pixels)} images but labels of shape "
                              f"{labels.shape} (expected ({len(pixels)},))")
-        if labels.size and (labels.dtype.kind not in "iu" or labels.min() < 0):
+        whole = labels.dtype.kind in "iu" or (labels.dtype.kind == "f" and bool(
+            np.all(np.isfinite(labels)) and np.all(labels == np.floor(labels))))
+        if labels.size and (not whole or labels.min() < 0):
             raise ValueError(f"{name}: labels must be 0-based integer classes, got "
                              f"{labels.dtype} from {labels.min()} to {labels.max()}")
         if classes is None:
