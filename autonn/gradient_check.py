@@ -115,13 +115,14 @@ class VariableCheck:
         self.directions = 0
         self.kinks = 0
         self.unresolved_kinks = 0  # elements on several kinks at once (see the module's notes)
+        self.not_finite = 0  # checks that met NaN or infinity: nothing can be judged, it fails
         self.look_inside = LOOK_INSIDE_KINKS
         self.failed_directions = 0
         self.bad_elements = []  # (index, analytic, numerical)
 
     @property
     def passed(self):
-        return self.failed_directions == 0 and not self.bad_elements
+        return self.failed_directions == 0 and not self.bad_elements and not self.not_finite
 
     def record(self, analytic, numerical):
         """Note the error of one comparison in the maxima the report shows."""
@@ -174,6 +175,10 @@ class GradcheckReport:
         lines = [f"gradcheck of {self.label}: {'passed' if self.passed else 'FAILED'}"]
         lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
         for e in self.entries:
+            if e.not_finite:
+                lines.append(f"  {e.name}: {e.not_finite} checks met a value or derivative that "
+                             f"is not finite (NaN or infinity): the function or its derivative "
+                             f"is not defined at these inputs")
             if e.unresolved_kinks:
                 lines.append(f"  {e.name}: {e.unresolved_kinks} element checks met several "
                              f"kinks at once and were not judged")
@@ -260,6 +265,10 @@ def _check_direction(problem, k, v, analytic, step, rtol, atol, check, rng, sing
     phi_zero = problem.phi(k, None)
     numerical = (phi_plus - phi_minus) / (2 * step)
     computed = float(np.sum(analytic * v))
+    if not np.isfinite([phi_plus, phi_minus, phi_zero, computed]).all():
+        # NaN compares unequal to everything: without this it looked like a kink, and passed
+        check.not_finite += 1
+        return FAIL
     # Rounding in phi limits how well a difference can agree; allow for it.
     noise = _noise(problem, step, phi_plus, phi_minus, phi_zero)
     allowed = atol + noise + rtol * max(abs(computed), abs(numerical))

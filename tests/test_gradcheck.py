@@ -262,3 +262,20 @@ def test_lenet_in_float32_on_a_blank_background_passes():
     x[:, 0, 8:20, 10:18] = np.random.default_rng(2).random((2, 12, 8))
     an.gradcheck(net, {"images": x, "labels": np.array([3, 1])}, seed=2, dtype=np.float32,
                  wrt=["images"])
+
+
+def test_values_that_are_not_finite_fail_the_check_instead_of_passing_as_kinks():
+    """sqrt of negative numbers: NaN everywhere, which compares unequal to everything and was
+    counted as kinks (the check passed, with a wrong derivative)."""
+    @an.op
+    def root(x):
+        return np.sqrt(x)
+
+    @root.backward
+    def root_backward(x, dzdy):
+        return dzdy * 7.0
+
+    with np.errstate(invalid="ignore"):
+        report = an.gradcheck(root, np.array([-1.0, -2.0, -3.0]), raise_on_failure=False)
+    assert not report.passed
+    assert "not finite (NaN or infinity)" in repr(report)
