@@ -47,12 +47,26 @@ def main():
     for x in inputs:
         h, c = nn.lstm(x, h, c, W, b)
         states.append(h)
-    net = an.Net(np.concatenate(states, axis=0).sum())
+    objective = np.concatenate(states, axis=0).sum()
+    net = an.Net(objective)
     feed = {x.name: sequence[t] for t, x in enumerate(inputs)}
 
     torch.manual_seed(0)
     layer = torch.nn.LSTM(m, d)
     t_sequence = torch.from_numpy(sequence).requires_grad_(True)
+    # the same weights (PyTorch's gates are [i; f; g; o], AutoNN's [i; f; o; g]): both compute
+    # the same sequence, checked once before the timing
+    order = np.concatenate([np.arange(2 * d), np.arange(3 * d, 4 * d), np.arange(2 * d, 3 * d)])
+    with torch.no_grad():
+        layer.weight_ih_l0.copy_(torch.from_numpy(W.value[order, :m]))
+        layer.weight_hh_l0.copy_(torch.from_numpy(W.value[order, m:]))
+        layer.bias_ih_l0.copy_(torch.from_numpy(b.value[order]))
+        layer.bias_hh_l0.zero_()
+        expected = layer(t_sequence)[0].sum().item()
+    net.eval(feed, mode="forward")
+    got = float(net.value(objective))
+    if abs(got - expected) > 1e-3 * max(1.0, abs(expected)):
+        raise SystemExit(f"bench_lstm: autonn's sum {got} differs from PyTorch's {expected}")
 
     def ours_forward():
         net.eval(feed, mode="forward")
