@@ -13,9 +13,10 @@ import numpy as np
 from .. import kernels
 from ..backend import array_module, is_gpu_array
 from ..ops import Op
-from ._arguments import any_layer, as_real, check_dzdy, check_float_array
+from ._arguments import any_layer, as_real, check_dzdy, check_float_array, takes_name
 
 
+@takes_name
 def relu(x, *, leak=0.0, dzdy=None):
     """Rectified linear unit, ``vl_nnrelu``.
 
@@ -32,6 +33,7 @@ def relu(x, *, leak=0.0, dzdy=None):
     return relu_op(x, leak=leak, dzdy=dzdy)
 
 
+@takes_name
 def sigmoid(x, *, dzdy=None):
     """Logistic sigmoid, ``vl_nnsigmoid``: ``y = 1 / (1 + exp(-x))``, ``dz/dx = dz/dy * y * (1 - y)``.
 
@@ -43,6 +45,7 @@ def sigmoid(x, *, dzdy=None):
     return sigmoid_op(x, dzdy=dzdy)
 
 
+@takes_name
 def softmax(x, *, dzdy=None):
     """Softmax over channels (axis 1), ``vl_nnsoftmax``.
 
@@ -58,6 +61,7 @@ def softmax(x, *, dzdy=None):
     return softmax_op(x, dzdy=dzdy)
 
 
+@takes_name
 def maxout(x, units, *, dzdy=None):
     """Maxout, AutoNN's ``vl_nnmaxout``: the maximum of each run of ``units`` consecutive
     channels, ``y[n, b, h, w] = max_{u < units} x[n, b*units + u, h, w]``.

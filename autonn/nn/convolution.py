@@ -52,7 +52,7 @@ from ..ops import Op
 from ..receptive_fields import filter_field, filters_field, transposed_filters_field
 from . import convolution_schedules as schedules
 from ._arguments import (any_layer, as_pair, as_quad, check_devices, check_float_array,
-                         check_index_range)
+                         check_index_range, takes_name)
 # The schedules' tables, the override and the question which schedule a geometry gets, here
 # beside the blocks they serve (autonn.nn.convolution.force_schedule("direct")).
 from .convolution_schedules import (  # noqa: F401
@@ -62,6 +62,7 @@ INITS = ("xavier", "he", "xavierimproved", "gaussian", "zeros")
 
 
 # ============================================================================ public blocks
+@takes_name
 def conv(x, w=None, b=None, *, stride=1, pad=0, dilate=1, groups=None, size=None,
          init="xavier", has_bias=True, learning_rate=(1.0, 1.0), weight_decay=(1.0, 0.0),
          dtype=np.float32, dzdy=None):
@@ -110,6 +111,7 @@ def conv(x, w=None, b=None, *, stride=1, pad=0, dilate=1, groups=None, size=None
     return conv_op(x, w, b, dzdy=dzdy, **options)
 
 
+@takes_name
 def convt(x, w=None, b=None, *, upsample=1, crop=0, num_groups=1, size=None, init="xavier",
           has_bias=True, learning_rate=(1.0, 1.0), weight_decay=(1.0, 0.0), dtype=np.float32,
           dzdy=None):

@@ -12,9 +12,11 @@ from ._arguments import (
     check_dzdy,
     check_float_array,
     check_same_dtype,
+    takes_name,
 )
 
 
+@takes_name
 def pdist(x, x0, p, *, no_root=False, epsilon=1e-6, aggregate=False, instance_weights=None,
           dzdy=None):
     """p-distance of every feature vector of x to the one of x0, ``vl_nnpdist``.

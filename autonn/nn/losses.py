@@ -27,6 +27,7 @@ from ._arguments import (
     check_float_array,
     check_same_dtype,
     is_array,
+    takes_name,
 )
 from .activation import position_blocks
 
@@ -37,6 +38,7 @@ ATTRIBUTE = ("binaryerror", "binarylog", "logistic", "hinge")
 MIN_PROBABILITY = 1e-8
 
 
+@takes_name
 def loss(x, c, *, loss="softmaxlog", instance_weights=None, topk=5, threshold=0.0,
          normalise=True, dzdy=None):
     """Classification and attribute losses, ``vl_nnloss``; returns a scalar (shape ()).
@@ -87,6 +89,7 @@ def loss(x, c, *, loss="softmaxlog", instance_weights=None, topk=5, threshold=0.
     return loss_op(*inputs, **options)
 
 
+@takes_name
 def softmaxloss(x, c, *, instance_weights=None, normalise=True, dzdy=None):
     """Softmax log-loss, ``vl_nnsoftmaxloss``: the same as ``loss(x, c, loss='softmaxlog')``.
 

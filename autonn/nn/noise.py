@@ -17,9 +17,11 @@ from ._arguments import (
     check_float_array,
     check_same_dtype,
     check_shape,
+    takes_name,
 )
 
 
+@takes_name
 def dropout(x, *, rate=0.5, mask=None, return_mask=False, dzdy=None):
     """Inverted dropout: ``y = x * mask``, ``mask = [u >= rate] / (1 - rate)``, u uniform in [0, 1).
 

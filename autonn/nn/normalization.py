@@ -26,11 +26,13 @@ from ._arguments import (
     check_same_dtype,
     check_shape,
     real_params,
+    takes_name,
 )
 from .activation import channel_layout, contiguous
 
 
 # =========================================================================== LRN
+@takes_name
 def normalize(x, param, *, dzdy=None):
     """Local response normalisation across channels, ``vl_nnnormalize``.
 
@@ -110,6 +112,7 @@ normalize_op = Op("normalize", normalize_forward, normalize_backward,
 
 
 # =========================================================================== bnorm
+@takes_name
 def bnorm(x, g=None, b=None, *, moments=None, epsilon=1e-4, return_moments=False, frozen=False,
           dzdy=None):
     """Batch normalisation, ``vl_nnbnorm`` (manual 4.5.2, 6.5.2).
@@ -374,6 +377,7 @@ bnorm_train_op = Op(
 
 
 # =========================================================================== spnorm
+@takes_name
 def spnorm(x, param, *, dzdy=None):
     """Spatial normalisation, ``vl_nnspnorm`` (manual 4.5.3, 6.5.3).
 
@@ -450,6 +454,7 @@ spnorm_op = Op("spnorm", spnorm_forward, spnorm_backward,
 
 
 # =========================================================================== normalizelp
+@takes_name
 def normalizelp(x, *, p=2, epsilon=0.01, spatial=False, dimensions=None, dzdy=None):
     """Lp normalisation, ``vl_nnnormalizelp``.
 
@@ -551,6 +556,7 @@ normalizelp_op = Op("normalizelp", normalizelp_forward, normalizelp_backward,
 
 
 # =========================================================================== noffset
+@takes_name
 def noffset(x, param, *, dzdy=None):
     """Norm-dependent offset, ``vl_nnnoffset``: ``y = x - a L^b`` with ``L = max(sum_c x^2, 1e-8)``.
 

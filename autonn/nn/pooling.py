@@ -9,11 +9,12 @@ from ..backend import array_module
 from ..ops import Op
 from ..receptive_fields import filter_field
 from ._arguments import (any_layer, as_pair, as_quad, check_devices, check_float_array,
-                         check_index_range)
+                         check_index_range, takes_name)
 
 METHODS = ("max", "avg")
 
 
+@takes_name
 def pool(x, size, *, method="max", stride=1, pad=0, dzdy=None):
     """Max or average pooling over ``size`` windows, ``vl_nnpool``.
 

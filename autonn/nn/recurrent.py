@@ -26,12 +26,14 @@ from ._arguments import (
     check_float_array,
     check_same_dtype,
     is_array,
+    takes_name,
 )
 
 # the five derivatives vl_nnlstm's clipGrad clamps, in its order
 CLIPPED = ("dx", "dh", "dc", "dW", "db")
 
 
+@takes_name
 def lstm(x, h, c, W, b, *, clip_grad=None, dzdy=None):
     """One time step of an LSTM cell, AutoNN's ``vl_nnlstm``: ``(h', c') = lstm(x, h, c, W, b)``.
 

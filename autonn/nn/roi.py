@@ -24,9 +24,11 @@ from ._arguments import (
     check_float_array,
     check_index_range,
     is_array,
+    takes_name,
 )
 
 
+@takes_name
 def roipool(x, rois, *, method="max", subdivisions=(1, 1), transform=1.0, dzdy=None):
     """Pool each region of interest into a fixed ``sh x sw`` grid of bins, ``vl_nnroipool``.
 

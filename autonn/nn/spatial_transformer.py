@@ -19,9 +19,11 @@ from ._arguments import (
     check_float_array,
     check_index_range,
     check_same_dtype,
+    takes_name,
 )
 
 
+@takes_name
 def bilinearsampler(x, grid, *, dzdy=None):
     """Bilinear sampling of x at the grid's points, ``vl_nnbilinearsampler``.
 
@@ -109,6 +111,7 @@ bilinearsampler_op = Op("bilinearsampler", bilinearsampler_forward, bilinearsamp
 
 
 # --------------------------------------------------------------------------- affinegrid
+@takes_name
 def affinegrid(theta, size, *, dzdy=None):
     """Sampling grid of an affine transformation, ``dagnn.AffineGridGenerator``.
 

@@ -14,9 +14,11 @@ from ._arguments import (
     check_float_array,
     check_same_dtype,
     is_array,
+    takes_name,
 )
 
 
+@takes_name
 def crop(x, crop, *, dzdy=None):
     """Spatial crop, ``vl_nncrop``: ``y = x[:, :, top:H-bottom, left:W-right]``.
 
@@ -66,6 +68,7 @@ crop_op = Op("crop", crop_forward, crop_backward, backward_needs_inputs=(),
              input_names=("x",), doc=crop.__doc__)
 
 
+@takes_name
 def concat(xs, axis=1, input_sizes=None, *, dzdy=None):
     """Concatenation along an axis (default 1, the channels), ``vl_nnconcat``.
 
