@@ -1,4 +1,6 @@
-"""Ready graphs: LeNet, the practical's character CNN, VGG-style, ResNet, AlexNet-style, NIN.
+"""Ready graphs: LeNet, the practical's character CNN, VGG-style, ResNet, AlexNet-style, NIN,
+and a character-level LSTM language model (:func:`lstm_language_model`, AutoNN's
+``rnn_lstm_shakespeare``; its Inputs and outputs are described there).
 
 Each function builds a graph on two named Inputs, ``images`` (N, C, H, W) and ``labels`` (N,),
 and returns a dict of Layers::
@@ -25,9 +27,11 @@ import math
 import numpy as np
 
 from . import nn
-from .layer import Input
+from .layer import Input, Param
+from .loops import For
 
-__all__ = ["alexnet", "character_cnn", "lenet", "nin", "resnet", "vgg"]
+__all__ = ["alexnet", "character_cnn", "lenet", "lstm_language_model", "nin", "resnet",
+           "sample_text", "vgg"]
 
 RESNET_BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
                  50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3)),
@@ -190,6 +194,123 @@ def nin(*, num_classes=10, channels=3, input_size=32, batch_norm=False, dropout=
             x = builder.dropout(x, dropout)
     scores = builder.global_average(x)
     return builder.finish(scores, num_classes)
+
+
+def lstm_language_model(num_characters, steps, *, hidden=100, clip_grad=10, seed=0):
+    """A character-level LSTM language model, AutoNN's ``rnn_lstm_shakespeare`` ('lstm').
+
+    An LSTM of ``hidden`` units reads ``steps`` characters in an :func:`autonn.For` loop (one
+    loop step in the net, whatever ``steps``), starting from zero states; a 1x1 convolution
+    (the same at every step) projects each hidden state to ``num_characters`` scores, and a
+    softmax log-loss compares the scores of step t with the character that follows input t.
+
+    Inputs (:class:`autonn.datasets.NextCharacters` yields them):
+      ``text``    one-hot float32 (N, steps, num_characters), batch first; step t is
+                  ``text[:, t]``
+      ``targets`` int64 (N, steps), the code of the character after each input character
+
+    Returns a dict of Layers: ``text``, ``targets``, ``prediction`` (the scores of every
+    step, time first: (steps * N, num_characters, 1, 1)), ``objective`` (softmax log-loss
+    averaged over the N * steps characters: its exp is the perplexity per character),
+    ``top1err`` (the fraction of characters mispredicted), ``outputs`` (both, for ``an.Net``;
+    train with ``an.train(net, data, solver, inputs=model['inputs'])``), ``inputs`` (the two
+    names), ``params`` (the LSTM's W and b, the projection's filters and biases) and
+    ``step``: the graph of one step on its own Inputs ``char`` (N, num_characters), ``h``
+    and ``c`` (N, hidden), with the Layers ``scores``, ``h_next`` and ``c_next``, sharing the
+    Params, for :func:`sample_text`.
+
+    clip_grad : vl_nnlstm's clipGrad (10 in AutoNN's example), or None.
+    seed : the initial Params come from their own generator (NumPy's global one is untouched).
+    """
+    for name, value in (("num_characters", num_characters), ("steps", steps),
+                        ("hidden", hidden)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"lstm_language_model: {name} must be a positive int, got "
+                             f"{value!r}")
+    rng = np.random.default_rng(seed)
+    W, b = nn.lstm_params(hidden, num_characters, rng=rng)
+    W.name, b.name = "lstm_W", "lstm_b"
+    bound = math.sqrt(3.0 / hidden)    # Xavier's rule, as the models' classifiers
+    filters = Param(rng.uniform(-bound, bound, (num_characters, hidden, 1, 1)).astype(np.float32),
+                    name="projection_filters")
+    biases = Param(np.zeros(num_characters, np.float32), name="projection_biases",
+                   weight_decay=0.0)
+
+    def project(h):
+        return nn.conv(h.reshape((-1, hidden, 1, 1)), filters, biases)
+
+    text, targets = Input(name="text"), Input(name="targets")
+    # zero initial states of a batch size known at run time (AutoNN's zeros(d, size(text, 2)))
+    zeros = np.zeros_like(text[:, 0, :1]) + np.zeros((1, hidden), np.float32)
+    h, _ = For(lambda h, c, t: nn.lstm(text[:, t], h, c, W, b, clip_grad=clip_grad),
+               zeros, zeros, count=steps, concatenate=(0, None))
+    h.name = "hidden_states"
+    scores = project(h)                 # time first: row t * N + n is step t of sample n
+    scores.name = "prediction"
+    labels = targets.T.reshape(-1)      # the same order
+    objective = nn.loss(scores, labels, loss="softmaxlog")
+    objective.name = "objective"
+    top1err = nn.loss(scores, labels, loss="classerror")
+    top1err.name = "top1err"
+
+    char, h_in, c_in = Input(name="char"), Input(name="h"), Input(name="c")
+    h_next, c_next = nn.lstm(char, h_in, c_in, W, b)
+    step_scores = project(h_next)
+    step_scores.name, h_next.name, c_next.name = "scores", "h_next", "c_next"
+    return {"text": text, "targets": targets, "prediction": scores, "objective": objective,
+            "top1err": top1err, "outputs": [objective, top1err], "inputs": ("text", "targets"),
+            "params": [W, b, filters, biases],
+            "step": {"char": char, "h": h_in, "c": c_in, "scores": step_scores,
+                     "h_next": h_next, "c_next": c_next, "hidden": hidden,
+                     "num_characters": num_characters}}
+
+
+def sample_text(model, vocabulary, seed_text, length, *, temperature=1.0, rng=None):
+    """Text drawn from a :func:`lstm_language_model`: the LSTM reads ``seed_text`` from zero
+    states (as each training sample starts), then ``length`` characters are drawn one after
+    the other, each from the softmax of the scores divided by ``temperature`` (0: always the
+    most likely character) and fed back as the next input. Runs in test mode; returns the
+    ``length`` drawn characters (without the seed).
+
+    vocabulary : the model's characters, ``vocabulary[code]`` (``CharacterText.vocabulary``).
+    rng : a ``numpy.random.Generator`` or seed.
+    """
+    from .net import Net
+    step = model["step"]
+    if len(vocabulary) != step["num_characters"]:
+        raise ValueError(f"sample_text: the vocabulary has {len(vocabulary)} characters, the "
+                         f"model {step['num_characters']}")
+    if not seed_text:
+        raise ValueError("sample_text: seed_text must hold at least one character (the model "
+                         "predicts the character after each input)")
+    unknown = sorted(set(seed_text) - set(vocabulary))
+    if unknown:
+        raise ValueError(f"sample_text: the seed has characters outside the vocabulary: "
+                         f"{''.join(unknown)!r}")
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+        raise ValueError(f"sample_text: length must be a non-negative int, got {length!r}")
+    if not temperature >= 0:
+        raise ValueError(f"sample_text: temperature must be >= 0, got {temperature!r}")
+    rng = np.random.default_rng(rng)
+    net = Net(step["scores"], step["h_next"], step["c_next"])
+    eye = np.eye(len(vocabulary), dtype=np.float32)
+    h = c = np.zeros((1, step["hidden"]), np.float32)
+    drawn, code = [], None
+    # the seed's characters, then each drawn one but the last, are fed in turn
+    for k in range(len(seed_text) + length - 1):
+        if k < len(seed_text):
+            code = vocabulary.index(seed_text[k])
+        net.eval({"char": eye[[code]], "h": h, "c": c}, mode="test")
+        scores = np.asarray(net.value("scores"), np.float64).ravel()
+        h, c = net.value("h_next"), net.value("c_next")
+        if k >= len(seed_text) - 1:
+            if temperature == 0:
+                code = int(np.argmax(scores))
+            else:
+                p = np.exp((scores - scores.max()) / temperature)
+                code = int(rng.choice(len(p), p=p / p.sum()))
+            drawn.append(vocabulary[code])
+    return "".join(drawn)
 
 
 # ---------------------------------------------------------------------- building blocks

@@ -12,9 +12,10 @@ from .character_images import CLONES, LETTERS, TEXT_FAMILIES, characters, find_f
 from .digit_images import digits, fashion_mnist, mnist, mnist_5k, read_idx
 from .image_folder import ImageFolder, RandomCropFlip
 from .jitter import NeighbourLetters, Shift
-from .text import CharacterText, shakespeare
+from .text import CharacterText, NextCharacters, shakespeare
 
 __all__ = ["ArrayDataset", "CLONES", "CharacterText", "Dataset", "ImageFolder", "LETTERS",
-           "NeighbourLetters", "RandomCropFlip", "Shift", "characters", "digits", "fashion_mnist", "find_fonts",
+           "NeighbourLetters", "NextCharacters", "RandomCropFlip", "Shift", "characters", "digits",
+           "fashion_mnist", "find_fonts",
            "mnist", "mnist_5k", "read_idx", "render_letters", "shakespeare", "stratified_split",
            "TEXT_FAMILIES"]

@@ -145,3 +145,80 @@ class CharacterText:
     def decode(self, codes):
         """The text of a sequence of codes."""
         return "".join(self.vocabulary[int(k)] for k in np.ravel(codes))
+
+    def next_characters(self, *, num_train=None, num_val=None, seed=0):
+        """The task of a character language model, as :func:`autonn.train` takes it: a
+        :class:`NextCharacters` whose batches pair each sample's characters but the last with
+        the characters that follow them. ``num_train``/``num_val`` keep that many samples of
+        each split, drawn at random (``seed``); None keeps them all."""
+        return NextCharacters(self, num_train=num_train, num_val=num_val, seed=seed)
+
+
+class NextCharacters:
+    """A :class:`CharacterText` as (inputs, targets) batches for :func:`autonn.train`.
+
+    A batch of n samples of ``length`` characters yields ``(x, y)``: x the one-hot
+    float32 (n, length - 1, characters) codes of characters 0 ... length - 2 (batch first, as
+    ``train`` splits batches along the first axis; a loop body reads step t as ``x[:, t]``),
+    y the int64 (n, length - 1) codes of characters 1 ... length - 1, the character that
+    follows each input (AutoNN's ``nextChar``). ``num_images(split)`` counts samples.
+    """
+
+    def __init__(self, text, *, num_train=None, num_val=None, seed=0):
+        self.text = text
+        rng = np.random.default_rng(seed)
+        self.indices = {}
+        for split, count in (("train", num_train), ("val", num_val)):
+            indices = text.split_indices(split)
+            if count is not None:
+                if isinstance(count, bool) or not isinstance(count, (int, np.integer)) \
+                        or count < 0:
+                    raise ValueError(f"{text.name}: num_{split} must be a non-negative int or "
+                                     f"None, got {count!r}")
+                indices = np.sort(rng.permutation(indices)[:count])
+            self.indices[split] = indices
+
+    @property
+    def vocabulary(self):
+        return self.text.vocabulary
+
+    @property
+    def num_characters(self):
+        return self.text.num_characters
+
+    @property
+    def num_classes(self):
+        return self.text.num_characters
+
+    @property
+    def steps(self):
+        """Input characters per sample: ``length - 1``."""
+        return self.text.length - 1
+
+    def num_images(self, split):
+        return len(self.split_indices(split))
+
+    def split_indices(self, split):
+        if split not in self.indices:
+            raise ValueError(f"{self.text.name}: split must be 'train' or 'val', got {split!r}")
+        return self.indices[split]
+
+    def batches(self, split="train", batch_size=100, *, shuffle=None, rng=None):
+        """Yield ``(x, y)`` batches of ``split`` (shuffled by default for 'train', with
+        ``rng``, a numpy Generator or seed)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"{self.text.name}.batches: batch_size must be a positive "
+                             f"integer, got {batch_size!r}")
+        indices = self.split_indices(split)
+        if shuffle if shuffle is not None else split == "train":
+            indices = np.random.default_rng(rng).permutation(indices)
+        eye = np.eye(self.num_characters, dtype=np.float32)
+        for start in range(0, len(indices), batch_size):
+            codes = self.text.codes[indices[start:start + batch_size]]
+            yield eye[codes[:, :-1]], codes[:, 1:]
+
+    def __repr__(self):
+        return (f"NextCharacters({self.text.name}: {self.num_images('train')} train, "
+                f"{self.num_images('val')} val samples of {self.steps} steps, "
+                f"{self.num_characters} characters)")
