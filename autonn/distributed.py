@@ -148,16 +148,23 @@ class DataParallel:
         for param, der in self._bucket:
             by_dtype.setdefault(np.dtype(param.value.dtype), []).append((param, der))
         for dtype, entries in by_dtype.items():
-            # float64 sums (then back): the order of the ranks' additions matters less
-            buffer = np.concatenate([backend.to_numpy(der).astype(np.float64).ravel()
-                                     for _, der in entries]) * self._weight
+            # summed in the Params' own dtype (float64 nets sum in float64)
+            buffer = np.empty(sum(der.size for _, der in entries), dtype)
+            offset = 0
+            for _, der in entries:
+                part = buffer[offset:offset + der.size]
+                np.multiply(backend.to_numpy(der).ravel(), self._weight, out=part,
+                            casting="unsafe")
+                offset += der.size
             total = np.empty_like(buffer)
             request = self.comm.Iallreduce(buffer, total, op=self.MPI.SUM)
-            self._pending.append((request, _Cast(total, dtype, buffer),
+            self._pending.append((request, _Kept(total, buffer),
                                   [param for param, _ in entries]))
         self._bucket, self._bucket_size = [], 0
 
     def _wait(self, request, what):
+        # MPI progresses a non-blocking operation inside its calls: test often at first, then
+        # back off to a millisecond between tests (spinning took the core of a rank computing)
         deadline = time.monotonic() + self.timeout
         pause = 1e-5
         while not request.Test():
@@ -169,12 +176,12 @@ class DataParallel:
             pause = min(pause * 2, 1e-3)
 
 
-class _Cast:
-    """A reduced float64 buffer, read back in the Params' dtype (``send`` is kept alive until
-    the request completes: MPI reads it until then)."""
+class _Kept:
+    """A reduced buffer, with the buffer it was reduced from kept alive until the request
+    completes (MPI reads it until then)."""
 
-    def __init__(self, total, dtype, send):
-        self.total, self.dtype, self.send = total, dtype, send
+    def __init__(self, total, send):
+        self.total, self.send = total, send
 
     def __getitem__(self, index):
-        return self.total[index].astype(self.dtype)
+        return self.total[index]
