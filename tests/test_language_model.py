@@ -31,6 +31,24 @@ def test_next_characters_pairs_each_input_with_the_character_after_it():
     assert set(fewer.split_indices("train")) <= set(text.indices["train"])
     with pytest.raises(ValueError, match="num_train must be a non-negative int"):
         text.next_characters(num_train=-1)
+    parts = [list(data.batches("train", 3, rng=2, shard=(rank, 2))) for rank in (0, 1)]
+    whole, = data.batches("train", 3, rng=2)
+    np.testing.assert_array_equal(np.concatenate([parts[0][0][1], parts[1][0][1]]), whole[1])
+
+
+def test_train_splits_a_batch_into_parts_along_the_samples():
+    text = CharacterText.from_lines(POEM * 3, length=12, val_fraction=0.0)
+    data = text.next_characters()
+    results = []
+    for parts in (1, 3):
+        m = an.models.lstm_language_model(data.num_characters, data.steps, hidden=8)
+        net = an.Net(*m["outputs"])
+        an.train(net, data, an.solvers.SGD(learning_rate=0.1), epochs=1, batch_size=12,
+                 num_sub_batches=parts, progress=False, plot=False, val=False,
+                 inputs=m["inputs"])
+        results.append([param.value.copy() for param in m["params"]])
+    for one, three in zip(*results):
+        np.testing.assert_allclose(one, three, rtol=1e-4, atol=1e-6)
 
 
 def test_the_model_is_one_loop_step_and_its_loss_is_per_character():

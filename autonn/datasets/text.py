@@ -203,19 +203,27 @@ class NextCharacters:
             raise ValueError(f"{self.text.name}: split must be 'train' or 'val', got {split!r}")
         return self.indices[split]
 
-    def batches(self, split="train", batch_size=100, *, shuffle=None, rng=None):
+    def batches(self, split="train", batch_size=100, *, shuffle=None, rng=None, shard=None):
         """Yield ``(x, y)`` batches of ``split`` (shuffled by default for 'train', with
-        ``rng``, a numpy Generator or seed)."""
+        ``rng``, a numpy Generator or seed). ``shard=(rank, size)`` yields only the rank's
+        part of each batch, as :meth:`autonn.datasets.Dataset.batches` does for data-parallel
+        training."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ValueError(f"{self.text.name}.batches: batch_size must be a positive "
                              f"integer, got {batch_size!r}")
+        if shard is not None and not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"{self.text.name}.batches: shard must be (rank, size) with "
+                             f"0 <= rank < size, got {shard!r}")
         indices = self.split_indices(split)
         if shuffle if shuffle is not None else split == "train":
             indices = np.random.default_rng(rng).permutation(indices)
         eye = np.eye(self.num_characters, dtype=np.float32)
         for start in range(0, len(indices), batch_size):
-            codes = self.text.codes[indices[start:start + batch_size]]
+            chunk = indices[start:start + batch_size]
+            if shard is not None:
+                chunk = np.array_split(chunk, shard[1])[shard[0]]
+            codes = self.text.codes[chunk]
             yield eye[codes[:, :-1]], codes[:, 1:]
 
     def __repr__(self):
