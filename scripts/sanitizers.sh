@@ -20,6 +20,15 @@ CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" python kernels/build_cpu.
 library="$(ls autonn/_kernels_cpu*.so)"
 nm -D "$library" | grep __asan_report > /dev/null \
     || { echo "sanitizers: $library is not instrumented"; exit 1; }
+# The editable install's finder goes first on sys.meta_path (so that the folder holding a clone
+# cannot shadow the package); here the scratch copy must be imported: a sitecustomize, which
+# runs after the .pth files, takes that finder out again.
+cat > sitecustomize.py <<'PY'
+import sys
+sys.meta_path[:] = [finder for finder in sys.meta_path
+                    if not getattr(finder, "__module__", "").startswith("__editable__")]
+PY
+export PYTHONPATH="$scratch${PYTHONPATH:+:$PYTHONPATH}"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
