@@ -31,6 +31,7 @@ What is ported, as the original does it:
 """
 
 import numpy as np
+import pytest
 
 from autonn import backend
 
@@ -151,3 +152,27 @@ def _shape(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(int(n) for n in shape[0])
     return tuple(int(n) for n in shape)
+
+
+# ------------------------------------------------------------------ the fixtures
+# nntest.m's ClassSetupParameter (device, data type) and TestMethodSetup (rng(0)), for the
+# conftest.py of every ported suite to import: ``t``, an NNTest per data type and device.
+DEVICES = [pytest.param("cpu", id="cpu"),
+           pytest.param("gpu", id="gpu", marks=[
+               pytest.mark.gpu,
+               pytest.mark.skipif(not backend.gpu_available(), reason="no CUDA device")])]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return request.param
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["single", "double"])
+def data_type(request):
+    return request.param
+
+
+@pytest.fixture
+def t(device, data_type):
+    return NNTest(data_type, device, seed=0)
