@@ -178,9 +178,7 @@ class _PendingTensor:
                 data[self.offset:], shape=self.size,
                 strides=tuple(s * data.itemsize for s in self.stride))
             array = np.ascontiguousarray(view).astype(native, copy=False)
-        if self.storage.bfloat16:  # a bfloat16 is the upper half of the float32 it rounds
-            return (array.astype(np.uint32) << 16).view(np.float32)
-        return array
+        return bfloat16_to_float32(array) if self.storage.bfloat16 else array
 
 
     def _check_geometry(self, available, itemsize):
@@ -203,6 +201,12 @@ class _PendingTensor:
         last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if elements else offset - 1
         if last >= available:
             raise ValueError(f"{text} overruns its storage of {available} elements")
+
+
+def bfloat16_to_float32(words):
+    """bfloat16 numbers given as their 16-bit words (NumPy has no bfloat16): a bfloat16 is the
+    upper half of the float32 it rounds, so each widens exactly."""
+    return (words.astype(np.uint32) << 16).view(np.float32)
 
 
 def _is_int(value):

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import FormatError, reading
+from .pytorch import bfloat16_to_float32
 
 # safetensors dtype -> the NumPy dtype of its bytes (little-endian)
 STORED_DTYPES = {
@@ -85,8 +86,8 @@ def _array(where, name, info):
         raise FormatError(f"{where}: tensor {name!r} has dtype {info['dtype']}; autonn reads "
                           f"{', '.join(STORED_DTYPES)}")
     array = np.frombuffer(bytes(info["data"]), dtype=dtype).reshape(info["shape"])
-    if info["dtype"] == "BF16":  # the upper half of the float32 it rounds
-        return (array.astype(np.uint32) << 16).view(np.float32)
+    if info["dtype"] == "BF16":
+        return bfloat16_to_float32(array)
     if info["dtype"] == "F16":
         return array.astype(np.float32)
     return array.astype(array.dtype.newbyteorder("="))
