@@ -711,12 +711,6 @@ def _round(g, step, decimals=0):
     g.node("Round", [g.input(step.inputs[0])], [g.out(step)])
 
 
-def _comparison(op_type):
-    def convert(g, step):
-        g.node(op_type, g.float_inputs(step), [g.out(step)])
-    return convert
-
-
 CONVERTERS = {
     "conv": _conv, "convt": _convt, "pool": _pool, "relu": _relu, "sigmoid": _sigmoid,
     "softmax": _softmax, "normalize": _normalize, "bnorm": _bnorm_batch,
@@ -752,9 +746,9 @@ CONVERTERS = {
     "log2": _log_base(2), "log10": _log_base(10),
     "clip": _clip, "where": _where, "expand_dims": _expand_dims, "squeeze": _squeeze,
     "stack": _stack, "pad": _pad, "flip": _flip, "tile": _tile, "astype": _astype,
-    "greater": _comparison("Greater"), "greater_equal": _comparison("GreaterOrEqual"),
-    "less": _comparison("Less"), "less_equal": _comparison("LessOrEqual"),
-    "equal": _comparison("Equal"),
-    "logical_and": _comparison("And"), "logical_or": _comparison("Or"),
-    "logical_xor": _comparison("Xor"), "logical_not": _elementwise("Not"),
+    "greater": _elementwise("Greater"), "greater_equal": _elementwise("GreaterOrEqual"),
+    "less": _elementwise("Less"), "less_equal": _elementwise("LessOrEqual"),
+    "equal": _elementwise("Equal"),
+    "logical_and": _elementwise("And"), "logical_or": _elementwise("Or"),
+    "logical_xor": _elementwise("Xor"), "logical_not": _elementwise("Not"),
 }

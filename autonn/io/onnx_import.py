@@ -330,16 +330,9 @@ def _reduce(method):
     return convert
 
 
-def _reshape(reader, node, inputs, attributes):
-    # ONNX's 0 (copy the input's dimension) and -1 resolve to the inferred output shape
-    return inputs[0].reshape(reader.shape(node.output[0]))
-
-
-def _flatten(reader, node, inputs, attributes):
-    return inputs[0].reshape(reader.shape(node.output[0]))
-
-
-def _squeeze(reader, node, inputs, attributes):
+def _to_output_shape(reader, node, inputs, attributes):
+    """Reshape, Flatten, Squeeze, Unsqueeze: the input reshaped to the output's inferred shape
+    (which resolves ONNX's 0, copy the input's dimension, and -1)."""
     return inputs[0].reshape(reader.shape(node.output[0]))
 
 
@@ -364,10 +357,6 @@ def _slice(reader, node, inputs, attributes):
         index[axis] = slice(int(max(min(start, 2**62), -2**62)),
                             int(max(min(end, 2**62), -2**62)), int(step))
     return x[tuple(index)]
-
-
-def _unsqueeze(reader, node, inputs, attributes):
-    return inputs[0].reshape(reader.shape(node.output[0]))
 
 
 def _clip(reader, node, inputs, attributes):
@@ -438,9 +427,9 @@ IMPORTERS = {
     "Sqrt": _numpy(np.sqrt), "Abs": _numpy(np.abs), "Tanh": _numpy(np.tanh),
     "Sin": _numpy(np.sin), "Cos": _numpy(np.cos), "Reciprocal": _numpy(np.reciprocal),
     "Gemm": _gemm, "ReduceSum": _reduce("sum"), "ReduceMean": _reduce("mean"),
-    "ReduceMax": _reduce("max"), "ReduceMin": _reduce("min"), "Reshape": _reshape,
-    "Flatten": _flatten, "Squeeze": _squeeze, "Transpose": _transpose, "Slice": _slice,
-    "Constant": _constant, "Unsqueeze": _unsqueeze, "Clip": _clip, "Where": _where,
+    "ReduceMax": _reduce("max"), "ReduceMin": _reduce("min"), "Reshape": _to_output_shape,
+    "Flatten": _to_output_shape, "Squeeze": _to_output_shape, "Transpose": _transpose, "Slice": _slice,
+    "Constant": _constant, "Unsqueeze": _to_output_shape, "Clip": _clip, "Where": _where,
     "Pad": _pad, "Tile": _tile, "Cast": _cast, "GridSample": _grid_sample, "Gather": _gather,
     "Asin": _numpy(np.arcsin), "Acos": _numpy(np.arccos), "Atan": _numpy(np.arctan),
     "Sinh": _numpy(np.sinh), "Cosh": _numpy(np.cosh), "Tan": _numpy(np.tan),
