@@ -71,6 +71,9 @@ class DataParallel:
         self._bucket_size = 0
         self._submitted = set()
         self._weight = 1.0
+        self._overlapping = False
+        # one bound method, kept: a net regenerates its code when its hook is another object
+        self._hook = self._from_backward
 
     # ------------------------------------------------------------------ shards
     def shard(self, indices):
@@ -97,12 +100,15 @@ class DataParallel:
                                "not finished (call finish_step)")
         self._weight = local_count / global_count
         self._submitted = set()
-        net.on_param_ders = self._finished if overlap else None
+        self._overlapping = overlap
+        # the hook stays set between steps (setting and clearing it made the net generate its
+        # code again at every step); outside a step with overlap it does nothing
+        net.on_param_ders = self._hook
 
     def finish_step(self, net):
         """After the backward pass: reduce what the hook did not see, wait for every bucket
         and set each Param's ``der`` to the sum over the ranks."""
-        net.on_param_ders = None
+        self._overlapping = False
         rest = [p for p in net.params if id(p) not in self._submitted]
         self._finished(rest, [p.der for p in rest])
         self._start_bucket()
@@ -128,8 +134,18 @@ class DataParallel:
         self._wait(self.comm.Ibarrier(), "a barrier")
 
     # ------------------------------------------------------------------ internals
+    def detach(self, net):
+        """Take this rank's hook off ``net`` (training is over)."""
+        if net.on_param_ders is self._hook:
+            net.on_param_ders = None
+
+    def _from_backward(self, params, ders):
+        """The net's hook: during a step's backward pass, these Params' derivatives are final."""
+        if self._overlapping:
+            self._finished(params, ders)
+
     def _finished(self, params, ders):
-        """The net's hook: these Params' derivatives are final on this rank."""
+        """These Params' derivatives are final on this rank: into the bucket."""
         for param, der in zip(params, ders):
             if id(param) in self._submitted:
                 continue

@@ -120,6 +120,8 @@ def train(net, dataset, solver, *, epochs=10, batch_size=100, num_sub_batches=1,
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, history)
     plotter.close()
+    if parallel is not None:
+        parallel.detach(net)
     return history
 
 

@@ -120,3 +120,24 @@ def test_a_rank_that_dies_ends_the_job_with_an_error_in_time(tmp_path):
                   die_at_step=3, dying_rank=1, epochs=3)
     assert done.returncode != 0
     assert time.monotonic() - started < 60
+
+
+def test_a_training_step_does_not_make_the_net_generate_its_code_again(monkeypatch):
+    """The hook stays the same object from step to step (a new one, or none between steps,
+    made every step compile the backward pass again). One rank: mpi4py's singleton world."""
+    from autonn import codegen
+    from autonn.distributed import DataParallel
+    net, data = mpi_worker.small_problem()
+    images, labels = next(iter(data.batches("train", 6, rng=0)))
+    compiled = []
+    backward_pass = codegen.backward_pass
+    monkeypatch.setattr(codegen, "backward_pass",
+                        lambda *a, **k: compiled.append(1) or backward_pass(*a, **k))
+    parallel = DataParallel()
+    for _ in range(3):
+        parallel.start_step(net, len(labels), len(labels))
+        net.eval({"images": images, "labels": labels})
+        parallel.finish_step(net)
+    assert len(compiled) == 1
+    parallel.detach(net)
+    assert net.on_param_ders is None
